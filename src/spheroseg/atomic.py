@@ -1,0 +1,82 @@
+"""Atomic writes: outputs appear complete under their final name, or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputError(OSError):
+    """Writing an output failed (disk full, permission, ...); no partial output is left."""
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` when the block succeeds.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Final output path (a file, or a directory such as a Zarr store).
+    directory : bool
+        Create the temporary path as an empty directory instead of leaving it absent.
+
+    Yields
+    ------
+    Path
+        Temporary path in the same folder (same file system, so the rename is atomic).
+
+    Raises
+    ------
+    OutputError
+        If writing fails with an OS error (for example a full disk); the temporary
+        output is removed and the message names the final output.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> (folder / "a.txt").read_text()
+    'hello'
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    if not directory:
+        tmp.rmdir()
+    try:
+        yield tmp
+        _remove(final)
+        os.replace(tmp, final)
+    except OSError as err:
+        _remove(tmp)
+        raise OutputError(f"could not write {final}: {err.strerror or err}") from err
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

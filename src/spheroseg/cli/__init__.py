@@ -1,0 +1,59 @@
+"""The ``spheroseg`` command: one subcommand per pipeline stage.
+
+Each subcommand lives in its own module ``spheroseg.cli.<name>`` with a
+``register(subparsers)`` function that adds its parser and sets ``func``. Heavy imports
+(torch, zarr) happen inside ``func`` so that ``spheroseg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from spheroseg import __version__
+
+SUBCOMMANDS = (
+    "demo", "ingest", "tile", "predict", "stitch", "segment", "measure", "aggregate", "train",
+    "report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="spheroseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"spheroseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"spheroseg.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"spheroseg.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"spheroseg {args.command}: %(message)s",
+    )
+    try:
+        args.func(args)
+    except (ValueError, TypeError, OSError, KeyError, RuntimeError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"spheroseg {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
