@@ -1,0 +1,563 @@
+"""OME-Zarr (NGFF 0.5, Zarr v3) images: create, describe, open and read frames.
+
+Every stage reads and writes its images through this module, so the layout is fixed here:
+one Zarr v3 group per image whose ``ome`` attribute holds NGFF 0.5 ``multiscales`` metadata,
+level 0 in the array ``"0"`` (raw dtype and values), optional downsampled levels ``"1"``,
+``"2"``, ... for viewing. Axes are a string in NGFF order, a subsequence of ``"tczyx"`` that
+ends in ``"yx"``. Physical sizes live in the ``scale`` transformation of each level together
+with the axis units (``micrometer``, ``second``); an unknown size has no unit and scale 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import zarr
+
+NGFF_VERSION = "0.5"
+AXIS_ORDER = "tczyx"
+AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+MAX_TILE = 512
+# Factor from a unit to micrometres / seconds; the NGFF spec allows these UDUNITS-2 names.
+SPACE_UNITS_UM = {
+    "angstrom": 1e-4, "nanometer": 1e-3, "micrometer": 1.0, "millimeter": 1e3,
+    "centimeter": 1e4, "meter": 1e6,
+}
+TIME_UNITS_S = {
+    "nanosecond": 1e-9, "microsecond": 1e-6, "millisecond": 1e-3, "second": 1.0,
+    "minute": 60.0, "hour": 3600.0, "day": 86400.0,
+}
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What a stage needs to know about an NGFF image.
+
+    Attributes
+    ----------
+    axes : str
+        Axis names in storage order, for example ``"tcyx"``.
+    shape : tuple of int
+        Shape of level 0, one entry per axis.
+    dtype : numpy.dtype
+        Data type of level 0.
+    pixel_size_um : float or None
+        Pixel size in y and x in micrometres; None if unknown.
+    time_interval_s : float or None
+        Time between frames in seconds; None if unknown (or no t axis).
+    name : str or None
+        Image name from the multiscales metadata.
+    z_step_um : float or None
+        Spacing between z planes in micrometres; None if unknown (or no z axis).
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    pixel_size_um: float | None
+    time_interval_s: float | None
+    name: str | None
+    z_step_um: float | None = None
+
+
+def validate_axes(axes: str) -> str:
+    """Return `axes` if it is a valid NGFF axis string, else raise.
+
+    Parameters
+    ----------
+    axes : str
+        Axis names, a subsequence of ``"tczyx"`` ending in ``"yx"``.
+
+    Returns
+    -------
+    str
+        The same string.
+
+    Raises
+    ------
+    TypeError
+        If `axes` is not a string.
+    ValueError
+        If the axes are repeated, unknown, out of order or lack y and x.
+
+    Examples
+    --------
+    >>> validate_axes("tcyx")
+    'tcyx'
+    """
+    if not isinstance(axes, str):
+        raise TypeError(f"axes must be a string such as 'tcyx', got {axes!r}")
+    positions = [AXIS_ORDER.find(name) for name in axes]
+    ordered = all(a < b for a, b in zip(positions, positions[1:]))
+    if -1 in positions or not ordered or not axes.endswith("yx"):
+        raise ValueError(
+            f"axes must be a subsequence of 'tczyx' ending in 'yx', got {axes!r}"
+        )
+    return axes
+
+
+def default_chunks(shape: Sequence[int], *, axes: str, tile: int = MAX_TILE) -> tuple[int, ...]:
+    """Chunk shape for an image: one per t, c and z, up to `tile` x `tile` in y and x.
+
+    Examples
+    --------
+    >>> default_chunks((10, 2, 700, 1026), axes="tcyx")
+    (1, 1, 512, 512)
+    """
+    return tuple(
+        max(1, min(int(size), tile)) if name in "yx" else 1 for name, size in zip(axes, shape)
+    )
+
+
+def _positive_or_none(name: str, value: float | None) -> float | None:
+    """Check an optional physical size is a finite positive number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number or None, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0 or None, got {value!r}")
+    return float(value)
+
+
+def _axes_metadata(
+    axes: str, *, pixel_size_um: float | None, time_interval_s: float | None,
+    z_step_um: float | None,
+) -> list[dict[str, str]]:
+    """NGFF axis list; units only where the physical size is known."""
+    units = {
+        "t": "second" if time_interval_s is not None else None,
+        "z": "micrometer" if z_step_um is not None else None,
+        "y": "micrometer" if pixel_size_um is not None else None,
+        "x": "micrometer" if pixel_size_um is not None else None,
+    }
+    result = []
+    for name in axes:
+        entry = {"name": name, "type": AXIS_TYPES[name]}
+        if units.get(name):
+            entry["unit"] = units[name]
+        result.append(entry)
+    return result
+
+
+def _base_scale(
+    axes: str, *, pixel_size_um: float | None, time_interval_s: float | None,
+    z_step_um: float | None,
+) -> list[float]:
+    """Level-0 scale per axis (1 where unknown)."""
+    sizes = {"t": time_interval_s, "c": None, "z": z_step_um, "y": pixel_size_um,
+             "x": pixel_size_um}
+    return [float(sizes[name]) if sizes[name] is not None else 1.0 for name in axes]
+
+
+def _multiscale(
+    axes_meta: list[dict[str, str]], scales: list[list[float]], name: str | None
+) -> dict[str, Any]:
+    """NGFF 0.5 multiscale entry for levels with the given scales."""
+    datasets = [
+        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        for level, scale in enumerate(scales)
+    ]
+    entry: dict[str, Any] = {"axes": axes_meta, "datasets": datasets}
+    if name is not None:
+        entry["name"] = name
+    return entry
+
+
+def default_compressor() -> Any:
+    """Blosc LZ4 with bit-shuffle: fast on raw microscopy and compresses it well."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+
+
+def _check_new_store(path: Path) -> None:
+    """Refuse to overwrite anything but an empty directory."""
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise ValueError(
+            f"path must not exist yet (create_image never overwrites), got {str(path)!r}"
+        )
+
+
+def create_image(
+    path: str | os.PathLike[str], *, shape: Sequence[int], dtype: Any, axes: str,
+    pixel_size_um: float | None, time_interval_s: float | None,
+    chunks: tuple[int, ...] | None = None, name: str | None = None,
+    z_step_um: float | None = None,
+) -> zarr.Array:
+    """Create a new NGFF image at `path` and return its level-0 array to fill.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Where the store goes; must not exist (or be an empty directory). Wrap the call in
+        ``spheroseg.atomic.atomic_path(out)`` so that a failed write leaves nothing behind.
+    shape : sequence of int
+        Shape of the image, one entry per axis.
+    dtype : numpy dtype-like
+        Stored data type (the raw dtype; nothing is rescaled).
+    axes : str
+        Axis names, a subsequence of ``"tczyx"`` ending in ``"yx"``.
+    pixel_size_um, time_interval_s : float or None
+        Pixel size in y/x (micrometres) and frame interval (seconds); None if unknown,
+        in which case the axis gets no unit and scale 1.
+    chunks : tuple of int, optional
+        Chunk shape; by default one per t, c and z and up to 512 x 512 in y and x.
+    name : str, optional
+        Image name stored in the multiscales metadata.
+    z_step_um : float, optional
+        Spacing of z planes in micrometres.
+
+    Returns
+    -------
+    zarr.Array
+        The writable level-0 array of the given shape and dtype, filled with zeros.
+
+    Raises
+    ------
+    ValueError
+        If axes, shape, chunks or physical sizes are invalid, or `path` already holds data.
+    TypeError
+        If a physical size is not a number.
+    """
+    import zarr
+
+    axes = validate_axes(axes)
+    shape = tuple(int(size) for size in shape)
+    if len(shape) != len(axes) or min(shape, default=0) < 1:
+        raise ValueError(f"shape must have one entry >= 1 per axis {axes!r}, got {shape!r}")
+    chunks = default_chunks(shape, axes=axes) if chunks is None else tuple(chunks)
+    if len(chunks) != len(axes) or min(chunks) < 1:
+        raise ValueError(f"chunks must have one entry >= 1 per axis {axes!r}, got {chunks!r}")
+    sizes = {
+        "pixel_size_um": _positive_or_none("pixel_size_um", pixel_size_um),
+        "time_interval_s": _positive_or_none("time_interval_s", time_interval_s),
+        "z_step_um": _positive_or_none("z_step_um", z_step_um),
+    }
+    path = Path(path)
+    _check_new_store(path)
+    multiscale = _multiscale(
+        _axes_metadata(axes, **sizes), [_base_scale(axes, **sizes)], name
+    )
+    group = zarr.open_group(
+        store=str(path), mode="w", zarr_format=3,
+        attributes={"ome": {"version": NGFF_VERSION, "multiscales": [multiscale]}},
+    )
+    return group.create_array(
+        "0", shape=shape, dtype=np.dtype(dtype), chunks=chunks,
+        compressors=[default_compressor()], fill_value=0, dimension_names=list(axes),
+    )
+
+
+def _read_group_attrs(path: Path) -> dict[str, Any]:
+    """Attributes of the Zarr group at `path` (v3 or v2), or raise ValueError."""
+    v3 = path / "zarr.json"
+    if v3.is_file():
+        try:
+            document = json.loads(v3.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"zarr.json must be valid JSON, got an unreadable file (in {path})"
+            ) from err
+        if isinstance(document, dict) and document.get("node_type") == "group":
+            attributes = document.get("attributes", {})
+            return attributes if isinstance(attributes, dict) else {}
+    elif (path / ".zattrs").is_file():
+        try:
+            attributes = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f".zattrs must be valid JSON, got an unreadable file (in {path})"
+            ) from err
+        return attributes if isinstance(attributes, dict) else {}
+    raise ValueError(
+        f"path must be an NGFF image (an OME-Zarr group), got no Zarr group metadata "
+        f"(in {path})"
+    )
+
+
+def _read_multiscale(path: Path) -> dict[str, Any]:
+    """The first multiscales entry of the NGFF image at `path` (0.5 or 0.4 layout)."""
+    attributes = _read_group_attrs(path)
+    ome = attributes.get("ome", attributes)
+    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
+    if not isinstance(multiscales, list) or not multiscales or not isinstance(
+        multiscales[0], dict
+    ):
+        raise ValueError(
+            f"path must be an NGFF image with 'multiscales' metadata, got a Zarr group "
+            f"without it (in {path})"
+        )
+    multiscale = multiscales[0]
+    datasets = multiscale.get("datasets")
+    axes = multiscale.get("axes")
+    if not isinstance(datasets, list) or not datasets or not isinstance(axes, list):
+        raise ValueError(
+            f"multiscales must list 'axes' and 'datasets', got {multiscale!r} (in {path})"
+        )
+    return multiscale
+
+
+def _axis_names(multiscale: dict[str, Any], path: Path) -> str:
+    """Axis string from NGFF axes (dicts in 0.4+, plain names in 0.3)."""
+    names = [axis.get("name") if isinstance(axis, dict) else axis for axis in multiscale["axes"]]
+    if not all(isinstance(name, str) and len(name) == 1 for name in names):
+        raise ValueError(f"axes must be single-letter names, got {names!r} (in {path})")
+    try:
+        return validate_axes("".join(names))
+    except ValueError as err:
+        raise ValueError(f"{err} (in {path})") from err
+
+
+def _scale_of(transforms: Any, ndim: int) -> list[float]:
+    """Product of the 'scale' transformations in a list (1s if none)."""
+    scale = [1.0] * ndim
+    for transform in transforms or []:
+        values = transform.get("scale") if isinstance(transform, dict) else None
+        if transform.get("type") == "scale" and isinstance(values, list) and len(values) == ndim:
+            scale = [a * float(b) for a, b in zip(scale, values)]
+    return scale
+
+
+def _physical_size(axis: Any, scale: float, table: dict[str, float]) -> float | None:
+    """Size of one step along an axis in the table's base unit, None without a known unit."""
+    unit = axis.get("unit") if isinstance(axis, dict) else None
+    if unit not in table:
+        return None
+    return scale * table[unit]
+
+
+def _dataset_path(multiscale: dict[str, Any], level: int, path: Path) -> str:
+    """Relative path of the array at pyramid `level`."""
+    datasets = multiscale["datasets"]
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(datasets):
+        raise ValueError(
+            f"level must be an integer in [0, {len(datasets) - 1}], got {level!r} (in {path})"
+        )
+    entry = datasets[level]
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        raise ValueError(f"datasets[{level}] must have a 'path', got {entry!r} (in {path})")
+    return entry["path"]
+
+
+def open_array(path: str | os.PathLike[str], level: int = 0) -> zarr.Array:
+    """Open pyramid `level` of the NGFF image at `path` read-only.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The image (``*.ome.zarr`` folder).
+    level : int
+        Pyramid level; 0 is full resolution.
+
+    Returns
+    -------
+    zarr.Array
+        Read-only array, axes as in `read_metadata`.
+
+    Raises
+    ------
+    ValueError
+        If `path` is not an NGFF image or has no such level.
+    """
+    import zarr
+
+    path = Path(path)
+    multiscale = _read_multiscale(path)
+    relative = _dataset_path(multiscale, level, path)
+    try:
+        return zarr.open_array(store=str(path / relative), mode="r")
+    except (FileNotFoundError, zarr.errors.NodeTypeValidationError, ValueError) as err:
+        raise ValueError(
+            f"level {level} must be a readable Zarr array at {relative!r}, got "
+            f"{type(err).__name__}: {err} (in {path})"
+        ) from err
+
+
+def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
+    """Describe the NGFF image at `path`: axes, shape, dtype and physical sizes.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The image (``*.ome.zarr`` folder), NGFF 0.5 or 0.4.
+
+    Returns
+    -------
+    ImageMetadata
+        Sizes converted to micrometres and seconds; None where the axis has no known unit.
+
+    Raises
+    ------
+    ValueError
+        If `path` is not an NGFF image, or its metadata does not match its level-0 array.
+    """
+    path = Path(path)
+    multiscale = _read_multiscale(path)
+    axes = _axis_names(multiscale, path)
+    array = open_array(path, 0)
+    if array.ndim != len(axes):
+        raise ValueError(
+            f"level 0 must have {len(axes)} dimensions for axes {axes!r}, got "
+            f"{array.ndim} (in {path})"
+        )
+    first = multiscale["datasets"][0]
+    scale = _scale_of(first.get("coordinateTransformations"), len(axes))
+    overall = _scale_of(multiscale.get("coordinateTransformations"), len(axes))
+    scale = [a * b for a, b in zip(scale, overall)]
+    by_axis = dict(zip(axes, zip(multiscale["axes"], scale)))
+
+    def size(axis: str, table: dict[str, float]) -> float | None:
+        return _physical_size(*by_axis[axis], table) if axis in by_axis else None
+
+    name = multiscale.get("name")
+    return ImageMetadata(
+        axes=axes, shape=tuple(int(n) for n in array.shape), dtype=np.dtype(array.dtype),
+        pixel_size_um=size("x", SPACE_UNITS_UM), time_interval_s=size("t", TIME_UNITS_S),
+        name=name if isinstance(name, str) else None, z_step_um=size("z", SPACE_UNITS_UM),
+    )
+
+
+def _array_axes(array: Any) -> str:
+    """Axis string of a Zarr array from its dimension names, else guessed from ndim."""
+    names = getattr(getattr(array, "metadata", None), "dimension_names", None)
+    if names and all(isinstance(name, str) for name in names):
+        return validate_axes("".join(names))
+    guesses = {2: "yx", 3: "tyx", 4: "tcyx", 5: "tczyx"}
+    if array.ndim not in guesses:
+        raise ValueError(f"array must have 2 to 5 dimensions, got shape {array.shape!r}")
+    return guesses[array.ndim]
+
+
+def read_frame(path_or_array: Any, t: int, *, channel: int = 0) -> np.ndarray:
+    """Read one timepoint of one channel as a 2-D image.
+
+    Parameters
+    ----------
+    path_or_array : str, PathLike or zarr.Array
+        An NGFF image path, or an array from `open_array`/`create_image`.
+    t : int
+        Timepoint index (ignored if the image has no t axis, where only 0 is valid).
+    channel : int
+        Channel index (only 0 is valid without a c axis).
+
+    Returns
+    -------
+    ndarray of shape (Y, X)
+        Raw dtype; a z axis is reduced by maximum projection.
+
+    Raises
+    ------
+    ValueError
+        If `t` or `channel` is out of range, or the path is not an NGFF image.
+    """
+    if isinstance(path_or_array, (str, os.PathLike)):
+        array = open_array(path_or_array, 0)
+    else:
+        array = path_or_array
+    axes = _array_axes(array)
+    index: list[Any] = []
+    for name, size in zip(axes, array.shape):
+        if name in "tc":
+            value = t if name == "t" else channel
+            label = "t" if name == "t" else "channel"
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+                0 <= value < size
+            ):
+                raise ValueError(f"{label} must be an integer in [0, {size - 1}], got {value!r}")
+            index.append(int(value))
+        else:
+            index.append(slice(None))
+    for name, value in (("t", t), ("channel", channel)):
+        axis = "t" if name == "t" else "c"
+        if axis not in axes and value != 0:
+            raise ValueError(f"{name} must be 0 for an image without a {axis} axis, got {value!r}")
+    frame = np.asarray(array[tuple(index)])
+    return frame.max(axis=0) if "z" in axes else frame
+
+
+def _downsample(frame: np.ndarray, factor: int) -> np.ndarray:
+    """Block mean over the last two axes (edges padded by repetition), same dtype."""
+    pad_y = (-frame.shape[-2]) % factor
+    pad_x = (-frame.shape[-1]) % factor
+    pad = [(0, 0)] * (frame.ndim - 2) + [(0, pad_y), (0, pad_x)]
+    padded = np.pad(frame, pad, mode="edge") if pad_y or pad_x else frame
+    *lead, height, width = padded.shape
+    blocks = padded.reshape(*lead, height // factor, factor, width // factor, factor)
+    mean = blocks.mean(axis=(-3, -1))
+    if np.issubdtype(frame.dtype, np.integer):
+        mean = np.rint(mean)
+    return mean.astype(frame.dtype)
+
+
+def write_pyramid(
+    path: str | os.PathLike[str], *, factor: int = 2, min_size: int = 256,
+    max_levels: int = 8,
+) -> int:
+    """Add downsampled levels (block mean in y/x) to an NGFF image, for viewing.
+
+    Each level is made from the previous one, one plane at a time, so memory stays at
+    about one frame.
+    Call it on the temporary store inside ``atomic_path`` before the rename. Existing
+    levels other than 0 are replaced.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A writable NGFF image created by `create_image`.
+    factor : int
+        Downsampling factor per level in y and x.
+    min_size : int
+        No level is made whose smaller side of y, x would be below this.
+    max_levels : int
+        Upper bound on the number of added levels.
+
+    Returns
+    -------
+    int
+        Number of levels added.
+
+    Raises
+    ------
+    ValueError
+        If `factor` < 2 or `path` is not an NGFF image.
+    """
+    import zarr
+
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+    path = Path(path)
+    group = zarr.open_group(store=str(path), mode="r+")
+    ome = dict(group.attrs["ome"])
+    multiscale = dict(ome["multiscales"][0])
+    axes = _axis_names(multiscale, path)
+    source = group["0"]
+    base = _scale_of(multiscale["datasets"][0].get("coordinateTransformations"), len(axes))
+    scales = [base]
+    shape = tuple(source.shape)
+    for level in range(1, max_levels + 1):
+        shape = shape[:-2] + tuple(-(-n // factor) for n in shape[-2:])
+        if min(shape[-2:]) < min_size:
+            break
+        target = group.create_array(
+            str(level), shape=shape, dtype=source.dtype,
+            chunks=default_chunks(shape, axes=axes), compressors=[default_compressor()],
+            fill_value=0, dimension_names=list(axes), overwrite=True,
+        )
+        for lead in np.ndindex(*shape[:-2]):
+            target[lead] = _downsample(np.asarray(source[lead]), factor)
+        scales.append(base[:-2] + [s * factor**level for s in base[-2:]])
+        source = target
+    multiscale.update(_multiscale(multiscale["axes"], scales, multiscale.get("name")))
+    ome["multiscales"] = [multiscale] + list(ome["multiscales"][1:])
+    group.attrs["ome"] = ome
+    return len(scales) - 1
