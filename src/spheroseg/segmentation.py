@@ -1,0 +1,385 @@
+"""Probabilities to tracked labels: threshold, clean up, split, and link objects over time.
+
+One frame at a time: :func:`segment_frame` turns a foreground-probability map of shape
+``(Y, X)`` into an int32 label image (0 = background), and :class:`ObjectLinker` renumbers
+each frame's labels so that an ``object_id`` names the same body at every timepoint
+(matching by pixel overlap with the previous frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, optimize
+
+METHODS = ("fixed", "otsu")
+# 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
+# fully connected foreground in spheroseg.morphology).
+_CONNECTIVITY = np.ones((3, 3), dtype=bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationOptions:
+    """How to turn a probability map into labels.
+
+    Attributes
+    ----------
+    method : {"fixed", "otsu"}
+        Fixed threshold, or Otsu's threshold computed per frame.
+    threshold : float
+        Foreground is ``probability > threshold`` (used when ``method == "fixed"``).
+    fill_holes : bool
+        Fill background regions enclosed by an object.
+    min_area_px : float
+        Objects with fewer pixels are removed.
+    split_touching : bool
+        Split touching bodies along necks with a distance-transform watershed.
+    split_depth : float
+        With ``split_touching``: split where the neck is narrower than
+        ``(1 - split_depth)`` times the width of the bodies it joins, in (0, 1).
+    keep_largest : bool
+        Keep only the largest object of each frame.
+    """
+
+    method: str = "fixed"
+    threshold: float = 0.5
+    fill_holes: bool = True
+    min_area_px: float = 0.0
+    split_touching: bool = False
+    split_depth: float = 0.3
+    keep_largest: bool = False
+
+    def __post_init__(self) -> None:
+        """Check every field (ValueError/TypeError with the field's name)."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        _check_number("threshold", self.threshold, low=0.0, high=1.0, open_ends=True)
+        _check_number("min_area_px", self.min_area_px, low=0.0, high=math.inf)
+        _check_number("split_depth", self.split_depth, low=0.0, high=1.0, open_ends=True)
+        for name in ("fill_holes", "split_touching", "keep_largest"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+
+def _check_number(name: str, value: object, *, low: float, high: float,
+                  open_ends: bool = False) -> None:
+    """Raise unless `value` is a real number in [low, high] (or (low, high) if open_ends)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    inside = low < value < high if open_ends else low <= value <= high
+    if not inside or math.isnan(float(value)):
+        bounds = f"({low}, {high})" if open_ends else f"[{low}, {high}]"
+        raise ValueError(f"{name} must be in {bounds}, got {value!r}")
+
+
+def _check_frame(name: str, array: object, *, kind: str) -> NDArray:
+    """Return `array` as a 2-D ndarray of dtype kind 'f' (floats/ints) or 'i' (ints)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (Y, X), got shape {array.shape!r}")
+    allowed = "iu" if kind == "i" else "fiub"
+    if array.dtype.kind not in allowed:
+        raise TypeError(f"{name} must have a {'integer' if kind == 'i' else 'numeric'} dtype, "
+                        f"got {array.dtype!r}")
+    return array
+
+
+def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
+                    threshold: float = 0.5) -> tuple[NDArray[np.bool_], float]:
+    """Foreground mask of one probability map, and the threshold that made it.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (Y, X), float
+        Foreground probability in [0, 1].
+    method : {"fixed", "otsu"}
+        ``"fixed"`` uses `threshold`; ``"otsu"`` computes Otsu's threshold on this frame
+        (a frame with a single value has no foreground).
+    threshold : float
+        Threshold for ``method="fixed"``, in (0, 1).
+
+    Returns
+    -------
+    mask : ndarray of shape (Y, X), bool
+        ``probabilities > threshold_used``.
+    threshold_used : float
+
+    Raises
+    ------
+    ValueError
+        If `method` is unknown, `threshold` is outside (0, 1) or the array is not 2-D.
+    TypeError
+        If `probabilities` is not a numeric numpy array.
+
+    Examples
+    --------
+    >>> mask, t = threshold_frame(np.array([[0.2, 0.7]]), threshold=0.5)
+    >>> mask.tolist(), t
+    ([[False, True]], 0.5)
+    """
+    probabilities = _check_frame("probabilities", probabilities, kind="f")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
+    values = np.asarray(probabilities, dtype=np.float32)
+    if method == "otsu":
+        low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+        if high <= low:
+            return np.zeros(values.shape, dtype=bool), high
+        from skimage.filters import threshold_otsu
+
+        threshold = float(threshold_otsu(values))
+    return values > threshold, float(threshold)
+
+
+def label_objects(mask: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Label 8-connected objects 1..n in raster order (int32, 0 = background).
+
+    Examples
+    --------
+    >>> label_objects(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 1, 0]], bool)).tolist()
+    [[1, 0, 0], [0, 1, 0], [0, 0, 0], [2, 2, 0]]
+    """
+    labels, _ = ndimage.label(np.asarray(mask, dtype=bool), structure=_CONNECTIVITY)
+    return labels.astype(np.int32, copy=False)
+
+
+def remove_small_objects(labels: NDArray[np.integer], *, min_area_px: float) -> NDArray[np.int32]:
+    """Set objects with fewer than `min_area_px` pixels to background (ids unchanged).
+
+    Examples
+    --------
+    >>> remove_small_objects(np.array([[1, 0, 2, 2]]), min_area_px=2).tolist()
+    [[0, 0, 2, 2]]
+    """
+    labels = np.asarray(labels, dtype=np.int32)
+    areas = np.bincount(labels.ravel())
+    small = areas < min_area_px
+    small[0] = True
+    return np.where(small[labels], 0, labels).astype(np.int32)
+
+
+def keep_largest_object(labels: NDArray[np.integer]) -> NDArray[np.int32]:
+    """Keep only the object with the most pixels (the lowest id on ties).
+
+    Examples
+    --------
+    >>> keep_largest_object(np.array([[1, 0, 2, 2]])).tolist()
+    [[0, 0, 2, 2]]
+    """
+    labels = np.asarray(labels, dtype=np.int32)
+    areas = np.bincount(labels.ravel())
+    if areas.size <= 1:
+        return labels.copy()
+    largest = int(np.argmax(areas[1:])) + 1
+    return np.where(labels == largest, labels, 0).astype(np.int32)
+
+
+def relabel_sequential(labels: NDArray[np.integer]) -> NDArray[np.int32]:
+    """Renumber the ids present to 1..n in increasing order of their old ids."""
+    labels = np.asarray(labels, dtype=np.int32)
+    present = np.unique(labels)
+    present = present[present > 0]
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
+    lookup[present] = np.arange(1, present.size + 1, dtype=np.int32)
+    return lookup[labels]
+
+
+def split_touching_objects(labels: NDArray[np.integer], *,
+                           split_depth: float = 0.3) -> NDArray[np.int32]:
+    """Split objects at necks with a watershed of their distance transform.
+
+    Each object's distance-to-background map gets one marker per regional maximum that
+    rises at least ``split_depth * max(distance)`` above the saddle to its neighbours
+    (h-maxima), and is flooded from those markers. Two disks of radius R joined by a neck
+    of half-width w are split when ``w < (1 - split_depth) * R``; an ellipse is never split.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (Y, X), int
+        Objects to split (0 = background).
+    split_depth : float
+        Relative depth of the neck, in (0, 1).
+
+    Returns
+    -------
+    ndarray of shape (Y, X), int32
+        Labels with split pieces numbered after the existing ids.
+
+    Raises
+    ------
+    ValueError
+        If `split_depth` is outside (0, 1).
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    _check_number("split_depth", split_depth, low=0.0, high=1.0, open_ends=True)
+    labels = np.asarray(labels, dtype=np.int32).copy()
+    next_id = int(labels.max(initial=0)) + 1
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        own = np.pad(labels[box] == index, 1)
+        distance = ndimage.distance_transform_edt(own)
+        markers, count = ndimage.label(h_maxima(distance, split_depth * distance.max()),
+                                       structure=_CONNECTIVITY)
+        if count < 2:
+            continue
+        pieces = watershed(-distance, markers, mask=own)[1:-1, 1:-1]
+        inside = pieces > 0
+        crop = labels[box]
+        crop[inside] = np.where(pieces[inside] == 1, index, pieces[inside] - 2 + next_id)
+        next_id += count - 1
+    return labels
+
+
+def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = None,
+                  ) -> tuple[NDArray[np.int32], float]:
+    """Labels of one probability map: threshold, fill, remove small, split, keep largest.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (Y, X), float
+        Foreground probability in [0, 1].
+    options : SegmentationOptions, optional
+        Defaults to ``SegmentationOptions()`` (fixed threshold 0.5, holes filled).
+
+    Returns
+    -------
+    labels : ndarray of shape (Y, X), int32
+        Objects numbered 1..n in raster order of their first pixel, 0 = background.
+    threshold_used : float
+
+    Raises
+    ------
+    ValueError
+        If the array is not 2-D.
+    TypeError
+        If `probabilities` is not a numeric numpy array or `options` has the wrong type.
+
+    Examples
+    --------
+    >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1:3, 4:6] = 0.8
+    >>> segment_frame(p)[0].tolist()
+    [[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 2, 2], [1, 1, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0]]
+    """
+    options = SegmentationOptions() if options is None else options
+    if not isinstance(options, SegmentationOptions):
+        raise TypeError(f"options must be a SegmentationOptions, got {type(options).__name__}")
+    mask, threshold = threshold_frame(probabilities, method=options.method,
+                                      threshold=options.threshold)
+    if options.fill_holes:
+        mask = ndimage.binary_fill_holes(mask)
+    labels = label_objects(mask)
+    if options.min_area_px > 0:
+        labels = remove_small_objects(labels, min_area_px=options.min_area_px)
+    if options.split_touching:
+        labels = split_touching_objects(labels, split_depth=options.split_depth)
+    if options.keep_largest:
+        labels = keep_largest_object(labels)
+    return relabel_sequential(labels), threshold
+
+
+def border_object_ids(labels: NDArray[np.integer]) -> NDArray[np.int32]:
+    """Sorted ids of the objects with a pixel in the first or last row or column.
+
+    Examples
+    --------
+    >>> border_object_ids(np.array([[0, 0, 0], [0, 1, 0], [0, 0, 2]])).tolist()
+    [2]
+    """
+    labels = _check_frame("labels", labels, kind="i")
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    ids = np.unique(edges)
+    return ids[ids > 0].astype(np.int32)
+
+
+def _overlaps(previous: NDArray[np.int32], current: NDArray[np.int32],
+              ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Pairs (previous id, current id) that share pixels, and how many pixels they share."""
+    both = (previous > 0) & (current > 0)
+    width = np.int64(current.max(initial=0)) + 1
+    keys, counts = np.unique(previous[both].astype(np.int64) * width + current[both],
+                             return_counts=True)
+    return keys // width, keys % width, counts
+
+
+class ObjectLinker:
+    """Give each object the id of the object it overlaps most in the previous frame.
+
+    Call :meth:`link` once per frame, in time order. Objects of the first frame get ids
+    1..n; afterwards the previous and current objects are matched one to one, maximising
+    the total intersection-over-union (Hungarian algorithm) among pairs that overlap. A
+    matched object keeps its id; an unmatched one (new, or moved farther than its own size
+    in one frame) gets the next unused id. When two bodies merge, the merged object keeps
+    the id of the one it overlaps best; when one splits, the larger overlap keeps the id.
+    Ids are never reused.
+
+    Examples
+    --------
+    >>> linker = ObjectLinker()
+    >>> linker.link(np.array([[1, 0, 2, 2]])).tolist()
+    [[1, 0, 2, 2]]
+    >>> linker.link(np.array([[2, 2, 0, 1]])).tolist()  # input ids are arbitrary
+    [[1, 1, 0, 2]]
+    >>> linker.link(np.array([[0, 0, 0, 1]])).tolist()  # body 1 gone
+    [[0, 0, 0, 2]]
+    >>> linker.link(np.array([[1, 0, 0, 0]])).tolist()  # no overlap: a new id
+    [[3, 0, 0, 0]]
+    """
+
+    def __init__(self) -> None:
+        self._previous: NDArray[np.int32] | None = None
+        self._next_id = 1
+
+    def link(self, labels: NDArray[np.integer]) -> NDArray[np.int32]:
+        """Return `labels` (shape (Y, X), int) renumbered with tracked ids (int32).
+
+        Raises
+        ------
+        ValueError
+            If `labels` is not 2-D, has negative ids, or its shape differs from the
+            previous frame's.
+        TypeError
+            If `labels` is not an integer numpy array.
+        """
+        labels = relabel_sequential(_check_frame("labels", labels, kind="i"))
+        if labels.min(initial=0) < 0:
+            raise ValueError("labels must be >= 0, got a negative id")
+        if self._previous is not None and self._previous.shape != labels.shape:
+            raise ValueError(f"labels must have the shape of the previous frame "
+                             f"{self._previous.shape!r}, got {labels.shape!r}")
+        count = int(labels.max(initial=0))
+        lookup = np.zeros(count + 1, dtype=np.int32)
+        if self._previous is not None and count:
+            for old, new in self._match(self._previous, labels):
+                lookup[new] = old
+        for new in range(1, count + 1):
+            if lookup[new] == 0:
+                lookup[new] = self._next_id
+                self._next_id += 1
+        linked = lookup[labels]
+        self._previous = linked
+        return linked
+
+    @staticmethod
+    def _match(previous: NDArray[np.int32], current: NDArray[np.int32]) -> list[tuple[int, int]]:
+        """(previous id, current id) pairs maximising the summed IoU; overlapping pairs only."""
+        old_ids, new_ids, shared = _overlaps(previous, current)
+        if shared.size == 0:
+            return []
+        old_area = np.bincount(previous.ravel())[old_ids]
+        new_area = np.bincount(current.ravel())[new_ids]
+        iou = shared / (old_area + new_area - shared)
+        rows, row_of = np.unique(old_ids, return_inverse=True)
+        cols, col_of = np.unique(new_ids, return_inverse=True)
+        matrix = np.zeros((rows.size, cols.size))
+        matrix[row_of, col_of] = iou
+        chosen_rows, chosen_cols = optimize.linear_sum_assignment(matrix, maximize=True)
+        return [(int(rows[r]), int(cols[c])) for r, c in zip(chosen_rows, chosen_cols)
+                if matrix[r, c] > 0]
