@@ -117,7 +117,7 @@ def test_pyramid_levels_and_scales(tmp_path):
 
 def test_downsample_block_mean_keeps_dtype():
     frame = np.array([[0, 2, 4], [2, 4, 6]], dtype=np.uint8)
-    result = ngff._downsample(frame, 2)
+    result = ngff.downsample_plane(frame, factor=2)
     np.testing.assert_array_equal(result, np.array([[2, 5]], dtype=np.uint8))
     assert result.dtype == np.uint8
 

@@ -485,8 +485,26 @@ def read_frame(path_or_array: Any, t: int, *, channel: int = 0) -> np.ndarray:
     return frame.max(axis=0) if "z" in axes else frame
 
 
-def _downsample(frame: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean over the last two axes (edges padded by repetition), same dtype."""
+def downsample_plane(frame: np.ndarray, *, factor: int = 2) -> np.ndarray:
+    """Block mean over the last two axes (edges padded by repetition), same dtype.
+
+    Parameters
+    ----------
+    frame : ndarray of shape (..., Y, X)
+        Any dtype; integers are rounded to the nearest value.
+    factor : int
+        Block size in y and x.
+
+    Returns
+    -------
+    ndarray of shape (..., ceil(Y / factor), ceil(X / factor))
+        Same dtype as `frame`.
+
+    Examples
+    --------
+    >>> downsample_plane(np.array([[0, 2, 4], [2, 4, 6]], dtype=np.uint8))
+    array([[2, 5]], dtype=uint8)
+    """
     pad_y = (-frame.shape[-2]) % factor
     pad_x = (-frame.shape[-1]) % factor
     pad = [(0, 0)] * (frame.ndim - 2) + [(0, pad_y), (0, pad_x)]
@@ -499,27 +517,98 @@ def _downsample(frame: np.ndarray, factor: int) -> np.ndarray:
     return mean.astype(frame.dtype)
 
 
-def write_pyramid(
-    path: str | os.PathLike[str], *, factor: int = 2, min_size: int = 256,
-    max_levels: int = 8,
-) -> int:
-    """Add downsampled levels (block mean in y/x) to an NGFF image, for viewing.
+def pyramid_shapes(
+    shape: Sequence[int], *, factor: int = 2, min_size: int = 256, max_levels: int = 8
+) -> list[tuple[int, ...]]:
+    """Shapes of the downsampled levels 1, 2, ... of an image of `shape` (y, x last).
 
-    Each level is made from the previous one, one plane at a time, so memory stays at
-    about one frame.
-    Call it on the temporary store inside ``atomic_path`` before the rename. Existing
-    levels other than 0 are replaced.
+    A level is made while the smaller of its y and x sides stays >= `min_size`.
+
+    Examples
+    --------
+    >>> pyramid_shapes((3, 1, 1024, 700), min_size=256)
+    [(3, 1, 512, 350)]
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+    shapes: list[tuple[int, ...]] = []
+    current = tuple(int(n) for n in shape)
+    for _ in range(max_levels):
+        current = current[:-2] + tuple(-(-n // factor) for n in current[-2:])
+        if min(current[-2:]) < min_size:
+            break
+        shapes.append(current)
+    return shapes
+
+
+def create_levels(
+    path: str | os.PathLike[str], *, factor: int = 2, min_size: int = 256, max_levels: int = 8
+) -> list[zarr.Array]:
+    """Add empty downsampled levels to an NGFF image and record them in its metadata.
+
+    Fill level k+1 from level k with `downsample_plane`, one plane at a time. Call it on
+    the temporary store inside ``atomic_path`` before the rename; existing levels other
+    than 0 are replaced.
 
     Parameters
     ----------
     path : str or PathLike
         A writable NGFF image created by `create_image`.
-    factor : int
-        Downsampling factor per level in y and x.
-    min_size : int
-        No level is made whose smaller side of y, x would be below this.
-    max_levels : int
-        Upper bound on the number of added levels.
+    factor, min_size, max_levels : int
+        See `pyramid_shapes`.
+
+    Returns
+    -------
+    list of zarr.Array
+        Writable arrays of levels 1, 2, ... (possibly empty for small images).
+
+    Raises
+    ------
+    ValueError
+        If `factor` < 2 or `path` is not an NGFF image.
+    """
+    import zarr
+
+    path = Path(path)
+    multiscale = dict(_read_multiscale(path))
+    axes = _axis_names(multiscale, path)
+    group = zarr.open_group(store=str(path), mode="r+")
+    source = group["0"]
+    shapes = pyramid_shapes(source.shape, factor=factor, min_size=min_size,
+                            max_levels=max_levels)
+    base = _scale_of(multiscale["datasets"][0].get("coordinateTransformations"), len(axes))
+    scales = [base[:-2] + [s * factor**level for s in base[-2:]]
+              for level in range(len(shapes) + 1)]
+    levels = [
+        group.create_array(
+            str(level), shape=shape, dtype=source.dtype,
+            chunks=default_chunks(shape, axes=axes), compressors=[default_compressor()],
+            fill_value=0, dimension_names=list(axes), overwrite=True,
+        )
+        for level, shape in enumerate(shapes, start=1)
+    ]
+    ome = dict(group.attrs["ome"])
+    multiscale.update(_multiscale(multiscale["axes"], scales, multiscale.get("name")))
+    ome["multiscales"] = [multiscale] + list(ome["multiscales"][1:])
+    group.attrs["ome"] = ome
+    return levels
+
+
+def write_pyramid(
+    path: str | os.PathLike[str], *, factor: int = 2, min_size: int = 256,
+    max_levels: int = 8,
+) -> int:
+    """Add downsampled levels (block mean in y/x) to a filled NGFF image, for viewing.
+
+    Each level is made from the previous one, one plane at a time, so memory stays at
+    about one frame.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A writable NGFF image created by `create_image`.
+    factor, min_size, max_levels : int
+        See `pyramid_shapes`.
 
     Returns
     -------
@@ -533,31 +622,10 @@ def write_pyramid(
     """
     import zarr
 
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
-        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
-    path = Path(path)
-    group = zarr.open_group(store=str(path), mode="r+")
-    ome = dict(group.attrs["ome"])
-    multiscale = dict(ome["multiscales"][0])
-    axes = _axis_names(multiscale, path)
-    source = group["0"]
-    base = _scale_of(multiscale["datasets"][0].get("coordinateTransformations"), len(axes))
-    scales = [base]
-    shape = tuple(source.shape)
-    for level in range(1, max_levels + 1):
-        shape = shape[:-2] + tuple(-(-n // factor) for n in shape[-2:])
-        if min(shape[-2:]) < min_size:
-            break
-        target = group.create_array(
-            str(level), shape=shape, dtype=source.dtype,
-            chunks=default_chunks(shape, axes=axes), compressors=[default_compressor()],
-            fill_value=0, dimension_names=list(axes), overwrite=True,
-        )
-        for lead in np.ndindex(*shape[:-2]):
-            target[lead] = _downsample(np.asarray(source[lead]), factor)
-        scales.append(base[:-2] + [s * factor**level for s in base[-2:]])
+    levels = create_levels(path, factor=factor, min_size=min_size, max_levels=max_levels)
+    source = zarr.open_array(store=str(Path(path) / "0"), mode="r")
+    for target in levels:
+        for lead in np.ndindex(*target.shape[:-2]):
+            target[lead] = downsample_plane(np.asarray(source[lead]), factor=factor)
         source = target
-    multiscale.update(_multiscale(multiscale["axes"], scales, multiscale.get("name")))
-    ome["multiscales"] = [multiscale] + list(ome["multiscales"][1:])
-    group.attrs["ome"] = ome
-    return len(scales) - 1
+    return len(levels)
