@@ -1,0 +1,362 @@
+"""Annotation discovery, validation and foreground-oversampling patch sampling.
+
+Two layouts are accepted (masks matched to images by file stem):
+
+- ``DIR/images/X.tif`` with ``DIR/masks/X.tif`` (or ``DIR/labels/X.tif``);
+- ``DIR/X.tif`` with ``DIR/X_mask.tif`` side by side.
+
+Images and masks may be TIFF or PNG. Masks are binary (0/1 or 0/255) or label images
+(every value > 0 is foreground). All checks run before any training starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+MASK_FOLDERS = ("masks", "labels")
+MASK_SUFFIX = "_mask"
+MASK_KINDS = ("auto", "binary", "labels")
+
+
+class AnnotationError(ValueError):
+    """An annotation folder or pair is unusable for training."""
+
+
+@dataclass(frozen=True)
+class AnnotationPair:
+    """One image and its mask, matched by name."""
+
+    name: str
+    image_path: Path
+    mask_path: Path
+
+
+@dataclass
+class Sample:
+    """One loaded training pair: normalised image, binary mask, optional weight map."""
+
+    name: str
+    image: np.ndarray  # (Y, X) float32, normalised
+    mask: np.ndarray  # (Y, X) float32 in {0, 1}
+    weight: np.ndarray | None = None  # (Y, X) float32 per-pixel loss weight
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image-like files in `folder` (not recursive), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def _by_stem(files: list[Path], folder: Path) -> dict[str, Path]:
+    """Map stem -> path; two files with one stem (a.tif, a.png) are ambiguous."""
+    found: dict[str, Path] = {}
+    for path in files:
+        if path.stem in found:
+            raise AnnotationError(
+                f"annotation names must be unique, got {found[path.stem].name!r} and {path.name!r} (in {folder})"
+            )
+        found[path.stem] = path
+    return found
+
+
+def _match(images: dict[str, Path], masks: dict[str, Path], folder: Path) -> list[AnnotationPair]:
+    """Pair images and masks by name; any unpaired file is an error naming it."""
+    lonely_images = sorted(str(images[n]) for n in images.keys() - masks.keys())
+    if lonely_images:
+        raise AnnotationError(f"every image must have a mask, got images without a mask: {lonely_images} (in {folder})")
+    lonely_masks = sorted(str(masks[n]) for n in masks.keys() - images.keys())
+    if lonely_masks:
+        raise AnnotationError(f"every mask must have an image, got masks without an image: {lonely_masks} (in {folder})")
+    return [AnnotationPair(n, images[n], masks[n]) for n in sorted(images)]
+
+
+def find_annotation_pairs(folder: str | os.PathLike[str]) -> list[AnnotationPair]:
+    """Find the image/mask pairs in an annotation folder (either layout).
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        Annotation folder.
+
+    Returns
+    -------
+    list of AnnotationPair
+        Sorted by name.
+
+    Raises
+    ------
+    AnnotationError
+        If the folder is missing or holds no pair, if an image has no mask or a mask no
+        image, or if two files share a name.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AnnotationError(f"annotations must be an existing folder, got {str(folder)!r}")
+    if (folder / "images").is_dir():
+        mask_dirs = [folder / name for name in MASK_FOLDERS if (folder / name).is_dir()]
+        if len(mask_dirs) != 1:
+            raise AnnotationError(
+                f"annotations with an images/ folder must have exactly one of {MASK_FOLDERS} beside it, "
+                f"got {[d.name for d in mask_dirs]} (in {folder})"
+            )
+        images = _by_stem(_image_files(folder / "images"), folder / "images")
+        masks = _by_stem(_image_files(mask_dirs[0]), mask_dirs[0])
+    else:
+        files = _image_files(folder)
+        images = _by_stem([p for p in files if not p.stem.endswith(MASK_SUFFIX)], folder)
+        masks = _by_stem([p for p in files if p.stem.endswith(MASK_SUFFIX)], folder)
+        masks = {stem[: -len(MASK_SUFFIX)]: path for stem, path in masks.items()}
+    if not images and not masks:
+        raise AnnotationError(
+            f"annotations must hold image/mask pairs (images/X.tif + masks/X.tif, or X.tif + X_mask.tif), "
+            f"got an empty folder (in {folder})"
+        )
+    return _match(images, masks, folder)
+
+
+def read_plane(path: Path) -> np.ndarray:
+    """Read a TIFF or PNG file as one 2-D plane (colour images are averaged)."""
+    try:
+        if path.suffix.lower() == ".png":
+            import imageio.v3 as iio
+
+            data = np.asarray(iio.imread(path))
+        else:
+            import tifffile
+
+            data = np.asarray(tifffile.imread(path))
+    except (OSError, ValueError) as err:
+        raise AnnotationError(f"could not read {path}: {err}") from err
+    data = np.squeeze(data)
+    if data.ndim == 3 and data.shape[-1] in (3, 4):
+        data = data[..., :3].mean(axis=-1) if not np.array_equal(data[..., 0], data[..., 1]) else data[..., 0]
+    if data.ndim != 2:
+        raise AnnotationError(f"annotation files must be 2-D (Y, X) planes, got shape {data.shape} (in {path})")
+    return data
+
+
+def binarize_mask(mask: np.ndarray, *, kind: str = "auto", path: str = "mask") -> np.ndarray:
+    """Turn a binary or label mask into a boolean foreground mask.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (Y, X), bool, integer or float
+        Binary mask (0/1 or 0/255) or label image (0 = background).
+    kind : {"auto", "binary", "labels"}
+        ``"binary"`` accepts only 0/1 or 0/255 values; ``"labels"`` and ``"auto"`` take every
+        value > 0 as foreground, but float masks must hold whole numbers.
+    path : str
+        Source file, for messages.
+
+    Returns
+    -------
+    ndarray of shape (Y, X), bool
+
+    Raises
+    ------
+    AnnotationError
+        If the mask cannot be binarised (negative or fractional values, or more than two
+        values when ``kind="binary"``).
+    ValueError
+        If `kind` is unknown.
+
+    Examples
+    --------
+    >>> binarize_mask(np.array([[0, 255], [255, 0]], dtype=np.uint8)).astype(int)
+    array([[0, 1],
+           [1, 0]])
+    >>> binarize_mask(np.array([[0, 3], [7, 0]]), kind="labels").astype(int)
+    array([[0, 1],
+           [1, 0]])
+    """
+    if kind not in MASK_KINDS:
+        raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+    if mask.dtype == bool:
+        return mask.copy()
+    if not np.issubdtype(mask.dtype, np.number) or np.iscomplexobj(mask):
+        raise AnnotationError(f"masks must be numeric, got dtype {mask.dtype} (in {path})")
+    values = np.unique(mask)
+    shown = values[:6].tolist()
+    if kind == "binary":
+        if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+            raise AnnotationError(
+                f"binary masks must hold only 0/1 or 0/255, got values {shown}"
+                f"{' ...' if values.size > 6 else ''} (in {path})"
+            )
+    elif (not np.all(np.isfinite(values))) or np.any(values < 0) or np.any(values != np.round(values)):
+        raise AnnotationError(
+            f"masks must be binary (0/1, 0/255) or label images (whole numbers >= 0), got values {shown}"
+            f"{' ...' if values.size > 6 else ''} (in {path}); cannot binarise"
+        )
+    return mask > 0
+
+
+def load_pair(pair: AnnotationPair, *, mask_kind: str = "auto", allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check one pair; return the raw image and the boolean mask.
+
+    Raises
+    ------
+    AnnotationError
+        If sizes differ, the mask cannot be binarised, or it has no foreground (unless
+        `allow_empty`).
+    """
+    image = read_plane(pair.image_path)
+    raw_mask = read_plane(pair.mask_path)
+    if image.shape != raw_mask.shape:
+        raise AnnotationError(
+            f"image and mask must have the same size, got {image.shape} for {pair.image_path} and "
+            f"{raw_mask.shape} for {pair.mask_path}"
+        )
+    mask = binarize_mask(raw_mask, kind=mask_kind, path=str(pair.mask_path))
+    if not allow_empty and not mask.any():
+        raise AnnotationError(
+            f"masks must contain foreground, got a mask with no foreground anywhere (in {pair.mask_path}); "
+            f"remove the pair or allow empty masks"
+        )
+    return image, mask
+
+
+def load_samples(
+    pairs: list[AnnotationPair], *, normalization: dict, mask_kind: str = "auto",
+    allow_empty: bool = False, border_weights: bool = False,
+) -> list[Sample]:
+    """Load, check and normalise every pair; all errors come before any training.
+
+    Parameters
+    ----------
+    pairs : list of AnnotationPair
+    normalization : dict
+        Spec for :func:`spheroseg.normalization.normalize_image`.
+    mask_kind : {"auto", "binary", "labels"}
+    allow_empty : bool
+        Accept masks without foreground (pure background examples).
+    border_weights : bool
+        Precompute U-Net border weight maps (see :func:`spheroseg.training.loss.border_weight_map`).
+
+    Returns
+    -------
+    list of Sample
+
+    Raises
+    ------
+    AnnotationError
+        If any pair is bad; the message names the files.
+    """
+    from spheroseg.normalization import normalize_image
+    from spheroseg.training.loss import border_weight_map
+
+    if not pairs:
+        raise AnnotationError("annotations must hold at least one image/mask pair, got none")
+    checked = [load_pair(pair, mask_kind=mask_kind, allow_empty=allow_empty) for pair in pairs]
+    samples = []
+    for pair, (image, mask) in zip(pairs, checked):
+        weight = border_weight_map(mask) if border_weights else None
+        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight))
+    return samples
+
+
+def split_pairs(
+    pairs: list[AnnotationPair], *, val_fraction: float = 0.2, val_names: list[str] | None = None, seed: int = 0,
+) -> tuple[list[AnnotationPair], list[AnnotationPair]]:
+    """Split pairs into training and validation sets (by name, or a seeded random fraction).
+
+    Raises
+    ------
+    ValueError
+        If a validation name is unknown, the fraction is outside [0, 1), or no training pair is left.
+
+    Examples
+    --------
+    >>> pairs = [AnnotationPair(n, Path(n), Path(n)) for n in "abcde"]
+    >>> train, val = split_pairs(pairs, val_names=["b"])
+    >>> [p.name for p in train], [p.name for p in val]
+    (['a', 'c', 'd', 'e'], ['b'])
+    """
+    if val_names:
+        known = {p.name for p in pairs}
+        unknown = sorted(set(val_names) - known)
+        if unknown:
+            raise ValueError(f"validation names must be annotation names, got unknown {unknown} (known: {sorted(known)})")
+        chosen = set(val_names)
+    else:
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        count = int(round(val_fraction * len(pairs)))
+        if val_fraction > 0 and len(pairs) > 1:
+            count = max(count, 1)
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        chosen = {pairs[i].name for i in order[:count]}
+    train = [p for p in pairs if p.name not in chosen]
+    if not train:
+        raise ValueError(f"at least one annotation pair must remain for training, got all {len(pairs)} for validation")
+    return train, [p for p in pairs if p.name in chosen]
+
+
+def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad a (Y, X) array so both sides are at least `size`."""
+    pad_y, pad_x = max(0, size - array.shape[0]), max(0, size - array.shape[1])
+    if pad_y == 0 and pad_x == 0:
+        return array
+    mode = "reflect" if min(array.shape) > 1 else "edge"
+    return np.pad(array, ((pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)), mode=mode)
+
+
+class PatchSampler:
+    """Draw square patches, centred on a foreground pixel with probability `foreground_fraction`.
+
+    Parameters
+    ----------
+    samples : list of Sample
+        Training data; images smaller than `size` are reflect-padded.
+    size : int
+        Patch side in pixels.
+    foreground_fraction : float
+        Probability that a patch is centred on a random foreground pixel; otherwise its
+        position is uniform. Images are chosen with probability proportional to their area.
+
+    Raises
+    ------
+    ValueError
+        If `samples` is empty, `size` < 1 or the fraction is outside [0, 1].
+    """
+
+    def __init__(self, samples: list[Sample], *, size: int, foreground_fraction: float = 0.5) -> None:
+        if not samples:
+            raise ValueError("samples must not be empty, got []")
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"patch size must be a positive integer, got {size!r}")
+        if not 0.0 <= foreground_fraction <= 1.0:
+            raise ValueError(f"foreground_fraction must be in [0, 1], got {foreground_fraction!r}")
+        self.size = size
+        self.foreground_fraction = foreground_fraction
+        self.images = [_pad_to(s.image, size) for s in samples]
+        self.masks = [_pad_to(s.mask, size) for s in samples]
+        self.weights = [None if s.weight is None else _pad_to(s.weight, size) for s in samples]
+        self.foreground = [np.flatnonzero(m > 0.5) for m in self.masks]
+        areas = np.array([m.size for m in self.masks], dtype=np.float64)
+        self.probabilities = areas / areas.sum()
+
+    def _corner(self, index: int, rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left corner of a patch in image `index`."""
+        height, width = self.masks[index].shape
+        foreground = self.foreground[index]
+        if foreground.size and rng.random() < self.foreground_fraction:
+            cy, cx = divmod(int(foreground[rng.integers(foreground.size)]), width)
+            top, left = cy - self.size // 2, cx - self.size // 2
+        else:
+            top, left = int(rng.integers(height - self.size + 1)), int(rng.integers(width - self.size + 1))
+        return int(np.clip(top, 0, height - self.size)), int(np.clip(left, 0, width - self.size))
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return one (image, mask, weight) patch, each of shape (size, size) float32 (weight may be None)."""
+        index = int(rng.choice(len(self.masks), p=self.probabilities))
+        top, left = self._corner(index, rng)
+        window = (slice(top, top + self.size), slice(left, left + self.size))
+        weight = self.weights[index]
+        return (self.images[index][window].copy(), self.masks[index][window].copy(),
+                None if weight is None else weight[window].copy())

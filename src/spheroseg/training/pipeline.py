@@ -1,0 +1,154 @@
+"""From an annotation folder to an exported model: the whole ``spheroseg train`` job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spheroseg.normalization import validate_normalization
+from spheroseg.training.augment import AugmentConfig
+from spheroseg.training.data import find_annotation_pairs, load_samples, split_pairs
+from spheroseg.training.export import file_records, load_init_model, save_model, versions
+from spheroseg.training.loop import TrainConfig, TrainResult, train_model
+from spheroseg.unet import UNet
+
+LOGGER = logging.getLogger("spheroseg.training")
+DEFAULT_NORMALIZATION = {"kind": "percentile", "low": 1.0, "high": 99.8}
+TILE_HALO = 32
+#: Settings that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("max_minutes", "device", "amp")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything ``spheroseg train`` needs besides the optimisation settings.
+
+    `init` names an exported model (``.pt`` with its card) to fine-tune; its architecture,
+    normalisation and pixel size are then used. `provenance` is merged into the card's
+    ``training`` entry (for example how synthetic data were made).
+    """
+
+    annotations: Path
+    output: Path
+    init: Path | None = None
+    depth: int = 3
+    base_width: int = 16
+    normalization: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
+    pixel_size_um: float | None = None
+    val_fraction: float = 0.2
+    val_names: tuple[str, ...] = ()
+    mask_kind: str = "auto"
+    allow_empty: bool = False
+    border_weights: bool = False
+    checkpoint_dir: Path | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, files: list[dict],
+                 architecture: dict, init_sha: str | None) -> str:
+    """Digest of data and settings: a checkpoint is resumed only if this matches."""
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    payload = {"files": files, "config": settings, "augment": augment.to_dict(), "architecture": architecture,
+               "init": init_sha, "val": list(job.val_names), "val_fraction": job.val_fraction,
+               "mask_kind": job.mask_kind, "border_weights": job.border_weights,
+               "normalization": job.normalization}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _initial_model(job: TrainingJob, seed: int) -> tuple[UNet, dict[str, Any] | None, TrainingJob]:
+    """A fresh seeded U-Net, or the `init` model; the job is updated from the init card."""
+    if job.init is None:
+        torch.manual_seed(seed)
+        return UNet(depth=job.depth, base_width=job.base_width), None, job
+    model, card = load_init_model(job.init)
+    architecture = card["architecture"]
+    if (architecture["depth"], architecture["base_width"]) != (job.depth, job.base_width):
+        LOGGER.info("fine-tuning keeps the architecture of %s: depth %d, base width %d",
+                    job.init, architecture["depth"], architecture["base_width"])
+    pixel = job.pixel_size_um if job.pixel_size_um is not None else card["input"].get("pixel_size_um")
+    job = replace(job, depth=architecture["depth"], base_width=architecture["base_width"],
+                  normalization=card["input"]["normalization"], pixel_size_um=pixel)
+    return model, card, job
+
+
+def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, *, progress: bool = True
+                 ) -> dict[str, Path]:
+    """Validate the annotations, train (or fine-tune, or resume), and export the model.
+
+    Returns
+    -------
+    dict of Path
+        ``model``, ``card``, ``log`` and ``curve`` output paths.
+
+    Raises
+    ------
+    AnnotationError
+        If the annotations are bad (before any training).
+    ModelCardError
+        If the `init` model or its card is unusable.
+    ValueError
+        If a setting is out of range.
+    """
+    config.validate()
+    if job.pixel_size_um is not None and not job.pixel_size_um > 0:
+        raise ValueError(f"pixel_size_um must be > 0, got {job.pixel_size_um!r}")
+    validate_normalization(job.normalization, source="training settings")
+    pairs = find_annotation_pairs(job.annotations)
+    train_pairs, val_pairs = split_pairs(pairs, val_fraction=job.val_fraction, val_names=list(job.val_names),
+                                         seed=config.seed)
+    model, init_card, job = _initial_model(job, config.seed)
+    load = dict(normalization=job.normalization, mask_kind=job.mask_kind, allow_empty=job.allow_empty,
+                border_weights=job.border_weights)
+    train_samples, val_samples = load_samples(train_pairs, **load), (load_samples(val_pairs, **load) if val_pairs else [])
+    files = file_records([f for p in pairs for f in (p.image_path, p.mask_path)], job.annotations)
+    architecture = {"kind": "unet", "depth": job.depth, "base_width": job.base_width,
+                    "in_channels": 1, "out_channels": 1}
+    fingerprint = _fingerprint(job, config, augment, files, architecture, init_card and init_card["sha256"])
+    LOGGER.info("training on %d pairs, validating on %d (%s)", len(train_pairs), len(val_pairs),
+                ", ".join(p.name for p in val_pairs) or "none")
+    started = time.monotonic()
+    result = train_model(model, train_samples, val_samples, config, augment, divisor=2**job.depth,
+                         checkpoint_dir=job.checkpoint_dir, fingerprint=fingerprint, progress=progress)
+    card = _card(job, config, augment, result, files, architecture, init_card,
+                 train=[p.name for p in train_pairs], val=[p.name for p in val_pairs],
+                 wall_s=time.monotonic() - started)
+    side = config.patch_size
+    return save_model(result.model, job.output, card, result.history, example_shape=(2, 1, side, side))
+
+
+def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result: TrainResult, files: list[dict],
+          architecture: dict, init_card: dict | None, *, train: list[str], val: list[str], wall_s: float
+          ) -> dict[str, Any]:
+    """The model card (sha256 and model_file are added by ``write_card``)."""
+    init = None if init_card is None else {"model": str(job.init), "sha256": init_card["sha256"]}
+    training = {
+        "annotations": str(job.annotations), "files": files, "train_names": train, "val_names": val,
+        "mask_kind": job.mask_kind, "border_weights": job.border_weights, "init": init,
+        "config": asdict(config), "augment": augment.to_dict(), "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history), "stop_reason": result.stop_reason,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "training_time_s": round(result.history[-1]["elapsed_s"], 1) if result.history else 0.0,
+        "wall_time_this_run_s": round(wall_s, 1), **job.provenance,
+    }
+    metrics = {k: _finite(result.best_metrics.get(k)) for k in ("val_iou", "val_dice", "val_loss", "train_loss")}
+    return {
+        "name": job.output.stem,
+        "input": {"channels": 1, "normalization": job.normalization, "pixel_size_um": job.pixel_size_um},
+        "output": {"kind": "logits", "channels": 1},
+        "spatial_divisor": 2**job.depth,
+        "tile": {"size": max(config.patch_size, 256), "halo": TILE_HALO},
+        "architecture": architecture, "training": training, "metrics": metrics, "versions": versions(),
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    """`value` if it is a finite number, else None (JSON has no NaN)."""
+    return value if isinstance(value, float) and math.isfinite(value) else None
