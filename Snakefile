@@ -1,0 +1,23 @@
+# spheroseg: shape measurements of gastruloids, spheroids and organoids over time.
+#   snakemake --cores 2                       # embedded demo
+#   snakemake --profile profiles/slurm --config experiment=/path/to/experiment
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/measure.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,110 @@
+# Config validation, experiment discovery and input functions. No job logic here.
+import hashlib
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+DEMO = config["experiment"] == "demo"
+EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
+EXPERIMENT = "demo" if DEMO else EXPERIMENT_DIR.resolve().name
+OUT = f"{config['results']}/{EXPERIMENT}"
+MODELS_DIR = config["training"]["models_dir"]
+MODEL_NAME = config["training"]["model_name"]
+
+
+wildcard_constraints:
+    position=r"[^/]+",
+
+
+def discover_positions():
+    """Position name -> raw files, from the demo config or the experiment folder."""
+    if DEMO:
+        return {name: [f"{EXPERIMENT_DIR}/{name}.ome.tif"] for name in config["demo"]["positions"]}
+    if not EXPERIMENT_DIR.is_dir():
+        raise WorkflowError(f"experiment folder not found: {EXPERIMENT_DIR} (config key 'experiment')")
+    from spheroseg.ingest import discover_positions as discover
+
+    try:
+        found = discover(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"])
+    except ValueError as err:
+        raise WorkflowError(str(err)) from err
+    return {name: [str(path) for path in files] for name, files in found.items()}
+
+
+POSITIONS = discover_positions()
+
+
+def position_files(wildcards):
+    """Raw input files of one position."""
+    return POSITIONS[wildcards.position]
+
+
+def annotation_files():
+    """Image and mask files of the configured training set, sorted (empty if training is off)."""
+    folder = config["training"]["annotations"]
+    if not config["training"]["enabled"] or folder is None:
+        return []
+    suffixes = {".tif", ".tiff", ".png"}
+    return sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+def annotation_digest():
+    """Short SHA-256 over the annotation files' names and contents: names the trained model."""
+    digest = hashlib.sha256()
+    for path in annotation_files():
+        digest.update(path.encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
+def model_path():
+    """The model predict uses: the trained one when training is on, else config['model']."""
+    if config["training"]["enabled"]:
+        return f"{MODELS_DIR}/{MODEL_NAME}.{annotation_digest()}.pt"
+    return config["model"]
+
+
+def model_digest(wildcards):
+    """SHA-256 recorded in the model card (a params entry: new model content reruns predict)."""
+    card = Path(model_path()).with_suffix(".json")
+    if not card.is_file():
+        return "pending"
+    return json.loads(card.read_text(encoding="utf-8")).get("sha256", "unknown")
+
+
+def optional_flags(**options):
+    """Command-line flags for the options that are set: ``--name value`` pairs, quoted by ``:q``."""
+    flags = []
+    for name, value in options.items():
+        if value is not None and value is not False:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def demo_flags(demo):
+    """Command-line flags of `spheroseg demo` for the demo config section."""
+    flags = [flag for name, count in demo["positions"].items() for flag in ("--position", f"{name}={count}")]
+    flags += ["--size", *(str(n) for n in demo["size"])]
+    return flags + optional_flags(
+        timepoints=demo["timepoints"], seed=demo["seed"], pixel_size_um=demo["pixel_size_um"],
+        time_interval_s=demo["time_interval_s"], artefact=demo["artefact"],
+    )
+
+
+def segment_flags(options):
+    """Command-line flags of `spheroseg segment` for the segment config section."""
+    flags = optional_flags(method=options["method"], threshold=options["threshold"],
+                           min_area_um2=options["min_area_um2"])
+    flags += [] if options["fill_holes"] else ["--no-fill-holes"]
+    flags += ["--split-touching"] if options["split_touching"] else []
+    return flags + (["--keep-largest"] if options["keep_largest"] else [])
+
+
+def final_outputs():
+    """Everything `rule all` asks for."""
+    per_position = [f"{OUT}/{position}/metrics.csv" for position in POSITIONS]
+    return per_position + [f"{OUT}/metrics.csv"]

@@ -1,0 +1,66 @@
+# Tiled U-Net inference: tile plan -> TorchScript predict (GPU rule) -> blended probabilities.
+# The model is ancient(): only a change of its content (SHA-256 in params) reruns inference.
+
+
+rule tile:
+    input:
+        image=f"{OUT}/{{position}}/image.ome.zarr",
+        model=ancient(model_path()),
+    output:
+        f"{OUT}/{{position}}/tiles.json",
+    params:
+        model_sha256=model_digest,
+        tile_size=config["tiling"]["tile_size"],
+        overlap=config["tiling"]["overlap"],
+    log:
+        f"{OUT}/{{position}}/logs/tile.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/tile.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "spheroseg tile --image {input.image:q} --model {input.model:q}"
+        " --tile-size {params.tile_size} --overlap {params.overlap} --output {output:q} 2> {log:q}"
+
+
+rule predict:
+    input:
+        image=f"{OUT}/{{position}}/image.ome.zarr",
+        plan=f"{OUT}/{{position}}/tiles.json",
+        model=ancient(model_path()),
+    output:
+        temp(directory(f"{OUT}/{{position}}/tiles.zarr")),
+    params:
+        model_sha256=model_digest,
+        channel=config["ingest"]["channel"],
+        device=config["predict"]["device"],
+        precision=config["predict"]["precision"],
+        batch_size=config["predict"]["batch_size"],
+    resources:
+        gpu=1,
+    log:
+        f"{OUT}/{{position}}/logs/predict.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/predict.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "spheroseg predict --image {input.image:q} --plan {input.plan:q} --model {input.model:q}"
+        " --channel {params.channel} --device {params.device} --precision {params.precision}"
+        " --batch-size {params.batch_size} --output {output:q} 2> {log:q}"
+
+
+rule stitch:
+    input:
+        plan=f"{OUT}/{{position}}/tiles.json",
+        tiles=f"{OUT}/{{position}}/tiles.zarr",
+    output:
+        directory(f"{OUT}/{{position}}/probabilities.ome.zarr"),
+    log:
+        f"{OUT}/{{position}}/logs/stitch.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/stitch.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "spheroseg stitch --plan {input.plan:q} --tiles {input.tiles:q} --output {output:q} 2> {log:q}"

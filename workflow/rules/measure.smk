@@ -1,0 +1,41 @@
+# Labels + probabilities -> contours and metrics per timepoint, per position and per experiment.
+
+
+rule measure:
+    input:
+        labels=f"{OUT}/{{position}}/labels.ome.zarr",
+        probabilities=f"{OUT}/{{position}}/probabilities.ome.zarr",
+        image=f"{OUT}/{{position}}/image.ome.zarr",
+    output:
+        contours=f"{OUT}/{{position}}/contours.geojson",
+        timepoints=directory(f"{OUT}/{{position}}/metrics"),
+        table=f"{OUT}/{{position}}/metrics.csv",
+    params:
+        experiment=EXPERIMENT,
+        channel=config["ingest"]["channel"],
+        threshold=config["segment"]["threshold"],
+        folder=lambda wildcards, output: Path(output.table).parent,
+    log:
+        f"{OUT}/{{position}}/logs/measure.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/measure.tsv"
+    conda:
+        "../../envs/io.yaml"
+    shell:
+        "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
+        " --image {input.image:q} --experiment {params.experiment:q} --position {wildcards.position:q}"
+        " --channel {params.channel} --threshold {params.threshold} --output-dir {params.folder:q}"
+        " 2> {log:q}"
+
+
+rule aggregate:
+    input:
+        [f"{OUT}/{position}/metrics.csv" for position in POSITIONS],
+    output:
+        f"{OUT}/metrics.csv",
+    log:
+        f"{OUT}/logs/aggregate.log",
+    conda:
+        "../../envs/io.yaml"
+    shell:
+        "spheroseg aggregate --output {output:q} {input:q} 2> {log:q}"

@@ -1,0 +1,18 @@
+# Probabilities -> tracked label images.
+
+
+rule segment:
+    input:
+        f"{OUT}/{{position}}/probabilities.ome.zarr",
+    output:
+        directory(f"{OUT}/{{position}}/labels.ome.zarr"),
+    params:
+        options=segment_flags(config["segment"]),
+    log:
+        f"{OUT}/{{position}}/logs/segment.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/segment.tsv"
+    conda:
+        "../../envs/io.yaml"
+    shell:
+        "spheroseg segment --probabilities {input:q} --output {output:q} {params.options:q} 2> {log:q}"

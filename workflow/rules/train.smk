@@ -1,0 +1,29 @@
+# Retrain the U-Net on an annotation folder; predict then uses the new model.
+# The model file is named by a digest of the annotation set: a changed set trains a new
+# model beside the old one (both write-protected), an unchanged set retrains nothing.
+
+
+rule train:
+    input:
+        annotation_files(),
+    output:
+        model=protected(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.pt"),
+        card=protected(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.json"),
+    params:
+        annotations=config["training"]["annotations"],
+        options=optional_flags(
+            init=config["training"]["init"],
+            epochs=config["training"]["epochs"],
+            seed=config["training"]["seed"],
+        ),
+    resources:
+        gpu=1,
+    log:
+        f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.log",
+    benchmark:
+        f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.benchmark.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "spheroseg train --annotations {params.annotations:q} --output {output.model:q}"
+        " {params.options:q} 2> {log:q}"
