@@ -1,0 +1,574 @@
+"""Sub-pixel contours of labelled objects and their shape metrics in physical units.
+
+Each object's boundary is traced with marching squares on the foreground-probability map
+restricted to the object (:func:`trace_object`), so the contour lies between pixel centres
+where the probability crosses the threshold, not on the pixel staircase of the label mask.
+Binary (hard 0/1) maps are Gaussian-smoothed first. Area, perimeter, moments, convex hull
+and Feret diameters are then computed exactly on that polygon (:func:`polygon_metrics`).
+
+Coordinates are pixel indices ``(y, x)`` of pixel centres (row, column) unless stated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+# Fraction of boundary probabilities that must be exactly 0 or 1 for a map to count as binary.
+_BINARY_FRACTION = 0.9
+# Gaussian sigma (pixels) used to smooth binary masks before tracing.
+BINARY_SMOOTHING_SIGMA = 1.0
+_CLAMP = 1e-6
+_SQUARE = np.ones((3, 3), dtype=bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectContour:
+    """Sub-pixel boundary of one object.
+
+    Attributes
+    ----------
+    outers : list of ndarray of shape (N, 2), float64
+        Closed outer boundaries (first vertex repeated last), ``(y, x)`` pixel coordinates,
+        oriented so that :func:`signed_area` is positive; usually one.
+    holes : list of ndarray of shape (N, 2), float64
+        Closed boundaries of the holes, with negative :func:`signed_area`.
+    smoothed : bool
+        Whether the mask was treated as binary and Gaussian-smoothed before tracing.
+    """
+
+    outers: list[NDArray[np.float64]]
+    holes: list[NDArray[np.float64]]
+    smoothed: bool
+
+
+def signed_area(vertices: NDArray) -> float:
+    """Signed shoelace area of a closed polygon ``(y, x)``; > 0 if counter-clockwise in (x, y).
+
+    Examples
+    --------
+    >>> square = np.array([[0, 0], [0, 2], [2, 2], [2, 0], [0, 0]], float)  # (y, x)
+    >>> signed_area(square)
+    4.0
+    """
+    y, x = vertices[:, 0], vertices[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+
+
+def polygon_perimeter(vertices: NDArray) -> float:
+    """Length of a closed polygon (first vertex repeated last).
+
+    Examples
+    --------
+    >>> polygon_perimeter(np.array([[0, 0], [0, 3], [4, 3], [0, 0]], float))
+    12.0
+    """
+    return float(np.sum(np.hypot(*np.diff(vertices, axis=0).T)))
+
+
+def _is_binary(values: NDArray) -> bool:
+    """True if most values are exactly 0 or 1 (a hard mask, not a probability map)."""
+    if values.size == 0:
+        return False
+    hard = np.count_nonzero((values == 0) | (values == 1))
+    return hard >= _BINARY_FRACTION * values.size
+
+
+def _boundary_values(probabilities: NDArray, own: NDArray[np.bool_]) -> NDArray:
+    """Probabilities of the object's edge pixels and of the background pixels around it."""
+    grown = ndimage.binary_dilation(own, _SQUARE)
+    edge = own & ~ndimage.binary_erosion(own, _SQUARE, border_value=0)
+    return probabilities[(grown & ~own) | edge]
+
+
+def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: float,
+                 sigma: float | None) -> NDArray[np.float64]:
+    """Scalar field whose `threshold` level set is the object's boundary.
+
+    With ``sigma=None`` the probability map is clamped so that it is above `threshold` on
+    every pixel of `own` (filled holes stay filled) and below it on the pixels around it
+    (neighbouring objects are cut off); farther pixels are 0. With a `sigma`, the field is
+    the Gaussian-smoothed indicator of `own`, rescaled so that 0.5 maps to `threshold`.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (Y, X), float
+        Probability crop with at least one pixel of margin around the object.
+    own : ndarray of shape (Y, X), bool
+        The object's pixels in the same crop.
+    threshold : float
+        Level of the boundary, in (0, 1).
+    sigma : float or None
+        Gaussian sigma in pixels for binary masks.
+
+    Returns
+    -------
+    ndarray of shape (Y, X), float64
+    """
+    if sigma is not None:
+        smooth = ndimage.gaussian_filter(own.astype(np.float64), sigma, mode="constant")
+        return smooth * (threshold / 0.5) if threshold <= 0.5 else \
+            1 - (1 - smooth) * ((1 - threshold) / 0.5)
+    values = probabilities.astype(np.float64)
+    ring = ndimage.binary_dilation(own, _SQUARE) & ~own
+    field = np.zeros(own.shape, dtype=np.float64)
+    field[own] = np.maximum(values[own], threshold + _CLAMP)
+    field[ring] = np.minimum(values[ring], threshold - _CLAMP)
+    return field
+
+
+def _split_contours(contours: list[NDArray]) -> tuple[list[NDArray], list[NDArray]]:
+    """Sort closed contours into outer boundaries and holes by orientation."""
+    outers, holes = [], []
+    for contour in contours:
+        if len(contour) < 4 or not np.allclose(contour[0], contour[-1]):
+            continue
+        area = signed_area(contour)
+        if area > 0:
+            outers.append(contour)
+        elif area < 0:
+            holes.append(contour)
+    return outers, holes
+
+
+def trace_object(probabilities: NDArray, labels: NDArray[np.integer], object_id: int, *,
+                 threshold: float = 0.5, smoothing: str | float | None = "auto",
+                 ) -> ObjectContour:
+    """Trace the sub-pixel boundary of one labelled object.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (Y, X), float
+        Foreground probability in [0, 1] (a binary mask works too).
+    labels : ndarray of shape (Y, X), int
+        Label image; the object is ``labels == object_id``.
+    object_id : int
+        Id of the object to trace.
+    threshold : float
+        Probability level of the boundary, in (0, 1); the one used to segment.
+    smoothing : "auto", float or None
+        Gaussian sigma in pixels applied to the object's mask before tracing; ``"auto"``
+        smooths with :data:`BINARY_SMOOTHING_SIGMA` only when the probabilities around the
+        object are (90 % or more) exactly 0 or 1; None never smooths.
+
+    Returns
+    -------
+    ObjectContour
+        Empty lists if the object is absent.
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, `threshold` is outside (0, 1) or `smoothing` is invalid.
+
+    Examples
+    --------
+    >>> labels = np.zeros((5, 5), np.int32); labels[1:4, 1:4] = 1
+    >>> contour = trace_object(labels * 0.9, labels, 1, smoothing=None)
+    >>> round(signed_area(contour.outers[0]), 3), len(contour.holes)
+    (7.951, 0)
+    """
+    from skimage.measure import find_contours
+
+    _check_trace_inputs(probabilities, labels, threshold, smoothing)
+    box = _object_box(labels, object_id, margin=2 + _smoothing_margin(smoothing))
+    if box is None:
+        return ObjectContour([], [], smoothed=False)
+    own = np.pad(labels[box] == object_id, 1)
+    crop = np.pad(np.asarray(probabilities[box]), 1)
+    sigma = _choose_sigma(smoothing, crop, own)
+    field = object_field(crop, own, threshold=threshold, sigma=sigma)
+    outers, holes = _split_contours(find_contours(field, threshold, fully_connected="high"))
+    if not outers and sigma is not None:  # smoothed away (a few pixels): trace the mask
+        field = object_field(crop, own, threshold=threshold, sigma=None)
+        outers, holes = _split_contours(find_contours(field, threshold, fully_connected="high"))
+        sigma = None
+    offset = np.array([box[0].start - 1, box[1].start - 1], dtype=np.float64)
+    return ObjectContour([c + offset for c in outers], [c + offset for c in holes],
+                         smoothed=sigma is not None)
+
+
+def _smoothing_margin(smoothing: str | float | None) -> int:
+    """Pixels of margin the Gaussian needs around an object."""
+    sigma = BINARY_SMOOTHING_SIGMA if smoothing == "auto" else smoothing
+    return 0 if sigma is None else int(math.ceil(4 * float(sigma)))
+
+
+def _choose_sigma(smoothing: str | float | None, crop: NDArray, own: NDArray) -> float | None:
+    """The Gaussian sigma to apply to this object, or None."""
+    if smoothing == "auto":
+        return BINARY_SMOOTHING_SIGMA if _is_binary(_boundary_values(crop, own)) else None
+    return None if smoothing is None or smoothing == 0 else float(smoothing)
+
+
+def _object_box(labels: NDArray, object_id: int, *, margin: int) -> tuple[slice, slice] | None:
+    """Bounding box of the object grown by `margin` pixels (clipped), or None if absent."""
+    rows, cols = np.nonzero(labels == object_id)
+    if rows.size == 0:
+        return None
+    height, width = labels.shape
+    return (slice(max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)),
+            slice(max(cols.min() - margin, 0), min(cols.max() + margin + 1, width)))
+
+
+def _check_trace_inputs(probabilities: NDArray, labels: NDArray, threshold: float,
+                        smoothing: str | float | None) -> None:
+    """Raise ValueError/TypeError for inputs trace_object cannot use."""
+    for name, array in (("probabilities", probabilities), ("labels", labels)):
+        if not isinstance(array, np.ndarray) or array.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D numpy array, got "
+                             f"{getattr(array, 'shape', type(array).__name__)!r}")
+    if probabilities.shape != labels.shape:
+        raise ValueError(f"labels must have the shape of probabilities {probabilities.shape!r}, "
+                         f"got {labels.shape!r}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must have an integer dtype, got {labels.dtype!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    valid = smoothing is None or smoothing == "auto" or (
+        isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool)
+        and 0 <= smoothing < 50)
+    if not valid:
+        raise ValueError(f"smoothing must be 'auto', None or a sigma in [0, 50) pixels, "
+                         f"got {smoothing!r}")
+
+
+def _raw_moments(vertices: NDArray) -> NDArray[np.float64]:
+    """Area moments (m00, m10_y, m01_x, m20_yy, m11_yx, m02_xx) of a closed polygon, signed."""
+    y0, x0 = vertices[:-1, 0], vertices[:-1, 1]
+    y1, x1 = vertices[1:, 0], vertices[1:, 1]
+    cross = x0 * y1 - x1 * y0
+    return np.array([
+        cross.sum() / 2,
+        ((y0 + y1) * cross).sum() / 6,
+        ((x0 + x1) * cross).sum() / 6,
+        ((y0 * y0 + y0 * y1 + y1 * y1) * cross).sum() / 12,
+        ((x0 * y1 + 2 * x0 * y0 + 2 * x1 * y1 + x1 * y0) * cross).sum() / 24,
+        ((x0 * x0 + x0 * x1 + x1 * x1) * cross).sum() / 12,
+    ])
+
+
+def convex_hull(points: NDArray) -> NDArray[np.float64]:
+    """Vertices of the convex hull of points ``(y, x)``, in order, not repeated (monotone chain).
+
+    Examples
+    --------
+    >>> convex_hull(np.array([[0, 0], [1, 1], [0, 2], [2, 2], [2, 0]], float)).tolist()
+    [[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]
+    """
+    unique = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    if len(unique) < 3:
+        return unique
+    order = unique[np.lexsort((unique[:, 1], unique[:, 0]))]
+
+    def chain(sequence: NDArray) -> list[NDArray]:
+        """One half of the hull: keep only left turns."""
+        kept: list[NDArray] = []
+        for point in sequence:
+            while len(kept) >= 2 and _cross(kept[-2], kept[-1], point) <= 0:
+                kept.pop()
+            kept.append(point)
+        return kept
+
+    lower, upper = chain(order), chain(order[::-1])
+    return np.array(lower[:-1] + upper[:-1])
+
+
+def _cross(origin: NDArray, a: NDArray, b: NDArray) -> float:
+    """z-component of (a - origin) x (b - origin)."""
+    return float((a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0]))
+
+
+def feret_diameters(hull: NDArray, *, block: int = 2048) -> tuple[float, float]:
+    """Largest and smallest caliper widths of a convex polygon (vertices in order).
+
+    The maximum is the largest vertex-to-vertex distance; the minimum is the smallest,
+    over hull edges, of the largest distance of a vertex from the edge's line (exact for
+    a convex polygon). Computed in blocks of `block` vertices to bound memory.
+
+    Examples
+    --------
+    >>> feret_diameters(np.array([[0, 0], [0, 4], [3, 4], [3, 0]], float))
+    (5.0, 3.0)
+    """
+    hull = np.asarray(hull, dtype=np.float64)
+    if len(hull) < 2:
+        return 0.0, 0.0
+    largest = 0.0
+    for start in range(0, len(hull), block):
+        chunk = hull[start:start + block]
+        gaps = chunk[:, None, :] - hull[None, :, :]
+        largest = max(largest, float(np.sqrt((gaps ** 2).sum(-1).max())))
+    if len(hull) < 3:
+        return largest, 0.0
+    edges = np.roll(hull, -1, axis=0) - hull
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    smallest = math.inf
+    for start in range(0, len(hull), block):
+        part = slice(start, start + block)
+        rel = hull[None, :, :] - hull[part, None, :]
+        heights = np.abs(rel[..., 0] * edges[part, None, 1] - rel[..., 1] * edges[part, None, 0])
+        widths = heights.max(axis=1) / np.where(lengths[part] > 0, lengths[part], np.nan)
+        smallest = min(smallest, float(np.nanmin(widths)))
+    return largest, smallest
+
+
+def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
+    """Shape metrics of a traced object, in pixel units.
+
+    Area excludes holes; perimeter is the length of the outer boundary; moments, and
+    hence centroid and axes, are those of the filled polygon minus its holes; convex hull
+    and Feret diameters are those of the outer boundary.
+
+    Parameters
+    ----------
+    contour : ObjectContour
+        From :func:`trace_object`, with at least one outer boundary.
+
+    Returns
+    -------
+    dict
+        ``area, perimeter, circularity, solidity, convex_area, major_axis, minor_axis,
+        aspect_ratio, eccentricity, feret_max, feret_min, equivalent_diameter,
+        centroid_y, centroid_x``; lengths in pixels, areas in pixels squared.
+
+    Raises
+    ------
+    ValueError
+        If the contour has no outer boundary.
+
+    Examples
+    --------
+    >>> square = np.array([[0, 0], [0, 4], [4, 4], [4, 0], [0, 0]], float)  # (y, x)
+    >>> m = polygon_metrics(ObjectContour([square], [], smoothed=False))
+    >>> m["area"], m["perimeter"], round(m["circularity"], 4), m["feret_min"]
+    (16.0, 16.0, 0.7854, 4.0)
+    """
+    if not contour.outers:
+        raise ValueError("contour must have at least one outer boundary, got none")
+    moments = sum(np.sign(signed_area(c)) * _raw_moments(c) for c in contour.outers) \
+        - sum((np.sign(signed_area(c)) * _raw_moments(c) for c in contour.holes), np.zeros(6))
+    area = float(moments[0])
+    perimeter = sum(polygon_perimeter(c) for c in contour.outers)
+    hull = convex_hull(np.concatenate(contour.outers))
+    convex_area = abs(signed_area(np.vstack([hull, hull[:1]]))) if len(hull) >= 3 else 0.0
+    feret_max, feret_min = feret_diameters(hull)
+    metrics = {"area": area, "perimeter": perimeter,
+               "circularity": _ratio(4 * math.pi * area, perimeter ** 2),
+               "solidity": _ratio(area, convex_area), "convex_area": convex_area,
+               **_axes(moments), "feret_max": feret_max, "feret_min": feret_min,
+               "equivalent_diameter": math.sqrt(4 * max(area, 0.0) / math.pi)}
+    return metrics
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN when the denominator is 0."""
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def _axes(moments: NDArray) -> dict[str, float]:
+    """Centroid and ellipse-equivalent axes from area moments (as regionprops defines them)."""
+    area = moments[0]
+    if area <= 0:
+        nan = math.nan
+        return dict(major_axis=nan, minor_axis=nan, aspect_ratio=nan, eccentricity=nan,
+                    centroid_y=nan, centroid_x=nan)
+    cy, cx = moments[1] / area, moments[2] / area
+    cov_yy = moments[3] / area - cy * cy
+    cov_yx = moments[4] / area - cy * cx
+    cov_xx = moments[5] / area - cx * cx
+    half_gap = math.sqrt(((cov_yy - cov_xx) / 2) ** 2 + cov_yx ** 2)
+    large = max((cov_yy + cov_xx) / 2 + half_gap, 0.0)
+    small = max((cov_yy + cov_xx) / 2 - half_gap, 0.0)
+    major, minor = 4 * math.sqrt(large), 4 * math.sqrt(small)
+    return dict(major_axis=major, minor_axis=minor, aspect_ratio=_ratio(major, minor),
+                eccentricity=math.sqrt(1 - small / large) if large > 0 else math.nan,
+                centroid_y=float(cy), centroid_x=float(cx))
+
+
+METRICS = ("area", "perimeter", "circularity", "solidity", "convex_area", "major_axis",
+           "minor_axis", "aspect_ratio", "eccentricity", "feret_max", "feret_min",
+           "equivalent_diameter", "centroid_y", "centroid_x")
+# Power of length of each metric: 2 = an area, 1 = a length, 0 = a ratio.
+_POWER = {"area": 2, "convex_area": 2, "circularity": 0, "solidity": 0, "aspect_ratio": 0,
+          "eccentricity": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectMeasurement:
+    """Contour and metrics of one object in one frame.
+
+    Attributes
+    ----------
+    object_id : int
+    contour : ObjectContour
+    metrics : dict of str to float
+        :data:`METRICS` in pixel units (see :func:`polygon_metrics`).
+    mean_intensity : float
+        Mean raw image value over the object's pixels (NaN without an image).
+    touches_border : bool
+        Whether a pixel of the object lies in the first or last row or column.
+    """
+
+    object_id: int
+    contour: ObjectContour
+    metrics: dict[str, float]
+    mean_intensity: float
+    touches_border: bool
+
+
+def measure_frame(labels: NDArray[np.integer], probabilities: NDArray,
+                  image: NDArray | None = None, *, threshold: float = 0.5,
+                  smoothing: str | float | None = "auto") -> list[ObjectMeasurement]:
+    """Trace and measure every object of one frame.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (Y, X), int
+        Label image, 0 = background.
+    probabilities : ndarray of shape (Y, X), float
+        Foreground probability the labels came from.
+    image : ndarray of shape (Y, X), optional
+        Raw image for ``mean_intensity``.
+    threshold, smoothing
+        See :func:`trace_object`.
+
+    Returns
+    -------
+    list of ObjectMeasurement
+        Sorted by object id; empty for a frame without objects.
+
+    Raises
+    ------
+    ValueError
+        If shapes differ or `threshold`/`smoothing` are invalid.
+    TypeError
+        If `labels` is not an integer array.
+
+    Examples
+    --------
+    >>> labels = np.zeros((9, 9), np.int32); labels[2:7, 2:7] = 3
+    >>> [(m.object_id, round(m.metrics["area"], 2)) for m in measure_frame(labels, labels / 3)]
+    [(3, 21.21)]
+    """
+    _check_trace_inputs(probabilities, labels, threshold, smoothing)
+    if image is not None and np.shape(image) != labels.shape:
+        raise ValueError(f"image must have the shape of labels {labels.shape!r}, "
+                         f"got {np.shape(image)!r}")
+    border = set(_border_ids(labels))
+    measurements = []
+    for object_id in np.unique(labels[labels > 0]).tolist():
+        contour = trace_object(probabilities, labels, object_id, threshold=threshold,
+                               smoothing=smoothing)
+        metrics = polygon_metrics(contour) if contour.outers else dict.fromkeys(METRICS,
+                                                                                math.nan)
+        intensity = math.nan if image is None else float(
+            np.mean(image[labels == object_id], dtype=np.float64))
+        measurements.append(ObjectMeasurement(int(object_id), contour, metrics, intensity,
+                                              object_id in border))
+    return measurements
+
+
+def _border_ids(labels: NDArray) -> list[int]:
+    """Ids with a pixel on the image border."""
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return [int(i) for i in np.unique(edges) if i > 0]
+
+
+def metric_columns(*, pixel_size_um: float | None, time_interval_s: float | None) -> list[str]:
+    """CSV header: units in the names (µm/s when known, else px/frame).
+
+    Examples
+    --------
+    >>> metric_columns(pixel_size_um=None, time_interval_s=None)[3:7]
+    ['time_frame', 'object_id', 'area_px2', 'perimeter_px']
+    """
+    length = "um" if pixel_size_um is not None else "px"
+    names = []
+    for metric in METRICS:
+        power = _POWER.get(metric, 1)
+        names.append(metric if power == 0 else f"{metric}_{length}{'2' if power == 2 else ''}")
+    time = "time_s" if time_interval_s is not None else "time_frame"
+    return ["experiment", "position", "timepoint", time, "object_id", *names,
+            "mean_intensity", "touches_border"]
+
+
+def _format(value: float) -> str:
+    """Fixed notation with 6 decimals; empty for NaN or infinity (missing in pandas and R)."""
+    return f"{value:.6f}" if math.isfinite(value) else ""
+
+
+def metric_rows(measurements: list[ObjectMeasurement], *, experiment: str, position: str,
+                timepoint: int, pixel_size_um: float | None,
+                time_interval_s: float | None) -> list[list[str]]:
+    """CSV rows (strings, in :func:`metric_columns` order) of one frame, sorted by object id.
+
+    Examples
+    --------
+    >>> labels = np.zeros((9, 9), np.int32); labels[2:7, 2:7] = 1
+    >>> rows = metric_rows(measure_frame(labels, labels * 1.0), experiment="e", position="p",
+    ...                    timepoint=2, pixel_size_um=0.5, time_interval_s=60.0)
+    >>> rows[0][:6]
+    ['e', 'p', '2', '120.000000', '1', '5.303365']
+    """
+    scale = 1.0 if pixel_size_um is None else float(pixel_size_um)
+    time = timepoint * (1.0 if time_interval_s is None else float(time_interval_s))
+    rows = []
+    for item in sorted(measurements, key=lambda m: m.object_id):
+        values = [item.metrics[name] * scale ** _POWER.get(name, 1) for name in METRICS]
+        rows.append([experiment, position, str(timepoint),
+                     _format(time) if time_interval_s is not None else str(timepoint),
+                     str(item.object_id), *map(_format, values), _format(item.mean_intensity),
+                     "true" if item.touches_border else "false"])
+    return rows
+
+
+def format_csv(columns: list[str], rows: list[list[str]]) -> str:
+    """CSV text (comma separated, quoted only where needed, ``\\n`` line ends)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _ring(vertices: NDArray) -> list[list[float]]:
+    """GeoJSON ring: [x, y] with the image's top-left corner at (0, 0), 3 decimals."""
+    return [[round(float(x) + 0.5, 3), round(float(y) + 0.5, 3)] for y, x in vertices]
+
+
+def _inside(point: NDArray, polygon: NDArray) -> bool:
+    """Even-odd rule: is `point` (y, x) inside the closed polygon?"""
+    y, x = point
+    y0, x0, y1, x1 = polygon[:-1, 0], polygon[:-1, 1], polygon[1:, 0], polygon[1:, 1]
+    crosses = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return bool(np.count_nonzero(crosses & (x < at)) % 2)
+
+
+def contour_geometry(contour: ObjectContour) -> dict[str, object]:
+    """GeoJSON Polygon (or MultiPolygon for several outer boundaries) of a contour.
+
+    Coordinates are ``[x, y]`` in pixels with the top-left corner of the image at
+    ``(0, 0)`` (so pixel ``(row, col)`` covers ``[col, col + 1] x [row, row + 1]``), the
+    convention of QuPath and of GIS tools opening an image; exterior rings counter-clockwise,
+    holes clockwise (RFC 7946, with y pointing down).
+    """
+    parts: list[list[list[list[float]]]] = [[_ring(outer)] for outer in contour.outers]
+    for hole in contour.holes:
+        owner = next((index for index, outer in enumerate(contour.outers)
+                      if _inside(hole[0], outer)), 0)
+        if parts:
+            parts[owner].append(_ring(hole))
+    if len(parts) == 1:
+        return {"type": "Polygon", "coordinates": parts[0]}
+    return {"type": "MultiPolygon", "coordinates": parts}
