@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 from numpy.typing import NDArray
@@ -383,3 +384,113 @@ class ObjectLinker:
         chosen_rows, chosen_cols = optimize.linear_sum_assignment(matrix, maximize=True)
         return [(int(rows[r]), int(cols[c])) for r, c in zip(chosen_rows, chosen_cols)
                 if matrix[r, c] > 0]
+
+
+def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
+    """Number of timepoints of an image (1 without a t axis)."""
+    return shape[axes.index("t")] if "t" in axes else 1
+
+
+def segment_store(probabilities_path: str | os.PathLike[str],
+                  output_path: str | os.PathLike[str],
+                  options: SegmentationOptions | None = None, *,
+                  min_area_um2: float | None = None) -> list[float]:
+    """Segment every frame of a probability image into a tracked NGFF label image.
+
+    Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
+    written one at a time. The label image has axes ``"tyx"``, dtype int32, the pixel size
+    and frame interval of the probabilities, and records the options and per-frame
+    thresholds under the group attribute ``"spheroseg"``; it appears only when complete.
+
+    Parameters
+    ----------
+    probabilities_path : str or PathLike
+        NGFF image of foreground probabilities (axes ending in ``"yx"``; channel 0 used).
+    output_path : str or PathLike
+        Label image to write (replaced if it exists).
+    options : SegmentationOptions, optional
+    min_area_um2 : float, optional
+        Minimum object area in µm²; overrides ``options.min_area_px`` and needs a known
+        pixel size.
+
+    Returns
+    -------
+    list of float
+        Threshold used for each frame.
+
+    Raises
+    ------
+    ValueError
+        If the input is not an NGFF image, its values leave [0, 1], or `min_area_um2` is
+        given for an image without pixel size.
+    """
+    from spheroseg import ngff
+    from spheroseg.atomic import atomic_path
+
+    options = SegmentationOptions() if options is None else options
+    metadata = ngff.read_metadata(probabilities_path)
+    if min_area_um2 is not None:
+        options = dataclasses.replace(options, min_area_px=_area_in_pixels(
+            min_area_um2, metadata.pixel_size_um, probabilities_path))
+    source = ngff.open_array(probabilities_path)
+    frames = _frame_count(metadata.axes, metadata.shape)
+    thresholds = []
+    with atomic_path(output_path, directory=True) as tmp:
+        target = ngff.create_image(
+            tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
+            pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s,
+            name="labels")
+        linker = ObjectLinker()
+        for t in range(frames):
+            probabilities = _checked_probabilities(ngff.read_frame(source, t), t,
+                                                   probabilities_path)
+            labels, threshold = segment_frame(probabilities, options)
+            target[t] = linker.link(labels)
+            thresholds.append(threshold)
+        _record_segmentation(tmp, options, thresholds)
+    return thresholds
+
+
+def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
+                    path: str | os.PathLike[str]) -> float:
+    """Convert a minimum area from µm² to pixels, or raise if the pixel size is unknown."""
+    _check_number("min_area_um2", min_area_um2, low=0.0, high=math.inf)
+    if pixel_size_um is None:
+        raise ValueError(f"pixel size must be known to use min_area_um2, got None "
+                         f"(in {path}); give the minimum area in pixels instead")
+    return float(min_area_um2) / pixel_size_um ** 2
+
+
+def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str]) -> NDArray:
+    """Return the frame as float32 if its values lie in [0, 1], else raise ValueError."""
+    values = np.asarray(frame, dtype=np.float32)
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if not (0.0 <= low and high <= 1.0):
+        raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}] "
+                         f"at t={t} (in {path})")
+    return values
+
+
+def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
+                         thresholds: list[float]) -> None:
+    """Store the options and per-frame thresholds in the label image's group attributes."""
+    import zarr
+
+    group = zarr.open_group(store=str(path), mode="r+")
+    group.attrs["spheroseg"] = {"segment": {**dataclasses.asdict(options),
+                                            "thresholds": [float(t) for t in thresholds]}}
+
+
+def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
+    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+    import zarr
+
+    try:
+        attributes = zarr.open_group(store=str(labels_path), mode="r").attrs.asdict()
+    except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
+        return None
+    thresholds = attributes.get("spheroseg", {}).get("segment", {}).get("thresholds")
+    if not isinstance(thresholds, list) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
+        return None
+    return [float(t) for t in thresholds]
