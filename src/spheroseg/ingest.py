@@ -371,8 +371,8 @@ def _map_axes(file_axes: str, file_shape: Sequence[int], path: Path) -> dict[int
                 f"shape {tuple(file_shape)} (in {path})"
             )
         roles[index] = target
-    kept = "".join(roles.values())
-    if not kept.endswith("yx") or kept.count("y") != 1:
+    spatial = "".join(role for index, role in roles.items() if file_axes[index] != "S")
+    if not spatial.endswith("yx") or spatial.count("y") != 1:
         raise IngestError(f"file axes must end in Y, X, got {file_axes!r} (in {path})")
     return roles
 
@@ -461,7 +461,7 @@ class _reading:
             return False
         detail = " ".join(str(error).split())[:200] or type(error).__name__
         raise IngestError(
-            f"file must be a readable TIFF image, got {type(error).__name__}: {detail} "
+            f"file must be a complete, readable TIFF image, got {type(error).__name__}: {detail} "
             f"(in {self.path})"
         ) from error
 

@@ -1,0 +1,350 @@
+"""Tests for spheroseg.ingest and ``spheroseg ingest``: round trips, metadata, bad input."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from spheroseg import ingest, ngff
+from spheroseg.cli import main
+from spheroseg.ingest import IngestError, PhysicalSizes
+
+RNG = np.random.default_rng(9)
+
+
+def _stack(shape, dtype="uint16"):
+    return RNG.integers(0, 4096, size=shape).astype(dtype)
+
+
+def _plain_zarr(path: Path) -> np.ndarray:
+    return zarr.open_array(store=str(path / "0"), mode="r")[...]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def ome_stack(tmp_path):
+    """The issue's OME-TIFF: T=5, C=2, 700x1026, uint16, 0.65 um, 300 s."""
+    data = _stack((5, 2, 700, 1026))
+    path = tmp_path / "exp" / "well A1 (ctrl) ü.ome.tif"
+    path.parent.mkdir()
+    tifffile.imwrite(path, data, ome=True, photometric="minisblack", metadata={
+        "axes": "TCYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65,
+        "TimeIncrement": 300, "TimeIncrementUnit": "s"})
+    return path, data
+
+
+def test_ome_tiff_round_trip(ome_stack, tmp_path):
+    path, data = ome_stack
+    out = tmp_path / "res" / "image.ome.zarr"
+    meta = ingest.ingest_position([path], out, name="well A1 (ctrl) ü")
+    np.testing.assert_array_equal(_plain_zarr(out), data)
+    assert _plain_zarr(out).dtype == np.uint16
+    assert (meta.axes, meta.shape) == ("tcyx", (5, 2, 700, 1026))
+    assert meta.pixel_size_um == 0.65 and meta.time_interval_s == 300.0
+    assert meta.name == "well A1 (ctrl) ü"
+
+
+def test_ome_tiff_metadata_valid_for_ome_zarr_reader(ome_stack, tmp_path):
+    reader = pytest.importorskip("ome_zarr.reader")
+    io = pytest.importorskip("ome_zarr.io")
+    path, data = ome_stack
+    out = tmp_path / "image.ome.zarr"
+    ingest.ingest_position([path], out)
+    node = list(reader.Reader(io.parse_url(str(out)))())[0]
+    axes = node.metadata["axes"]
+    assert [(a["name"], a.get("unit")) for a in axes] == [
+        ("t", "second"), ("c", None), ("y", "micrometer"), ("x", "micrometer")]
+    scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
+    assert scales[0] == [300.0, 1.0, 0.65, 0.65]
+    assert scales[1] == [300.0, 1.0, 1.3, 1.3]
+    assert node.data[1].shape == (5, 2, 350, 513)
+    np.testing.assert_array_equal(np.asarray(node.data[0]), data)
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "expected_axes"),
+    [("TCYX", (3, 2, 20, 30), "tcyx"), ("TZCYX", (2, 3, 2, 10, 12), "tczyx"),
+     ("TYX", (4, 10, 12), "tcyx")],
+    ids=["tcyx", "tzcyx", "tyx"],
+)
+def test_imagej_hyperstack_round_trip(tmp_path, axes, shape, expected_axes):
+    data = _stack(shape)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.65, 1 / 0.65), metadata={
+        "axes": axes, "unit": "um", "finterval": 300, "spacing": 2.5})
+    meta = ingest.ingest_position([path], tmp_path / "image.ome.zarr")
+    stored = _plain_zarr(tmp_path / "image.ome.zarr")
+    assert meta.axes == expected_axes
+    expected = {"TCYX": lambda: data, "TYX": lambda: data[:, None],
+                "TZCYX": lambda: data.transpose(0, 2, 1, 3, 4)}[axes]()
+    np.testing.assert_array_equal(stored, expected)
+    assert meta.pixel_size_um == pytest.approx(0.65, rel=1e-9)
+    assert meta.time_interval_s == 300.0
+    assert meta.z_step_um == (2.5 if "Z" in axes else None)
+
+
+def test_per_timepoint_series_round_trip(tmp_path):
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    frames = _stack((12, 9, 11))
+    for t, frame in enumerate(frames):  # t10, t11 sort after t9 numerically
+        tifffile.imwrite(folder / f"B2_t{t}.tif", frame, resolution=(10000 / 0.5, 10000 / 0.5),
+                         resolutionunit="CENTIMETER")
+    tifffile.imwrite(folder / "C3_t0.tif", frames[0])
+    positions = ingest.discover_positions(folder, pattern="{position}_t{timepoint}.tif")
+    assert list(positions) == ["B2", "C3"]
+    assert [p.name for p in positions["B2"]][-3:] == ["B2_t9.tif", "B2_t10.tif", "B2_t11.tif"]
+    out = tmp_path / "image.ome.zarr"
+    meta = ingest.ingest_position(positions["B2"], out,
+                                  overrides=PhysicalSizes(time_interval_s=60.0))
+    np.testing.assert_array_equal(_plain_zarr(out), frames[:, None])
+    assert meta.shape == (12, 1, 9, 11)
+    assert meta.pixel_size_um == 0.5 and meta.time_interval_s == 60.0
+
+
+def test_rgb_samples_become_channels(tmp_path):
+    data = _stack((6, 7, 3), "uint8")
+    tifffile.imwrite(tmp_path / "rgb.tif", data, photometric="rgb")
+    ingest.ingest_position([tmp_path / "rgb.tif"], tmp_path / "o.ome.zarr", pyramid=False)
+    np.testing.assert_array_equal(_plain_zarr(tmp_path / "o.ome.zarr"),
+                                  data.transpose(2, 0, 1)[None])
+
+
+def test_plain_multipage_is_time_and_warns_missing_metadata(tmp_path, caplog):
+    data = _stack((3, 5, 6))
+    tifffile.imwrite(tmp_path / "p.tif", data, photometric="minisblack")
+    with caplog.at_level(logging.WARNING, logger="spheroseg.ingest"):
+        meta = ingest.ingest_position([tmp_path / "p.tif"], tmp_path / "o.ome.zarr", name="p")
+    np.testing.assert_array_equal(_plain_zarr(tmp_path / "o.ome.zarr")[:, 0], data)
+    assert meta.pixel_size_um is None and meta.time_interval_s is None
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("pixel_size_um unknown" in m and "--pixel-size-um" in m for m in messages)
+    assert any("time_interval_s unknown" in m for m in messages)
+
+
+def test_overrides_replace_file_metadata(ome_stack, tmp_path):
+    path, _ = ome_stack
+    meta = ingest.ingest_position([path], tmp_path / "o.ome.zarr", pyramid=False,
+                                  overrides=PhysicalSizes(pixel_size_um=1.3))
+    assert meta.pixel_size_um == 1.3 and meta.time_interval_s == 300.0
+
+
+@pytest.mark.parametrize(
+    ("resolution", "unit", "expected"),
+    [((72, 72), "INCH", None), ((25400 / 2, 25400 / 2), "INCH", 2.0), ((1, 1), "NONE", None),
+     ((20000, 20000), "CENTIMETER", 0.5)],
+    ids=["default-72dpi", "inch", "no-unit", "centimeter"],
+)
+def test_resolution_tags(tmp_path, resolution, unit, expected):
+    tifffile.imwrite(tmp_path / "r.tif", np.zeros((4, 4), "uint8"), resolution=resolution,
+                     resolutionunit=unit)
+    assert ingest.inspect_tiff(tmp_path / "r.tif").sizes.pixel_size_um == expected
+
+
+def test_ome_delta_t_and_units():
+    xml = (
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image><Pixels '
+        'PhysicalSizeX="650" PhysicalSizeXUnit="nm" PhysicalSizeZ="2">'
+        '<Plane TheT="0" TheC="0" TheZ="0" DeltaT="0" DeltaTUnit="min"/>'
+        '<Plane TheT="1" TheC="0" TheZ="0" DeltaT="5" DeltaTUnit="min"/>'
+        '<Plane TheT="2" TheC="0" TheZ="0" DeltaT="10.2" DeltaTUnit="min"/>'
+        '<Plane TheT="3" TheC="0" TheZ="0" DeltaT="15" DeltaTUnit="min"/>'
+        '</Pixels></Image></OME>'
+    )
+    sizes = ingest._ome_sizes(xml)
+    assert sizes.pixel_size_um == pytest.approx(0.65)
+    assert sizes.z_step_um == 2.0
+    assert sizes.time_interval_s == pytest.approx(300.0)
+    assert ingest._ome_sizes("<not xml") == PhysicalSizes()
+
+
+def test_discover_without_pattern(tmp_path):
+    for name in ["well A1 (ctrl) ü.ome.tif", "b[2].TIFF", "c.tif", ".hidden.tif", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "ground_truth").mkdir()
+    (tmp_path / "ground_truth" / "c_mask.tif").write_bytes(b"")
+    positions = ingest.discover_positions(tmp_path)
+    assert list(positions) == ["b[2]", "c", "well A1 (ctrl) ü"]
+    assert positions["well A1 (ctrl) ü"] == [tmp_path / "well A1 (ctrl) ü.ome.tif"]
+
+
+def test_discover_pattern_in_subfolders(tmp_path):
+    for position in ["A 1", "B2"]:
+        (tmp_path / position).mkdir()
+        for t in (2, 1):
+            (tmp_path / position / f"img_t{t:03d}.tif").write_bytes(b"")
+    positions = ingest.discover_positions(tmp_path, pattern="{position}/img_t{timepoint}.tif")
+    assert [p.name for p in positions["A 1"]] == ["img_t001.tif", "img_t002.tif"]
+    assert list(positions) == ["A 1", "B2"]
+
+
+def test_compile_pattern_escapes_literals():
+    regex = ingest.compile_pattern("{position} (x).tif")
+    assert regex.fullmatch("A1 (x).tif")["position"] == "A1"
+    assert regex.fullmatch("A1 xx.tif") is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "error", "match"),
+    [("{timepoint}.tif", ValueError, "must contain {position}"),
+     ("{position}_{position}.tif", ValueError, "at most once each"),
+     ("{position}_{well}.tif", ValueError, "at most once each"),
+     (5, TypeError, "pattern must be a string")],
+    ids=["no-position", "repeated", "unknown", "not-string"],
+)
+def test_compile_pattern_rejects(pattern, error, match):
+    with pytest.raises(error, match=match):
+        ingest.compile_pattern(pattern)
+
+
+def test_discover_errors(tmp_path):
+    with pytest.raises(ValueError, match="experiment must be an existing folder"):
+        ingest.discover_positions(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"at least one \.tif/\.tiff file, got none \(in "):
+        ingest.discover_positions(tmp_path)
+    (tmp_path / "a.tif").write_bytes(b"")
+    (tmp_path / "a.tiff").write_bytes(b"")
+    with pytest.raises(ValueError, match="position names must be unique, got 'a'"):
+        ingest.discover_positions(tmp_path)
+    with pytest.raises(ValueError, match="pattern must match at least one file, got none"):
+        ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
+    (tmp_path / "a_t1.tif").write_bytes(b"")
+    (tmp_path / "a_t01.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match="one file per timepoint"):
+        ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
+
+
+def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    good = _stack((3, 8, 8))
+    tifffile.imwrite(folder / "full.tif", good, imagej=True, metadata={"axes": "TYX"})
+    data = (folder / "full.tif").read_bytes()
+    (folder / "truncated.tif").write_bytes(data[: len(data) - 100])
+    (folder / "text.tif").write_text("this is not an image\n")
+    (folder / "empty.tif").write_bytes(b"")
+    tifffile.imwrite(folder / "m_t0.tif", good[0])
+    tifffile.imwrite(folder / "m_t1.tif", good[0, :4])
+    tifffile.imwrite(folder / "d_t0.tif", good[0])
+    tifffile.imwrite(folder / "d_t1.tif", good[0].astype("uint8"))
+    tifffile.imwrite(folder / "s_t0.tif", good, photometric="minisblack")
+    tifffile.imwrite(folder / "s_t1.tif", good, photometric="minisblack")
+    tifffile.imwrite(folder / "odd.tif", np.zeros((2, 3, 4, 4), "uint8"), metadata={"axes": "EPYX"})
+    return {
+        "truncated": ([folder / "truncated.tif"], r"(truncated|corrupt).*\(in .*truncated\.tif\)"),
+        "non-image": ([folder / "text.tif"], r"readable TIFF image.*not a TIFF.*text\.tif"),
+        "empty-file": ([folder / "empty.tif"], r"readable TIFF image.*empty\.tif"),
+        "mixed-shapes": ([folder / "m_t0.tif", folder / "m_t1.tif"],
+                         r"share shape and dtype, got \(1, 4, 8\).*m_t1\.tif"),
+        "mixed-dtypes": ([folder / "d_t0.tif", folder / "d_t1.tif"], r"share shape and dtype"),
+        "stacks-as-timepoints": ([folder / "s_t0.tif", folder / "s_t1.tif"],
+                                 r"must hold one timepoint, got 3 \(in .*s_t0\.tif\)"),
+        "unsupported-axes": ([folder / "odd.tif"], r"axes must be among T, C, Z, Y, X"),
+        "no-files": ([], "at least one TIFF file"),
+    }
+
+
+BAD_CASES = ["truncated", "non-image", "empty-file", "mixed-shapes", "mixed-dtypes",
+             "stacks-as-timepoints", "unsupported-axes", "no-files"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=BAD_CASES)
+def test_bad_input_errors_and_leaves_nothing(tmp_path, case):
+    files, match = _write_bad_inputs(tmp_path / "raw")[case]
+    out_dir = tmp_path / "res"
+    with pytest.raises(IngestError, match=match):
+        ingest.ingest_position(files, out_dir / "image.ome.zarr")
+    assert _leftovers(out_dir) == []
+
+
+def test_failure_while_writing_leaves_nothing(ome_stack, tmp_path, monkeypatch):
+    path, _ = ome_stack
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ingest, "_write_frame", broken)
+    with pytest.raises(OSError, match=r"could not write .*image\.ome\.zarr: No space left"):
+        ingest.ingest_position([path], tmp_path / "res" / "image.ome.zarr")
+    assert _leftovers(tmp_path / "res") == []
+
+
+def test_failure_keeps_previous_output(ome_stack, tmp_path):
+    path, _ = ome_stack
+    out = tmp_path / "image.ome.zarr"
+    ingest.ingest_position([path], out, pyramid=False)
+    (tmp_path / "bad.tif").write_text("no")
+    with pytest.raises(IngestError):
+        ingest.ingest_position([tmp_path / "bad.tif"], out)
+    assert ngff.read_metadata(out).shape == (5, 2, 700, 1026)
+
+
+def test_cli_ingests_named_position(ome_stack, tmp_path):
+    path, data = ome_stack
+    out = tmp_path / "results" / "exp" / "well A1 (ctrl) ü" / "image.ome.zarr"
+    status = main(["ingest", "--experiment", str(path.parent), "--position",
+                   "well A1 (ctrl) ü", "--output", str(out), "--time-interval-s", "60",
+                   "--no-pyramid"])
+    assert status == 0
+    np.testing.assert_array_equal(_plain_zarr(out), data)
+    meta = ngff.read_metadata(out)
+    assert meta.time_interval_s == 60.0 and meta.pixel_size_um == 0.65
+    assert not (out / "1").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "message"),
+    [
+        ("truncated", [], r"(truncated|complete, readable TIFF image)"),
+        ("non-image", [], "not a TIFF file"),
+        ("empty-folder", [], r"at least one \.tif/\.tiff file, got none"),
+        ("mixed-shapes", ["--pattern", "{position}_t{timepoint}.tif"], "share shape and dtype"),
+        ("no-match", ["--pattern", "{position}_z{timepoint}.tif"], "pattern must match"),
+        ("unknown-position", [], "position must be one of"),
+    ],
+    ids=["truncated", "non-image", "empty-folder", "mixed-shapes", "no-match",
+         "unknown-position"],
+)
+def test_cli_bad_input_one_line_error(tmp_path, capsys, setup, extra, message):
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    position = {"truncated": "t", "non-image": "t", "mixed-shapes": "m"}.get(setup, "x")
+    if setup == "truncated":
+        tifffile.imwrite(folder / "full.tif", _stack((3, 8, 8)), photometric="minisblack")
+        data = (folder / "full.tif").read_bytes()
+        (folder / "full.tif").unlink()
+        (folder / "t.tif").write_bytes(data[:-50])
+    elif setup == "non-image":
+        (folder / "t.tif").write_text("hello")
+    elif setup == "mixed-shapes":
+        tifffile.imwrite(folder / "m_t0.tif", np.zeros((4, 4), "uint8"))
+        tifffile.imwrite(folder / "m_t1.tif", np.zeros((4, 5), "uint8"))
+    elif setup in ("no-match", "unknown-position"):
+        tifffile.imwrite(folder / "a_t0.tif", np.zeros((4, 4), "uint8"))
+    out = tmp_path / "res" / "image.ome.zarr"
+    status = main(["ingest", "--experiment", str(folder), "--position", position,
+                   "--output", str(out), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert len(err) == 1 and err[0].startswith("spheroseg ingest: error: ")
+    assert re.search(message, err[0])
+    named = {"truncated": "t.tif)", "non-image": "t.tif)", "mixed-shapes": "m_t1.tif)"}
+    assert err[0].endswith(named.get(setup, f"(in {folder})"))
+    assert _leftovers(tmp_path / "res") == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "inf"], ids=["zero", "neg", "text", "inf"])
+def test_cli_rejects_bad_override(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ingest", "--experiment", str(tmp_path), "--position", "a", "--output",
+              str(tmp_path / "o.ome.zarr"), "--pixel-size-um", value])
+    assert exit_info.value.code == 2
+    assert "must be a number > 0" in capsys.readouterr().err
