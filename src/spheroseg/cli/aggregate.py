@@ -1,0 +1,96 @@
+"""``spheroseg aggregate``: the per-position metrics of an experiment in one tidy CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+KEY_COLUMNS = ("experiment", "position", "timepoint", "object_id")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``aggregate`` subcommand."""
+    parser = subparsers.add_parser(
+        "aggregate",
+        help="concatenate the metrics.csv of several positions",
+        description="Concatenate per-position metrics.csv files (same columns) into one tidy "
+        "CSV sorted by experiment, position, timepoint and object id; values are copied "
+        "verbatim. The output appears only when complete.",
+    )
+    parser.add_argument("--output", required=True, help="experiment-wide metrics.csv to write")
+    parser.add_argument("inputs", nargs="+", metavar="POSITION_METRICS_CSV",
+                        help="per-position metrics.csv files")
+    parser.set_defaults(func=run)
+
+
+def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a metrics CSV, checked for the key columns and row lengths.
+
+    Raises
+    ------
+    ValueError
+        If the file is empty, lacks a key column or has a row of the wrong length.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    if not table:
+        raise ValueError(f"metrics CSV must have a header row, got an empty file (in {path})")
+    header, rows = table[0], table[1:]
+    missing = [name for name in KEY_COLUMNS if name not in header]
+    if missing:
+        raise ValueError(f"metrics CSV must have the columns {list(KEY_COLUMNS)}, "
+                         f"got {header!r} (in {path})")
+    integers = [header.index("timepoint"), header.index("object_id")]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ValueError(f"row {number} must have {len(header)} fields, got {len(row)} "
+                             f"(in {path})")
+        if not all(row[i].isdigit() for i in integers):
+            raise ValueError(f"timepoint and object_id must be integers >= 0, got "
+                             f"{[row[i] for i in integers]!r} in row {number} (in {path})")
+    return header, rows
+
+
+def aggregate_metrics(inputs: list[str | os.PathLike[str]],
+                      output: str | os.PathLike[str]) -> int:
+    """Concatenate metrics CSVs with identical headers into `output`; return the row count.
+
+    Raises
+    ------
+    ValueError
+        If there is no input, headers differ, a file is malformed, or a key (experiment, position, timepoint,
+        object id) appears twice.
+    """
+    from spheroseg.atomic import write_text
+    from spheroseg.morphology import format_csv
+
+    if not inputs:
+        raise ValueError("inputs must name at least one metrics CSV, got none")
+    header, rows = read_metrics_csv(inputs[0])
+    for path in inputs[1:]:
+        columns, table = read_metrics_csv(path)
+        if columns != header:
+            raise ValueError(f"columns must match the first file's {header!r}, got "
+                             f"{columns!r} (in {path})")
+        rows.extend(table)
+    where = [header.index(name) for name in KEY_COLUMNS]
+    keys = [(r[where[0]], r[where[1]], int(r[where[2]]), int(r[where[3]])) for r in rows]
+    if len(set(keys)) != len(keys):
+        seen: set[tuple[str, str, int, int]] = set()
+        duplicate = next(k for k in keys if k in seen or seen.add(k))
+        raise ValueError(f"each (experiment, position, timepoint, object_id) must appear once, "
+                         f"got {duplicate!r} twice (in {', '.join(map(str, inputs))})")
+    order = sorted(range(len(rows)), key=keys.__getitem__)
+    write_text(Path(output), format_csv(header, [rows[i] for i in order]))
+    return len(rows)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Aggregate the inputs."""
+    import logging
+
+    count = aggregate_metrics(args.inputs, args.output)
+    logging.getLogger(__name__).info("wrote %s (%d rows)", args.output, count)
