@@ -3,9 +3,30 @@ import hashlib
 import json
 from pathlib import Path
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+
+
+def coerce_cli_values(values, schema):
+    """Turn strings from nested `--config key='{a: 1}'` overrides (parsed by Snakemake as
+    strings) into the numbers, booleans or nulls that the schema asks for."""
+    for key, value in values.items():
+        spec = schema.get("properties", {}).get(key, {})
+        kinds = spec.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if isinstance(value, dict):
+            coerce_cli_values(value, spec)
+        elif isinstance(value, str) and {"number", "integer", "boolean", "null"} & set(kinds):
+            parsed = yaml.safe_load(value)
+            if not isinstance(parsed, (str, dict, list)):
+                values[key] = parsed
+
+
+with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
+    coerce_cli_values(config, yaml.safe_load(handle))
 validate(config, schema="../schemas/config.schema.yaml")
 
 DEMO = config["experiment"] == "demo"
