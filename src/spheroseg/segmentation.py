@@ -84,7 +84,7 @@ def _check_frame(name: str, array: object, *, kind: str) -> NDArray:
         raise ValueError(f"{name} must be 2-D (Y, X), got shape {array.shape!r}")
     allowed = "iu" if kind == "i" else "fiub"
     if array.dtype.kind not in allowed:
-        raise TypeError(f"{name} must have a {'integer' if kind == 'i' else 'numeric'} dtype, "
+        raise TypeError(f"{name} must have {'an integer' if kind == 'i' else 'a numeric'} dtype, "
                         f"got {array.dtype!r}")
     return array
 
@@ -349,9 +349,10 @@ class ObjectLinker:
         TypeError
             If `labels` is not an integer numpy array.
         """
-        labels = relabel_sequential(_check_frame("labels", labels, kind="i"))
+        labels = _check_frame("labels", labels, kind="i")
         if labels.min(initial=0) < 0:
-            raise ValueError("labels must be >= 0, got a negative id")
+            raise ValueError(f"labels must be >= 0, got {int(labels.min())!r}")
+        labels = relabel_sequential(labels)
         if self._previous is not None and self._previous.shape != labels.shape:
             raise ValueError(f"labels must have the shape of the previous frame "
                              f"{self._previous.shape!r}, got {labels.shape!r}")
