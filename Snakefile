@@ -1,12 +1,16 @@
 # spheroseg: shape measurements of gastruloids, spheroids and organoids over time.
 #   snakemake --cores 2                       # embedded demo
 #   snakemake --profile profiles/slurm --config experiment=/path/to/experiment
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# Defaults live beside this Snakefile, so the workflow also runs from another working
+# directory (--directory or an experiment folder); --configfile adds overrides on top.
+configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

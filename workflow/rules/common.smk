@@ -86,7 +86,16 @@ def model_path():
     """The model predict uses: the trained one when training is on, else config['model']."""
     if config["training"]["enabled"]:
         return f"{MODELS_DIR}/{MODEL_NAME}.{annotation_digest()}.pt"
-    return config["model"]
+    return resolve_shipped(config["model"])
+
+
+def resolve_shipped(path):
+    """A relative path that is missing in the working directory but ships with the
+    workflow (e.g. models/default.pt) is taken from beside the Snakefile."""
+    shipped = Path(workflow.basedir) / path
+    if not Path(path).is_absolute() and not Path(path).exists() and shipped.exists():
+        return str(shipped)
+    return path
 
 
 def model_digest(wildcards):

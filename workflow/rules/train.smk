@@ -12,7 +12,7 @@ rule train:
     params:
         annotations=config["training"]["annotations"],
         options=optional_flags(
-            init=config["training"]["init"],
+            init=config["training"]["init"] and resolve_shipped(config["training"]["init"]),
             epochs=config["training"]["epochs"],
             seed=config["training"]["seed"],
         ),
