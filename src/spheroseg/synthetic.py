@@ -397,6 +397,16 @@ def _write_truth(folder: Path, name: str, position: SyntheticPosition) -> None:
         tifffile.imwrite(tmp, position.masks, photometric="minisblack")
 
 
+def _crowd(rng: np.random.Generator, *, shape: tuple[int, int], n_bodies: int, n_timepoints: int) -> list[Body]:
+    """Place up to `n_bodies` bodies, fewer if the frame is too small for them."""
+    for count in range(n_bodies, 1, -1):
+        try:
+            return random_bodies(rng, shape=shape, n_bodies=count, n_timepoints=n_timepoints)
+        except ValueError:
+            continue
+    return random_bodies(rng, shape=shape, n_bodies=1, n_timepoints=n_timepoints)
+
+
 def write_training_set(
     folder: str | os.PathLike[str], *, n_images: int, shape: tuple[int, int] = (256, 256), seed: int = 0,
 ) -> None:
@@ -420,9 +430,8 @@ def write_training_set(
     (folder / "masks").mkdir(parents=True, exist_ok=True)
     for index in range(n_images):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1000 + index]))
-        n_bodies = int(rng.integers(1, 4))
         t_final = int(rng.integers(1, 12))
-        bodies = random_bodies(rng, shape=shape, n_bodies=n_bodies, n_timepoints=t_final + 1)
+        bodies = _crowd(rng, shape=shape, n_bodies=int(rng.integers(1, 4)), n_timepoints=t_final + 1)
         ellipses = [body.at(t_final) for body in bodies]
         if rng.random() < 0.25:  # push a body across the frame border
             ellipses[0] = replace(ellipses[0], center_x=ellipses[0].center_x * 0.15)

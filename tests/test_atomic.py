@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from spheroseg.atomic import OutputError, atomic_path, write_text
+
+
+def test_file_appears_only_on_success(tmp_path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_directory_store_replaces_previous(tmp_path):
+    target = tmp_path / "image.ome.zarr"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "new").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+
+
+def test_os_error_names_output_and_cleans_up(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(OutputError, match=r"could not write .*out\.txt"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("x")
+            raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_text_unicode_name(tmp_path):
+    target = tmp_path / "well A1 (ctrl) ü" / "metrics.csv"
+    write_text(target, "a,b\n")
+    assert target.read_text() == "a,b\n"
+    assert not any(name.startswith(".") for name in os.listdir(target.parent))
