@@ -1,0 +1,70 @@
+"""The embedded demo, end to end through the Snakefile (the README's quick start)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+
+from spheroseg import ngff
+
+from .conftest import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+POSITIONS = list(CONFIG["demo"]["positions"])
+TIMEPOINTS = CONFIG["demo"]["timepoints"]
+
+
+def _matched(demo_run, position):
+    """Measured rows joined to the generator's truth via the label overlap."""
+    results = demo_run / "results" / "demo" / position
+    truth_dir = demo_run / "resources" / "demo" / "ground_truth"
+    measured = pd.read_csv(results / "metrics.csv")
+    truth = pd.read_csv(truth_dir / f"{position}.csv")
+    truth_masks = tifffile.imread(truth_dir / f"{position}_masks.tif")
+    labels = ngff.open_array(results / "labels.ome.zarr")
+    rows = []
+    for row in measured.itertuples():
+        under = truth_masks[row.timepoint][np.asarray(labels[row.timepoint]) == row.object_id]
+        truth_id = np.bincount(under).argmax()
+        rows.append({"timepoint": row.timepoint, "object_id": row.object_id, "truth_id": truth_id,
+                     "area": row.area_um2, "perimeter": row.perimeter_um, "circularity": row.circularity})
+    joined = pd.DataFrame(rows).merge(truth, left_on=["timepoint", "truth_id"], right_on=["timepoint", "object_id"],
+                                      suffixes=("", "_truth"))
+    return measured, truth, joined
+
+
+def test_every_timepoint_csv_exists(demo_run):
+    for position in POSITIONS:
+        folder = demo_run / "results" / "demo" / position / "metrics"
+        assert sorted(p.name for p in folder.glob("t*.csv")) == [f"t{t:04d}.csv" for t in range(TIMEPOINTS)]
+    experiment = pd.read_csv(demo_run / "results" / "demo" / "metrics.csv")
+    assert set(experiment["position"]) == set(POSITIONS)
+    for column in ("experiment", "position", "timepoint", "time_s", "object_id", "area_um2", "perimeter_um",
+                   "circularity"):
+        assert column in experiment.columns
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_each_body_found_once_per_frame_with_stable_id(demo_run, position):
+    measured, truth, joined = _matched(demo_run, position)
+    assert len(measured) == len(truth), "one measured object per true body per frame"
+    assert joined.groupby("truth_id")["object_id"].nunique().eq(1).all(), "ids must follow bodies over time"
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize(("metric", "tolerance"), [("area", 0.03), ("perimeter", 0.03), ("circularity", 0.03)])
+def test_metrics_match_ground_truth(demo_run, position, metric, tolerance):
+    _, _, joined = _matched(demo_run, position)
+    truth_column = {"area": "area_um2", "perimeter": "perimeter_um", "circularity": "circularity_truth"}[metric]
+    relative = (joined[metric] - joined[truth_column]).abs() / joined[truth_column]
+    assert relative.max() <= tolerance, f"{metric} error up to {relative.max():.2%}"
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    result = snakemake(demo_run, "-n", "--cores", "2")
+    assert "Nothing to be done" in result.stdout + result.stderr
