@@ -217,15 +217,34 @@ def test_linker_keeps_ids_when_raster_order_changes() -> None:
         assert linked[int(first_y), 20] == 1 and linked[25, int(60 - 2 * t)] == 2
 
 
-def test_linker_new_object_gets_new_id_and_ids_are_not_reused() -> None:
-    linker = ObjectLinker()
+@pytest.mark.parametrize(("max_gap", "returning_id"), [(0, 3), (1, 1)],
+                         ids=["no-memory", "remembered"])
+def test_linker_new_object_gets_new_id_and_lost_one_is_remembered(
+        max_gap: int, returning_id: int) -> None:
+    linker = ObjectLinker(max_gap=max_gap)
     one = np.zeros((5, 9), np.int32)
     one[1:3, 1:3] = 1
     linker.link(one)
     far = np.zeros((5, 9), np.int32)
     far[1:3, 6:8] = 1
     assert linker.link(far).max() == 2
-    assert linker.link(one).max() == 3
+    assert linker.link(one).max() == returning_id
+
+
+def test_linker_forgets_after_max_gap() -> None:
+    linker = ObjectLinker(max_gap=1)
+    one = np.zeros((3, 3), np.int32)
+    one[1, 1] = 1
+    linker.link(one)
+    linker.link(np.zeros_like(one))
+    linker.link(np.zeros_like(one))
+    assert linker.link(one).max() == 2
+
+
+@pytest.mark.parametrize("max_gap", [-1, 1.5, True], ids=["negative", "float", "bool"])
+def test_linker_rejects_bad_max_gap(max_gap: object) -> None:
+    with pytest.raises(ValueError, match="max_gap must be an integer >= 0"):
+        ObjectLinker(max_gap=max_gap)  # type: ignore[arg-type]
 
 
 def test_linker_merge_keeps_best_overlapping_id() -> None:
@@ -302,7 +321,8 @@ def test_cli_segment_runs_and_reports_errors(tmp_path, capsys) -> None:
     write_probabilities(tmp_path / "p.ome.zarr", two_body_series()[:2])
     args = ["segment", "--probabilities", str(tmp_path / "p.ome.zarr"),
             "--output", str(tmp_path / "l.ome.zarr")]
-    assert main([*args, "--min-area-um2", "10", "--split-touching", "--keep-largest"]) == 0
+    assert main([*args, "--min-area-um2", "10", "--split-touching", "--keep-largest",
+                 "--max-gap", "0", "--method", "otsu", "--no-fill-holes"]) == 0
     assert (tmp_path / "l.ome.zarr").is_dir()
     assert main(["segment", "--probabilities", str(tmp_path / "nope"),
                  "--output", str(tmp_path / "x.ome.zarr")]) == 1
@@ -312,8 +332,9 @@ def test_cli_segment_runs_and_reports_errors(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     "extra",
     [["--threshold", "1"], ["--min-area-px", "-3"], ["--method", "kmeans"],
-     ["--min-area-px", "3", "--min-area-um2", "3"]],
-    ids=["threshold", "negative-area", "method", "both-areas"],
+     ["--min-area-px", "3", "--min-area-um2", "3"], ["--max-gap", "-1"],
+     ["--split-depth", "x"]],
+    ids=["threshold", "negative-area", "method", "both-areas", "max-gap", "split-depth"],
 )
 def test_cli_segment_usage_errors(extra: list[str], tmp_path) -> None:
     from spheroseg.cli import main

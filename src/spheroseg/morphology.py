@@ -88,12 +88,15 @@ def _boundary_values(probabilities: NDArray, own: NDArray[np.bool_]) -> NDArray:
 
 
 def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: float,
-                 sigma: float | None) -> NDArray[np.float64]:
+                 sigma: float | None, others: NDArray[np.bool_] | None = None,
+                 ) -> NDArray[np.float64]:
     """Scalar field whose `threshold` level set is the object's boundary.
 
     With ``sigma=None`` the probability map is clamped so that it is above `threshold` on
-    every pixel of `own` (filled holes stay filled) and below it on the pixels around it
-    (neighbouring objects are cut off); farther pixels are 0. With a `sigma`, the field is
+    every pixel of `own` (filled holes stay filled) and below it on the pixels around it;
+    pixels of touching objects are mirrored about the threshold (``2 * threshold - p``) so
+    that the cut between two objects lies midway between their pixels; farther pixels are
+    0. With a `sigma`, the field is
     the Gaussian-smoothed indicator of `own`, rescaled so that 0.5 maps to `threshold`.
 
     Parameters
@@ -106,6 +109,8 @@ def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: f
         Level of the boundary, in (0, 1).
     sigma : float or None
         Gaussian sigma in pixels for binary masks.
+    others : ndarray of shape (Y, X), bool, optional
+        Pixels of other objects in the crop.
 
     Returns
     -------
@@ -119,6 +124,8 @@ def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: f
     ring = ndimage.binary_dilation(own, _SQUARE) & ~own
     field = np.zeros(own.shape, dtype=np.float64)
     field[own] = np.maximum(values[own], threshold + _CLAMP)
+    if others is not None:
+        values = np.where(others, 2 * threshold - values, values)
     field[ring] = np.minimum(values[ring], threshold - _CLAMP)
     return field
 
@@ -129,6 +136,8 @@ def _split_contours(contours: list[NDArray]) -> tuple[list[NDArray], list[NDArra
     for contour in contours:
         if len(contour) < 4 or not np.allclose(contour[0], contour[-1]):
             continue
+        repeated = np.all(contour[1:] == contour[:-1], axis=1)
+        contour = contour[np.concatenate([[False], repeated]) == 0]
         area = signed_area(contour)
         if area > 0:
             outers.append(contour)
@@ -181,12 +190,13 @@ def trace_object(probabilities: NDArray, labels: NDArray[np.integer], object_id:
     if box is None:
         return ObjectContour([], [], smoothed=False)
     own = np.pad(labels[box] == object_id, 1)
+    others = np.pad(labels[box] != 0, 1) & ~own
     crop = np.pad(np.asarray(probabilities[box]), 1)
     sigma = _choose_sigma(smoothing, crop, own)
-    field = object_field(crop, own, threshold=threshold, sigma=sigma)
+    field = object_field(crop, own, threshold=threshold, sigma=sigma, others=others)
     outers, holes = _split_contours(find_contours(field, threshold, fully_connected="high"))
     if not outers and sigma is not None:  # smoothed away (a few pixels): trace the mask
-        field = object_field(crop, own, threshold=threshold, sigma=None)
+        field = object_field(crop, own, threshold=threshold, sigma=None, others=others)
         outers, holes = _split_contours(find_contours(field, threshold, fully_connected="high"))
         sigma = None
     offset = np.array([box[0].start - 1, box[1].start - 1], dtype=np.float64)

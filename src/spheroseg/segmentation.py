@@ -311,15 +311,27 @@ def _overlaps(previous: NDArray[np.int32], current: NDArray[np.int32],
 
 
 class ObjectLinker:
-    """Give each object the id of the object it overlaps most in the previous frame.
+    """Give each object the id of the object it overlaps most in the previous frames.
 
     Call :meth:`link` once per frame, in time order. Objects of the first frame get ids
-    1..n; afterwards the previous and current objects are matched one to one, maximising
-    the total intersection-over-union (Hungarian algorithm) among pairs that overlap. A
-    matched object keeps its id; an unmatched one (new, or moved farther than its own size
-    in one frame) gets the next unused id. When two bodies merge, the merged object keeps
-    the id of the one it overlaps best; when one splits, the larger overlap keeps the id.
-    Ids are never reused.
+    1..n; afterwards the remembered and current objects are matched one to one, maximising
+    the total intersection-over-union (Hungarian algorithm) among pairs that overlap. The
+    memory holds every object's pixels in the last frame where it was seen, for up to
+    `max_gap` frames after it vanished, so a body missed in a frame (out of focus, an empty
+    frame) gets its id back. A matched object keeps its id; an unmatched one (new, or moved
+    farther than its own size in one frame) gets the next unused id. When two bodies merge,
+    the merged object keeps the id of the one it overlaps best; when one splits, the larger
+    overlap keeps the id. Ids are never reused.
+
+    Parameters
+    ----------
+    max_gap : int
+        Frames an object may be missing and still be linked again, >= 0.
+
+    Raises
+    ------
+    ValueError
+        If `max_gap` is negative or not an integer.
 
     Examples
     --------
@@ -330,12 +342,20 @@ class ObjectLinker:
     [[1, 1, 0, 2]]
     >>> linker.link(np.array([[0, 0, 0, 1]])).tolist()  # body 1 gone
     [[0, 0, 0, 2]]
-    >>> linker.link(np.array([[1, 0, 0, 0]])).tolist()  # no overlap: a new id
-    [[3, 0, 0, 0]]
+    >>> linker.link(np.array([[1, 0, 0, 0]])).tolist()  # back where it was: same id
+    [[1, 0, 0, 0]]
+    >>> linker.link(np.array([[0, 0, 1, 0]])).tolist()  # no overlap: a new id
+    [[0, 0, 3, 0]]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_gap: int = 2) -> None:
+        if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) \
+                or max_gap < 0:
+            raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+        self._max_gap = int(max_gap)
         self._previous: NDArray[np.int32] | None = None
+        self._last_seen: dict[int, int] = {}
+        self._frame = -1
         self._next_id = 1
 
     def link(self, labels: NDArray[np.integer]) -> NDArray[np.int32]:
@@ -366,8 +386,23 @@ class ObjectLinker:
                 lookup[new] = self._next_id
                 self._next_id += 1
         linked = lookup[labels]
-        self._previous = linked
+        self._remember(linked)
         return linked
+
+    def _remember(self, linked: NDArray[np.int32]) -> None:
+        """Paint the current objects over the memory and forget objects lost too long."""
+        self._frame += 1
+        present = np.unique(linked[linked > 0]).tolist()
+        for object_id in present:
+            self._last_seen[object_id] = self._frame
+        expired = [i for i, seen in self._last_seen.items() if self._frame - seen > self._max_gap]
+        for object_id in expired:
+            del self._last_seen[object_id]
+        memory = linked
+        if self._previous is not None:
+            stale = np.isin(self._previous, present + expired)
+            memory = np.where(linked > 0, linked, np.where(stale, 0, self._previous))
+        self._previous = memory.astype(np.int32, copy=False)
 
     @staticmethod
     def _match(previous: NDArray[np.int32], current: NDArray[np.int32]) -> list[tuple[int, int]]:
@@ -395,7 +430,7 @@ def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
 def segment_store(probabilities_path: str | os.PathLike[str],
                   output_path: str | os.PathLike[str],
                   options: SegmentationOptions | None = None, *,
-                  min_area_um2: float | None = None) -> list[float]:
+                  min_area_um2: float | None = None, max_gap: int = 2) -> list[float]:
     """Segment every frame of a probability image into a tracked NGFF label image.
 
     Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
@@ -413,6 +448,8 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     min_area_um2 : float, optional
         Minimum object area in µm²; overrides ``options.min_area_px`` and needs a known
         pixel size.
+    max_gap : int
+        Frames a body may be missing and keep its id (see :class:`ObjectLinker`).
 
     Returns
     -------
@@ -429,6 +466,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     from spheroseg.atomic import atomic_path
 
     options = SegmentationOptions() if options is None else options
+    linker = ObjectLinker(max_gap=max_gap)
     metadata = ngff.read_metadata(probabilities_path)
     if min_area_um2 is not None:
         options = dataclasses.replace(options, min_area_px=_area_in_pixels(
@@ -441,7 +479,6 @@ def segment_store(probabilities_path: str | os.PathLike[str],
             tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
             pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s,
             name="labels")
-        linker = ObjectLinker()
         for t in range(frames):
             probabilities = _checked_probabilities(ngff.read_frame(source, t), t,
                                                    probabilities_path)

@@ -18,6 +18,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _probability(text: str) -> float:
     """argparse type: a number strictly between 0 and 1."""
     try:
@@ -60,6 +67,9 @@ def register(subparsers: Any) -> None:
                         "(1 - depth) times the bodies' width (default: 0.3)")
     parser.add_argument("--keep-largest", action="store_true",
                         help="keep only the largest object of each frame")
+    parser.add_argument("--max-gap", type=_non_negative_int, default=2,
+                        help="frames a body may be missing (out of focus, empty frame) and "
+                        "keep its id when it reappears (default: 2)")
     parser.set_defaults(func=run)
 
 
@@ -76,5 +86,5 @@ def run(args: argparse.Namespace) -> None:
         keep_largest=args.keep_largest,
     )
     thresholds = segment_store(args.probabilities, args.output, options,
-                               min_area_um2=args.min_area_um2)
+                               min_area_um2=args.min_area_um2, max_gap=args.max_gap)
     logging.getLogger(__name__).info("wrote %s (%d frames)", args.output, len(thresholds))
