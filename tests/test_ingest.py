@@ -348,3 +348,18 @@ def test_cli_rejects_bad_override(tmp_path, capsys, value):
               str(tmp_path / "o.ome.zarr"), "--pixel-size-um", value])
     assert exit_info.value.code == 2
     assert "must be a number > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "to_tczyx"),
+    [("CTYX", (2, 3, 6, 7), lambda d: d.transpose(1, 0, 2, 3)),
+     ("ZTCYX", (2, 3, 2, 5, 4), lambda d: d.transpose(1, 2, 0, 3, 4)),
+     ("TCZYX", (2, 2, 3, 5, 4), lambda d: d)],
+    ids=["ctyx-reordered", "ztcyx-reordered", "tczyx-pages"],
+)
+def test_ome_axis_orders(tmp_path, axes, shape, to_tczyx):
+    data = _stack(shape)
+    tifffile.imwrite(tmp_path / "o.ome.tif", data, ome=True, photometric="minisblack",
+                     metadata={"axes": axes})
+    ingest.ingest_position([tmp_path / "o.ome.tif"], tmp_path / "o.ome.zarr", pyramid=False)
+    np.testing.assert_array_equal(_plain_zarr(tmp_path / "o.ome.zarr"), to_tczyx(data))

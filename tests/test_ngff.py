@@ -226,3 +226,53 @@ def test_write_pyramid_rejects_bad_factor(tmp_path):
     path = _make(tmp_path / "a.ome.zarr", np.zeros((1, 4, 4), "uint8"), "tyx")
     with pytest.raises(ValueError, match="factor must be an integer >= 2"):
         ngff.write_pyramid(path, factor=1)
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "chunks"),
+    [("tcyx", (3, 2, 37, 50), (1, 1, 16, 32)), ("tczyx", (2, 2, 3, 9, 7), None),
+     ("tyx", (2, 5, 6), (2, 4, 4))],
+    ids=["edge-chunks", "czyx-frame", "fallback-multi-t-chunks"],
+)
+def test_write_frame_matches_input(tmp_path, axes, shape, chunks):
+    data = np.random.default_rng(2).integers(0, 60000, shape).astype("uint16")
+    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=shape, dtype="uint16", axes=axes,
+                              pixel_size_um=None, time_interval_s=None, chunks=chunks)
+    for t in range(shape[0]):
+        ngff.write_frame(array, t, data[t])
+    stored = zarr.open_array(store=str(tmp_path / "a.ome.zarr" / "0"), mode="r")
+    np.testing.assert_array_equal(stored[...], data)
+
+
+def test_write_frame_converts_big_endian(tmp_path):
+    data = np.arange(2 * 4 * 4, dtype=">u2").reshape(2, 4, 4)
+    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=data.shape, dtype=data.dtype,
+                              axes="tyx", pixel_size_um=None, time_interval_s=None)
+    assert array.dtype == np.dtype("<u2")
+    ngff.write_frame(array, 1, data[1])
+    np.testing.assert_array_equal(ngff.read_frame(tmp_path / "a.ome.zarr", 1), data[1])
+
+
+@pytest.mark.parametrize(
+    ("t", "frame_shape", "match"),
+    [(2, (4, 4), "t must be an integer in"), (0, (4, 5), "frame must have shape"),
+     (True, (4, 4), "t must be an integer in")],
+    ids=["t-out-of-range", "wrong-shape", "t-bool"],
+)
+def test_write_frame_rejects(tmp_path, t, frame_shape, match):
+    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=(2, 4, 4), dtype="uint8",
+                              axes="tyx", pixel_size_um=None, time_interval_s=None)
+    with pytest.raises(ValueError, match=match):
+        ngff.write_frame(array, t, np.zeros(frame_shape, "uint8"))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32"],
+                         ids=["uint8", "uint16", "int32", "float32"])
+def test_downsample_plane_equals_block_mean(dtype):
+    frame = np.random.default_rng(3).integers(0, 200, (2, 7, 9)).astype(dtype)
+    padded = np.pad(frame, [(0, 0), (0, 1), (0, 1)], mode="edge")
+    mean = padded.reshape(2, 4, 2, 5, 2).astype(float).mean(axis=(2, 4))
+    expected = np.floor(mean + 0.5) if np.dtype(dtype).kind in "iu" else mean
+    result = ngff.downsample_plane(frame, factor=2)
+    assert result.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(result, expected.astype(dtype), rtol=1e-6)

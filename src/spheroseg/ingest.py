@@ -512,9 +512,23 @@ def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
         if _output_shape(roles, series.shape) != layout.shape:
             raise IngestError(f"file must not change during ingest, got a new shape "
                               f"(in {layout.path})")
+        frames = layout.shape[0]
+        t_axis = next((axis for axis, role in roles.items() if role == "t"), None)
+        pages = len(series.pages)
+        if t_axis in (0, None) and pages % frames == 0:
+            # Fast path: the pages of timepoint t are consecutive in the series.
+            rest = series.shape[1:] if t_axis == 0 else series.shape
+            start = 1 if t_axis == 0 else 0
+            index = tuple(slice(None) if axis in roles else 0
+                          for axis in range(start, len(series.shape)))
+            per_frame = pages // frames
+            for t in range(frames):
+                plane = series.asarray(key=slice(t * per_frame, (t + 1) * per_frame))
+                yield t, _to_output_frame(plane.reshape(rest)[index], roles, layout.shape)
+            return
         with series.aszarr() as store:
             array = zarr.open_array(store=store, mode="r")
-            for t in range(layout.shape[0]):
+            for t in range(frames):
                 plane = np.asarray(array[_frame_index(roles, array.ndim, t)])
                 yield t, _to_output_frame(plane, roles, layout.shape)
 
@@ -608,12 +622,12 @@ def _stream_frames(layouts: Sequence[TiffLayout]) -> Iterator[tuple[int, Any]]:
 
 def _write_frame(arrays: Sequence[Any], t: int, frame: Any) -> None:
     """Write one frame to level 0 and its downsampled versions to the other levels."""
-    from spheroseg.ngff import downsample_plane
+    from spheroseg.ngff import downsample_plane, write_frame
 
-    arrays[0][t] = frame
+    write_frame(arrays[0], t, frame)
     for level in arrays[1:]:
         frame = downsample_plane(frame, factor=2)
-        level[t] = frame
+        write_frame(level, t, frame)
 
 
 def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
