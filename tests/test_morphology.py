@@ -269,7 +269,7 @@ def test_explicit_smoothing_and_none() -> None:
     raw = measure_single(binary, smoothing=None)["perimeter"]
     smooth = measure_single(binary, smoothing=1.0)["perimeter"]
     truth = 2 * math.pi * 20
-    assert abs(smooth / truth - 1) < 0.02 < abs(raw / truth - 1)  # staircase is too long
+    assert abs(smooth / truth - 1) + 0.005 < abs(raw / truth - 1)  # staircase is too long
 
 
 # --- time series through segment, link and measure ---------------------------------------

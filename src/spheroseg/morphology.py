@@ -3,7 +3,8 @@
 Each object's boundary is traced with marching squares on the foreground-probability map
 restricted to the object (:func:`trace_object`), so the contour lies between pixel centres
 where the probability crosses the threshold, not on the pixel staircase of the label mask.
-Binary (hard 0/1) maps are Gaussian-smoothed first. Area, perimeter, moments, convex hull
+Binary (hard 0/1) maps are Gaussian-smoothed first, and the polygon's pixel-scale zigzag
+is removed by a non-shrinking (Taubin) low-pass. Area, perimeter, moments, convex hull
 and Feret diameters are then computed exactly on that polygon (:func:`polygon_metrics`).
 
 Coordinates are pixel indices ``(y, x)`` of pixel centres (row, column) unless stated.
@@ -25,6 +26,8 @@ _BINARY_FRACTION = 0.9
 # Gaussian sigma (pixels) used to smooth binary masks before tracing.
 BINARY_SMOOTHING_SIGMA = 1.0
 _CLAMP = 1e-6
+# Taubin low-pass passes applied to every traced polygon (see smooth_polygon).
+TAUBIN_ITERATIONS = 2
 _SQUARE = np.ones((3, 3), dtype=bool)
 
 
@@ -130,14 +133,53 @@ def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: f
     return field
 
 
+def smooth_polygon(vertices: NDArray, *, iterations: int = TAUBIN_ITERATIONS) -> NDArray:
+    """Taubin (lambda|mu) low-pass of a closed polygon's vertices, without shrinking it.
+
+    Marching squares on a box-filtered (anti-aliased) map puts each vertex up to about
+    0.08 px off the true edge, in a zigzag that lengthens the perimeter by about 0.3 %.
+    Each iteration moves every vertex towards the midpoint of its neighbours by
+    lambda = 0.5 and then away by mu = -0.53, which damps that zigzag while keeping
+    shape-scale modes (a circle drawn with 100 vertices grows by 0.012 %, with 24 by
+    0.14 %). Polygons with fewer than 24 vertices (objects of a few pixels) are returned
+    unchanged.
+
+    Parameters
+    ----------
+    vertices : ndarray of shape (N, 2), float
+        Closed polygon, first vertex repeated last.
+    iterations : int
+        Number of lambda|mu passes.
+
+    Returns
+    -------
+    ndarray of shape (N, 2), float64
+
+    Examples
+    --------
+    >>> angles = np.linspace(0, 2 * np.pi, 101)
+    >>> circle = 10 * np.stack([np.sin(angles), np.cos(angles)], axis=1)
+    >>> ratio = polygon_perimeter(smooth_polygon(circle)) / polygon_perimeter(circle)
+    >>> round(100 * (ratio - 1), 3)
+    0.012
+    """
+    if len(vertices) < 25:
+        return np.asarray(vertices, dtype=np.float64)
+    ring = np.asarray(vertices[:-1], dtype=np.float64)
+    for _ in range(iterations):
+        for factor in (0.5, -0.53):
+            ring = ring + factor * (0.5 * (np.roll(ring, 1, 0) + np.roll(ring, -1, 0)) - ring)
+    return np.vstack([ring, ring[:1]])
+
+
 def _split_contours(contours: list[NDArray]) -> tuple[list[NDArray], list[NDArray]]:
-    """Sort closed contours into outer boundaries and holes by orientation."""
+    """Sort closed contours into outer boundaries and holes by orientation; smooth them."""
     outers, holes = [], []
     for contour in contours:
         if len(contour) < 4 or not np.allclose(contour[0], contour[-1]):
             continue
         repeated = np.all(contour[1:] == contour[:-1], axis=1)
-        contour = contour[np.concatenate([[False], repeated]) == 0]
+        contour = smooth_polygon(contour[np.concatenate([[False], repeated]) == 0])
         area = signed_area(contour)
         if area > 0:
             outers.append(contour)
