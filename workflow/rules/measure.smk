@@ -1,4 +1,6 @@
 # Labels + probabilities -> contours and metrics per timepoint, per position and per experiment.
+# measure traces contours at the threshold segment recorded in labels.ome.zarr (per frame, so
+# Otsu thresholds are honoured too); no --threshold here.
 
 
 rule measure:
@@ -13,7 +15,6 @@ rule measure:
     params:
         experiment=EXPERIMENT,
         channel=config["ingest"]["channel"],
-        threshold=config["segment"]["threshold"],
         folder=lambda wildcards, output: Path(output.table).parent,
     log:
         f"{OUT}/{{position}}/logs/measure.log",
@@ -24,7 +25,7 @@ rule measure:
     shell:
         "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {wildcards.position:q}"
-        " --channel {params.channel} --threshold {params.threshold} --output-dir {params.folder:q}"
+        " --channel {params.channel} --output-dir {params.folder:q}"
         " 2> {log:q}"
 
 
