@@ -1,0 +1,187 @@
+"""Tile plans, padding, windows and stitching (pure numpy)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spheroseg.tiling import (
+    Stitcher,
+    axis_origins,
+    blending_window,
+    pad_frame,
+    plan_tiles,
+    read_plan,
+    tile_slices,
+    write_plan,
+)
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "halo", "divisor"),
+    [(1031, 256, 32, 8), (517, 104, 5, 8), (7, 16, 2, 4), (2048, 256, 32, 8), (300, 64, 0, 16),
+     (1, 8, 1, 2)],
+    ids=["wide", "odd-halo", "tiny", "2048", "no-halo", "single-pixel"],
+)
+def test_axis_origins_cover_the_axis_with_halo_on_the_divisor_grid(length, tile, halo, divisor):
+    starts = axis_origins(length, tile=tile, halo=halo, divisor=divisor)
+    assert starts[0] <= -halo
+    assert starts[-1] + tile >= length + halo
+    assert all(start % divisor == 0 for start in starts)
+    gaps = np.diff(starts)
+    assert np.all(gaps > 0) and np.all(gaps <= tile - 2 * halo)
+    # Every pixel lies at least `halo` inside some tile.
+    depth = np.zeros(length, dtype=int)
+    for start in starts:
+        inside = np.arange(length) - start
+        reach = np.minimum(inside + 1, tile - inside)
+        depth = np.maximum(depth, np.where((inside >= 0) & (inside < tile), reach, 0))
+    assert depth.min() >= halo
+
+
+def test_axis_origins_rejects_a_tile_too_small_for_halo_and_divisor():
+    with pytest.raises(ValueError, match="tile must be a multiple of 8 and >= 2 \\* halo"):
+        axis_origins(100, tile=16, halo=6, divisor=8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "tile_size", "overlap", "divisor", "tile_shape", "halo"),
+    [((517, 1031), 256, 0.25, 8, (256, 256), 32), ((517, 1031), 250, 0.1, 8, (256, 256), 13),
+     ((40, 1031), 256, 0.25, 8, (104, 256), 32), ((5, 7), 64, 0.0, 4, (8, 8), 0)],
+    ids=["default", "rounded-up", "short-image", "tiny-no-overlap"],
+)
+def test_plan_tiles_sizes(shape, tile_size, overlap, divisor, tile_shape, halo):
+    plan = plan_tiles(shape, frames=3, tile_size=tile_size, overlap=overlap, divisor=divisor)
+    assert plan.tile_shape == tile_shape
+    assert plan.halo == halo
+    assert all(side % divisor == 0 for side in plan.tile_shape)
+    assert plan.frames == 3 and plan.image_shape == shape
+    assert plan.computed_fraction >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [({"overlap": 0.5}, ValueError, "overlap must be in \\[0, 0.5\\)"),
+     ({"overlap": -0.1}, ValueError, "overlap must be in"),
+     ({"overlap": "0.25"}, TypeError, "overlap must be a number"),
+     ({"tile_size": 0}, ValueError, "tile_size must be >= 1"),
+     ({"tile_size": 25.0}, TypeError, "tile_size must be an integer"),
+     ({"divisor": 0}, ValueError, "divisor must be >= 1"),
+     ({"frames": 0}, ValueError, "frames must be >= 1")],
+    ids=["overlap-half", "overlap-negative", "overlap-string", "tile-zero", "tile-float",
+         "divisor-zero", "no-frames"],
+)
+def test_plan_tiles_rejects_bad_arguments(kwargs, error, match):
+    arguments = {"frames": 1, "tile_size": 64, "overlap": 0.25, "divisor": 8} | kwargs
+    with pytest.raises(error, match=match):
+        plan_tiles((100, 100), **arguments)
+
+
+def test_plan_tiles_rejects_a_bad_image_shape():
+    with pytest.raises(ValueError, match="image_shape must be \\(Y, X\\)"):
+        plan_tiles((2, 100, 100), frames=1, tile_size=64, overlap=0.25, divisor=8)
+
+
+def test_pad_frame_reflects_at_the_borders_and_tiles_hold_the_image():
+    frame = np.arange(5 * 7, dtype=np.float32).reshape(1, 5, 7)
+    plan = plan_tiles((5, 7), frames=1, tile_size=8, overlap=0.25, divisor=4)
+    padded = pad_frame(frame, plan)
+    (top, _), (left, _) = plan.padding
+    np.testing.assert_array_equal(padded[0, top:top + 5, left:left + 7], frame[0])
+    np.testing.assert_array_equal(padded[0, top - 1, left:left + 7], frame[0, 1])
+    for index in range(len(plan.origins)):
+        rows, cols = tile_slices(plan, index)
+        assert padded[0, rows, cols].shape == plan.tile_shape
+
+
+def test_pad_frame_rejects_a_frame_of_another_shape():
+    plan = plan_tiles((5, 7), frames=1, tile_size=8, overlap=0.25, divisor=4)
+    with pytest.raises(ValueError, match="frame must have shape \\(C, 5, 7\\)"):
+        pad_frame(np.zeros((1, 5, 8)), plan)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "gaussian", "flat"], ids=str)
+def test_blending_window_is_positive_symmetric_and_peaks_inside(kind):
+    window = blending_window((64, 48), halo=8, kind=kind)
+    assert window.shape == (64, 48) and window.dtype == np.float32
+    assert window.min() > 0
+    np.testing.assert_allclose(window, window[::-1, ::-1], rtol=1e-6)
+    assert window[32, 24] == window.max()
+
+
+def test_cosine_windows_of_neighbours_at_the_nominal_overlap_sum_to_one():
+    halo, tile = 8, 64
+    window = blending_window((tile, tile), halo=halo, kind="cosine")[tile // 2]
+    stride = tile - 2 * halo
+    overlap = window[stride:] + window[: tile - stride]
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-6)
+
+
+def test_blending_window_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="window must be one of"):
+        blending_window((8, 8), halo=1, kind="hann")
+
+
+@pytest.mark.parametrize("window", ["cosine", "gaussian", "flat"], ids=str)
+@pytest.mark.parametrize(
+    ("shape", "tile_size", "overlap"),
+    [((37, 53), 16, 0.25), ((37, 53), 24, 0.4), ((10, 90), 32, 0.0), ((20, 20), 64, 0.3)],
+    ids=["small-tiles", "large-overlap", "no-overlap", "one-tile"],
+)
+def test_stitching_exact_tiles_reproduces_the_frame(window, shape, tile_size, overlap):
+    rng = np.random.default_rng(0)
+    frame = rng.random(shape, dtype=np.float32)
+    plan = plan_tiles(shape, frames=1, tile_size=tile_size, overlap=overlap, divisor=8)
+    padded = pad_frame(frame[None], plan)[0]
+    tiles = np.stack([padded[tile_slices(plan, i)] for i in range(len(plan.origins))])
+    stitched = Stitcher(plan, window).stitch(tiles)
+    assert stitched.shape == shape and stitched.dtype == np.float32
+    np.testing.assert_allclose(stitched, frame, atol=1e-5)
+
+
+def test_stitcher_rejects_tiles_that_do_not_match_the_plan():
+    plan = plan_tiles((37, 53), frames=1, tile_size=16, overlap=0.25, divisor=8)
+    with pytest.raises(ValueError, match="tiles must have shape"):
+        Stitcher(plan).stitch(np.zeros((1, 16, 16), dtype=np.float32))
+
+
+def test_plan_round_trips_through_json(tmp_path):
+    plan = plan_tiles((517, 1031), frames=4, tile_size=256, overlap=0.25, divisor=8)
+    write_plan(plan, tmp_path / "tiles.json", image="image.ome.zarr")
+    assert read_plan(tmp_path / "tiles.json") == plan
+    assert json.loads((tmp_path / "tiles.json").read_text())["image"] == "image.ome.zarr"
+
+
+def _plan_document() -> dict:
+    return {"format": "spheroseg-tile-plan/1", "frames": 1, "image_shape": [10, 10],
+            "tile_shape": [16, 16], "halo": 2, "divisor": 8, "origins": [[-8, -8]]}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({"format": "other"}, "format must be 'spheroseg-tile-plan/1'"),
+     ({"image_shape": [10]}, "image_shape must be a list of two positive integers"),
+     ({"tile_shape": [16, 0]}, "tile_shape must be a list of two positive integers"),
+     ({"frames": 0}, "frames must be a non-negative integer"),
+     ({"halo": -1}, "halo must be a non-negative integer"),
+     ({"divisor": True}, "divisor must be a non-negative integer"),
+     ({"origins": []}, "origins must be a non-empty list"),
+     ({"origins": [[0.5, 0]]}, "origins must be a non-empty list")],
+    ids=["format", "image-shape", "tile-shape", "frames", "halo", "divisor", "no-origins",
+         "float-origin"],
+)
+def test_read_plan_rejects_invalid_plans(tmp_path, change, match):
+    path = tmp_path / "tiles.json"
+    path.write_text(json.dumps(_plan_document() | change))
+    with pytest.raises(ValueError, match=match):
+        read_plan(path)
+
+
+def test_read_plan_rejects_missing_and_non_json_files(tmp_path):
+    with pytest.raises(ValueError, match="plan must be an existing tile plan file"):
+        read_plan(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="plan must be a readable JSON tile plan"):
+        read_plan(tmp_path / "bad.json")
