@@ -386,30 +386,45 @@ def _output_shape(roles: dict[int, str], file_shape: Sequence[int]) -> tuple[int
     return (*shape, sizes["y"], sizes["x"])
 
 
+def _check_plane(number: int, page: Any, series: Any, path: Path) -> None:
+    """Raise if one plane disagrees with the series layout or lies beyond its file."""
+    keyframe = series.keyframe
+    if page is None:
+        raise IngestError(f"image plane {number} must exist, got a missing plane (in {path})")
+    if page.shape != keyframe.shape or page.dtype != keyframe.dtype:
+        raise IngestError(
+            f"image plane {number} must have the shape and dtype of plane 0 "
+            f"{keyframe.shape} {keyframe.dtype}, got {page.shape} {page.dtype} (in {path})"
+        )
+    if series.dataoffset is not None:
+        expected = series.dataoffset + number * keyframe.nbytes
+        if page.dataoffsets and page.dataoffsets[0] != expected:
+            raise IngestError(
+                f"image plane {number} must start at byte {expected} of the contiguous "
+                f"series, got {page.dataoffsets[0]} (in {path})"
+            )
+        return
+    ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
+    if not ends or max(ends) > page.parent.filehandle.size or (
+        page.compression == 1 and sum(page.databytecounts) < keyframe.nbytes
+    ):
+        raise IngestError(f"image plane {number} must lie within the file, got a "
+                          f"truncated or corrupt plane (in {path})")
+
+
 def _check_data_in_file(series: Any, path: Path) -> None:
-    """Raise if any plane of the series is missing or lies beyond the end of its file."""
-    pages = list(series.pages)
+    """Raise if any plane of the series is missing, inconsistent or beyond end of file."""
     plane_bytes = series.keyframe.nbytes
-    if plane_bytes > MAX_PLANE_BYTES:
-        raise IngestError(f"image planes must be at most {MAX_PLANE_BYTES} bytes, got "
-                          f"{plane_bytes} (in {path})")
+    if plane_bytes > MAX_PLANE_BYTES or min(series.shape, default=0) < 1:
+        raise IngestError(f"image planes must have 1 to {MAX_PLANE_BYTES} bytes, got shape "
+                          f"{series.shape} {series.dtype} (in {path})")
     if series.dataoffset is not None:
         end = series.dataoffset + series.nbytes
         if end > series.parent.filehandle.size:
             raise IngestError(f"file must hold {series.nbytes} bytes of pixel data, got a "
                               f"truncated file (in {path})")
-        return
-    for number, page in enumerate(pages):
-        if page is None:
-            raise IngestError(f"image plane {number} must exist, got a missing plane "
-                              f"(in {path})")
-        size = page.parent.filehandle.size
-        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
-        if not ends or max(ends) > size or (
-            page.compression == 1 and sum(page.databytecounts) < plane_bytes
-        ):
-            raise IngestError(f"image plane {number} must lie within the file, got a "
-                              f"truncated or corrupt plane (in {path})")
+    for number, page in enumerate(series.pages):
+        _check_plane(number, page, series, path)
 
 
 def inspect_tiff(path: str | os.PathLike[str]) -> TiffLayout:
