@@ -1,0 +1,155 @@
+"""Report outputs from pipeline files: the functions behind ``spheroseg report``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from spheroseg.report import html, overlay, plots, qc, samples, tables
+
+POSITION_FILES = ("metrics_over_time.png", "metrics_over_time.svg", "montage.png",
+                  "overlay.gif", "overlay.html")
+
+
+def position_qc_table(metrics_path: str | os.PathLike[str],
+                      probabilities_path: str | os.PathLike[str], output: str | os.PathLike[str],
+                      *, experiment: str, position: str, area_jump_fraction: float,
+                      uncertain_fraction: float) -> int:
+    """Compute one position's QC flags and write them as CSV; return the number of flags.
+
+    Raises
+    ------
+    ValueError
+        If an input is unreadable or malformed, or a limit is not positive.
+    """
+    from spheroseg import ngff
+
+    metrics = tables.read_metrics(metrics_path)
+    shares = qc.uncertain_shares(probabilities_path)
+    interval = ngff.read_metadata(probabilities_path).time_interval_s
+    table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
+                           area_jump_fraction=area_jump_fraction,
+                           uncertain_fraction=uncertain_fraction, time_interval_s=interval,
+                           source=metrics_path)
+    qc.write_qc(table, output)
+    return len(table)
+
+
+def experiment_qc_table(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+                        *, page: str | os.PathLike[str] | None = None, title: str = "QC") -> int:
+    """Merge per-position QC tables into ``qc.csv`` (and an HTML page); return the flag count."""
+    from spheroseg.atomic import write_text
+
+    table = qc.merge_qc(inputs)
+    qc.write_qc(table, output)
+    if page is not None:
+        write_text(page, html.qc_page(table, title=title))
+    return len(table)
+
+
+def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.PathLike[str],
+                    image_path: str | os.PathLike[str], contours_path: str | os.PathLike[str],
+                    output_dir: str | os.PathLike[str], title: str, channel: int = 0,
+                    montage_frames: int = 16, gif_frames: int = 60, gif_size: int = 320,
+                    frame_ms: int = 400) -> list[Path]:
+    """Write a position's metric plots (PNG, SVG), contour montage, GIF and GIF page.
+
+    Parameters
+    ----------
+    metrics_path, qc_path, image_path, contours_path : str or PathLike
+        The position's ``metrics.csv``, ``qc.csv``, ``image.ome.zarr``, ``contours.geojson``.
+    output_dir : str or PathLike
+        Receives :data:`POSITION_FILES`.
+    title : str
+        Figure title, e.g. ``"demo / pos0"``.
+    channel : int
+        Image channel shown under the contours.
+    montage_frames, gif_frames : int
+        Most frames shown (evenly spaced, first and last always included).
+    gif_size : int
+        Largest edge of the GIF in pixels.
+    frame_ms : int
+        Display time of each GIF frame.
+
+    Returns
+    -------
+    list of Path
+        The written files.
+
+    Raises
+    ------
+    ValueError
+        If an input is unreadable or malformed, or an option is out of range.
+    """
+    from spheroseg import ngff
+    from spheroseg.atomic import write_text
+
+    output = Path(output_dir)
+    metrics = tables.read_metrics(metrics_path)
+    flags_table = qc.read_qc(qc_path)
+    plots.save_figure(plots.plot_position(metrics, flags_table, title=title),
+                      [output / "metrics_over_time.png", output / "metrics_over_time.svg"])
+    metadata = ngff.read_metadata(image_path)
+    n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
+    flagged = qc.flagged_timepoints(flags_table)
+    chosen = overlay.choose_frames(n_frames, max_frames=montage_frames)
+    frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
+                                 channel=channel, max_size=512)
+    plots.save_figure(overlay.render_montage(frames, title=title,
+                                             pixel_size_um=metadata.pixel_size_um),
+                      [output / "montage.png"], dpi=100)
+    chosen = overlay.choose_frames(n_frames, max_frames=gif_frames)
+    frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
+                                 channel=channel, max_size=gif_size)
+    images = [overlay.render_gif_frame(frame, size=gif_size, header=title,
+                                       pixel_size_um=metadata.pixel_size_um) for frame in frames]
+    overlay.write_gif(images, output / "overlay.gif", frame_ms=frame_ms)
+    write_text(output / "overlay.html", html.gif_page(
+        output / "overlay.gif", title=f"{title}: contours over time",
+        note=f"{len(images)} of {n_frames} frames, {frame_ms} ms each; QC-flagged frames "
+             "have a red border and their flags in red."))
+    return [output / name for name in POSITION_FILES]
+
+
+def experiment_figure(metrics_path: str | os.PathLike[str], outputs: Sequence[str | os.PathLike[str]],
+                      *, title: str, samples_path: str | os.PathLike[str] | None = None) -> None:
+    """Write the experiment-wide comparison figure, grouped by condition with a sample sheet.
+
+    Raises
+    ------
+    ValueError
+        If an input is unreadable or malformed.
+    """
+    metrics = tables.read_metrics(metrics_path)
+    if samples_path is not None:
+        metrics = samples.merge_samples(metrics, samples.read_samples(samples_path),
+                                        source=samples_path)
+    plots.save_figure(plots.plot_experiment(metrics, title=title), outputs)
+
+
+def annotate_metrics(metrics_path: str | os.PathLike[str], samples_path: str | os.PathLike[str],
+                     output: str | os.PathLike[str]) -> int:
+    """Write the metrics CSV with the sample sheet's columns after ``position``; return rows."""
+    from spheroseg.atomic import write_text
+
+    import pandas as pd
+
+    tables.read_metrics(metrics_path)  # checks the file and its key columns
+    verbatim = pd.read_csv(metrics_path, dtype=str, keep_default_na=False)
+    merged = samples.merge_samples(verbatim, samples.read_samples(samples_path),
+                                   source=samples_path)
+    write_text(output, merged.to_csv(index=False, lineterminator="\n"))
+    return len(merged)
+
+
+def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str], *,
+                      model_path: str | os.PathLike[str] | None, title: str) -> None:
+    """Write the run-parameters page: configuration and the model card (read and validated)."""
+    from spheroseg.atomic import write_text
+    from spheroseg.modelcard import card_path_for, read_card
+
+    card = None if model_path is None else read_card(card_path_for(model_path))
+    write_text(output, html.parameters_page(config, card, title=title,
+                                            model_path=str(model_path or "")))
