@@ -462,3 +462,18 @@ def test_aggregate_function_needs_inputs(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="inputs must name at least one metrics CSV"):
         aggregate_metrics([], tmp_path / "all.csv")
+
+
+def test_feret_matches_brute_force_on_random_hulls() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        points = rng.normal(size=(int(rng.integers(3, 40)), 2)) * rng.uniform(0.5, 10, size=2)
+        hull = convex_hull(np.round(points, 1))
+        if len(hull) < 3:
+            continue
+        pairwise = np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max()
+        edges = np.roll(hull, -1, axis=0) - hull
+        rel = hull[None] - hull[:, None]
+        heights = np.abs(rel[..., 0] * edges[:, None, 1] - rel[..., 1] * edges[:, None, 0])
+        width = (heights.max(axis=1) / np.hypot(edges[:, 0], edges[:, 1])).min()
+        assert feret_diameters(hull) == pytest.approx((pairwise, width), abs=1e-9)

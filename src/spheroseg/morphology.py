@@ -338,37 +338,40 @@ def _cross(origin: NDArray, a: NDArray, b: NDArray) -> float:
     return float((a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0]))
 
 
-def feret_diameters(hull: NDArray, *, block: int = 2048) -> tuple[float, float]:
+def feret_diameters(hull: NDArray) -> tuple[float, float]:
     """Largest and smallest caliper widths of a convex polygon (vertices in order).
 
-    The maximum is the largest vertex-to-vertex distance; the minimum is the smallest,
-    over hull edges, of the largest distance of a vertex from the edge's line (exact for
-    a convex polygon). Computed in blocks of `block` vertices to bound memory.
+    Rotating calipers, O(n): for each hull edge, the farthest vertex from the edge's line
+    gives the width in that direction (the smallest width is attained with one side flush
+    to an edge), and the largest vertex-to-vertex distance is attained by such an
+    antipodal pair.
 
     Examples
     --------
     >>> feret_diameters(np.array([[0, 0], [0, 4], [3, 4], [3, 0]], float))
     (5.0, 3.0)
     """
-    hull = np.asarray(hull, dtype=np.float64)
-    if len(hull) < 2:
-        return 0.0, 0.0
-    largest = 0.0
-    for start in range(0, len(hull), block):
-        chunk = hull[start:start + block]
-        gaps = chunk[:, None, :] - hull[None, :, :]
-        largest = max(largest, float(np.sqrt((gaps ** 2).sum(-1).max())))
-    if len(hull) < 3:
-        return largest, 0.0
-    edges = np.roll(hull, -1, axis=0) - hull
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    smallest = math.inf
-    for start in range(0, len(hull), block):
-        part = slice(start, start + block)
-        rel = hull[None, :, :] - hull[part, None, :]
-        heights = np.abs(rel[..., 0] * edges[part, None, 1] - rel[..., 1] * edges[part, None, 0])
-        widths = heights.max(axis=1) / np.where(lengths[part] > 0, lengths[part], np.nan)
-        smallest = min(smallest, float(np.nanmin(widths)))
+    points = [(float(y), float(x)) for y, x in np.asarray(hull, dtype=np.float64)]
+    count = len(points)
+    if count < 3:
+        return (math.dist(points[0], points[-1]) if count else 0.0), 0.0
+    largest, smallest, j = 0.0, math.inf, 1
+    for i in range(count):
+        start, end = points[i], points[(i + 1) % count]
+        length = math.dist(start, end)
+        if length == 0:
+            continue
+
+        def height(k: int) -> float:
+            """Twice the area of the triangle (start, end, points[k])."""
+            y, x = points[k % count]
+            return abs((end[0] - start[0]) * (x - start[1]) - (end[1] - start[1]) * (y - start[0]))
+
+        while height(j + 1) > height(j):
+            j = (j + 1) % count
+        smallest = min(smallest, height(j) / length)
+        for k in (j, (j + 1) % count):
+            largest = max(largest, math.dist(start, points[k]), math.dist(end, points[k]))
     return largest, smallest
 
 
