@@ -363,3 +363,17 @@ def test_ome_axis_orders(tmp_path, axes, shape, to_tczyx):
                      metadata={"axes": axes})
     ingest.ingest_position([tmp_path / "o.ome.tif"], tmp_path / "o.ome.zarr", pyramid=False)
     np.testing.assert_array_equal(_plain_zarr(tmp_path / "o.ome.zarr"), to_tczyx(data))
+
+
+REAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "spheroids"
+
+
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="real data ../shared/data not present")
+def test_real_spheroid_image_round_trip(tmp_path):
+    source = REAL_DATA / "spheroid9_day2.tif"
+    positions = ingest.discover_positions(REAL_DATA)
+    assert positions["spheroid9_day2"] == [source]
+    meta = ingest.ingest_position([source], tmp_path / "image.ome.zarr")
+    np.testing.assert_array_equal(ngff.read_frame(tmp_path / "image.ome.zarr", 0),
+                                  tifffile.imread(source))
+    assert meta.dtype == np.uint8 and meta.shape[-2:] == (1440, 1920)
