@@ -228,7 +228,7 @@ def test_convex_hull_of_collinear_points_is_degenerate() -> None:
 
 def test_polygon_metrics_needs_an_outer_boundary() -> None:
     with pytest.raises(ValueError, match="contour must have at least one outer boundary"):
-        polygon_metrics(ObjectContour([], [], smoothed=False))
+        polygon_metrics(ObjectContour([], []))
 
 
 def test_trace_absent_object_is_empty() -> None:
