@@ -109,6 +109,7 @@ def _add_experiment(subparsers: Any) -> None:
         "position), thin lines per object and thick lines for group means.")
     parser.add_argument("--metrics", required=True, help="the experiment's metrics.csv")
     parser.add_argument("--samples", help="sample sheet (TSV with position, condition, ...)")
+    parser.add_argument("--qc", help="the experiment's qc.csv (flagged objects get a red ring)")
     parser.add_argument("--title", required=True, help="figure title (the experiment name)")
     parser.add_argument("--output", required=True, nargs="+",
                         help="figure files to write (.png, .svg, .pdf)")
@@ -189,7 +190,8 @@ def _run_position(args: argparse.Namespace) -> None:
 def _run_experiment(args: argparse.Namespace) -> None:
     from spheroseg.report.build import experiment_figure
 
-    experiment_figure(args.metrics, args.output, title=args.title, samples_path=args.samples)
+    experiment_figure(args.metrics, args.output, title=args.title, samples_path=args.samples,
+                      qc_path=args.qc)
     _log("wrote %s", ", ".join(args.output))
 
 

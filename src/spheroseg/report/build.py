@@ -114,8 +114,11 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
 
 
 def experiment_figure(metrics_path: str | os.PathLike[str], outputs: Sequence[str | os.PathLike[str]],
-                      *, title: str, samples_path: str | os.PathLike[str] | None = None) -> None:
+                      *, title: str, samples_path: str | os.PathLike[str] | None = None,
+                      qc_path: str | os.PathLike[str] | None = None) -> None:
     """Write the experiment-wide comparison figure, grouped by condition with a sample sheet.
+
+    Objects flagged in the QC table (`qc_path`, optional) are ringed in red.
 
     Raises
     ------
@@ -126,7 +129,8 @@ def experiment_figure(metrics_path: str | os.PathLike[str], outputs: Sequence[st
     if samples_path is not None:
         metrics = samples.merge_samples(metrics, samples.read_samples(samples_path),
                                         source=samples_path)
-    plots.save_figure(plots.plot_experiment(metrics, title=title), outputs)
+    flags = None if qc_path is None else qc.read_qc(qc_path)
+    plots.save_figure(plots.plot_experiment(metrics, flags, title=title), outputs)
 
 
 def annotate_metrics(metrics_path: str | os.PathLike[str], samples_path: str | os.PathLike[str],

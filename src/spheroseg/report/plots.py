@@ -239,7 +239,26 @@ def group_column(metrics: pd.DataFrame) -> str:
     return "condition" if "condition" in metrics.columns else "position"
 
 
-def plot_experiment(metrics: pd.DataFrame, *, title: str) -> Figure:
+def _mark_flagged_tracks(axes: Axes, metrics: pd.DataFrame, column: str,
+                        qc: pd.DataFrame | None) -> bool:
+    """Red rings on (position, object, timepoint) points with an area-jump or appearance flag."""
+    if qc is None or qc.empty:
+        return False
+    chosen = qc[qc["flag"].isin(["area_jump", "appears"])].dropna(subset=["object_id"])
+    keys = set(zip(chosen["position"].astype(str), chosen["timepoint"].astype(int),
+                   chosen["object_id"].astype(int)))
+    hits = [(p, t, i) in keys for p, t, i in
+            zip(metrics["position"].astype(str), metrics["timepoint"], metrics["object_id"])]
+    if not any(hits):
+        return False
+    times, _ = time_hours(metrics)
+    axes.plot(times[hits], metrics.loc[hits, column], "o", ms=10, mfc="none", mec="#d62828",
+              mew=1.6, zorder=5)
+    return True
+
+
+def plot_experiment(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
+                    title: str) -> Figure:
     """Compare positions, or conditions when the table has a ``condition`` column.
 
     Parameters
@@ -247,6 +266,8 @@ def plot_experiment(metrics: pd.DataFrame, *, title: str) -> Figure:
     metrics : DataFrame
         Experiment-wide metrics (all positions), optionally merged with a sample sheet
         (:func:`spheroseg.report.samples.merge_samples`).
+    qc : DataFrame, optional
+        The experiment's QC table; objects with an area jump or appearance get a red ring.
     title : str
         Figure title (e.g. the experiment name).
 
@@ -277,6 +298,7 @@ def plot_experiment(metrics: pd.DataFrame, *, title: str) -> Figure:
             for group in groups:
                 _plot_group(axes, metrics[metrics[by].astype(str) == group], column,
                             colours[group])
+            ringed = _mark_flagged_tracks(axes, metrics, column, qc)
             axes.set_ylabel(axis_label(column))
             axes.grid(True, color="#dddddd", lw=0.6)
             if index >= 2:
@@ -284,6 +306,9 @@ def plot_experiment(metrics: pd.DataFrame, *, title: str) -> Figure:
         handles = [Line2D([], [], color=colours[g], lw=2.5, label=_group_label(metrics, by, g))
                    for g in groups]
         handles.append(Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="single object"))
+        if ringed:
+            handles.append(Line2D([], [], ls="", marker="o", ms=10, mfc="none", mec="#d62828",
+                                  mew=1.6, label="QC flag (qc.csv)"))
         figure.legend(handles=handles, loc="outside right upper", frameon=False,
                       title=f"{by} (thick: mean)")
         figure.suptitle(f"{title}: shape over time by {by}", fontsize=13)
