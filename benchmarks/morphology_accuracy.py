@@ -154,7 +154,7 @@ def acceptance(results: dict[tuple[str, float, float], list[dict[str, float]]]) 
     ]
     lines = [f"- {name}: worst {100 * value:.3f} % -> {'PASS' if ok else 'FAIL'}"
              for name, value, ok in checks]
-    ok = 0.99 <= min(disks) and max(disks) <= 1.0
+    ok = min(disks) >= 0.99 and max(disks) <= 1.0
     lines.append(f"- disk circularity in [0.99, 1.00]: {min(disks):.4f} to {max(disks):.4f} "
                  f"-> {'PASS' if ok else 'FAIL'}")
     return lines

@@ -17,9 +17,15 @@ import math
 import os
 from pathlib import Path
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from spheroseg.ngff import ImageMetadata
 
 # Fraction of boundary probabilities that must be exactly 0 or 1 for a map to count as binary.
 _BINARY_FRACTION = 0.9
@@ -254,7 +260,7 @@ def trace_object(probabilities: NDArray, labels: NDArray[np.integer], object_id:
 def _smoothing_margin(smoothing: str | float | None) -> int:
     """Pixels of margin the Gaussian needs around an object."""
     sigma = BINARY_SMOOTHING_SIGMA if smoothing == "auto" else smoothing
-    return 0 if sigma is None else int(math.ceil(4 * float(sigma)))
+    return 0 if sigma is None else math.ceil(4 * float(sigma))
 
 
 def _choose_sigma(smoothing: str | float | None, crop: NDArray, own: NDArray) -> float | None:
@@ -366,18 +372,19 @@ def feret_diameters(hull: NDArray) -> tuple[float, float]:
         length = math.dist(start, end)
         if length == 0:
             continue
-
-        def height(k: int) -> float:
-            """Twice the area of the triangle (start, end, points[k])."""
-            y, x = points[k % count]
-            return abs((end[0] - start[0]) * (x - start[1]) - (end[1] - start[1]) * (y - start[0]))
-
-        while height(j + 1) > height(j):
+        while _twice_area(start, end, points[(j + 1) % count]) > _twice_area(start, end,
+                                                                             points[j]):
             j = (j + 1) % count
-        smallest = min(smallest, height(j) / length)
+        smallest = min(smallest, _twice_area(start, end, points[j]) / length)
         for k in (j, (j + 1) % count):
             largest = max(largest, math.dist(start, points[k]), math.dist(end, points[k]))
     return largest, smallest
+
+
+def _twice_area(a: tuple[float, float], b: tuple[float, float],
+                c: tuple[float, float]) -> float:
+    """Twice the unsigned area of the triangle (a, b, c)."""
+    return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
 
 
 def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
@@ -644,18 +651,18 @@ def contour_geometry(contour: ObjectContour) -> dict[str, object]:
     return {"type": "MultiPolygon", "coordinates": parts}
 
 
-def _frames_and_shape(metadata: object, path: object) -> tuple[int, tuple[int, int]]:
-    """(number of timepoints, (Y, X)) of an NGFF image's metadata."""
-    axes, shape = metadata.axes, metadata.shape  # type: ignore[attr-defined]
-    return (shape[axes.index("t")] if "t" in axes else 1), tuple(shape[-2:])  # type: ignore
+def _frames_and_shape(metadata: ImageMetadata) -> tuple[int, tuple[int, ...]]:
+    """(number of timepoints, (Y, X)) of an NGFF image."""
+    axes, shape = metadata.axes, metadata.shape
+    return (shape[axes.index("t")] if "t" in axes else 1), tuple(shape[-2:])
 
 
-def _check_same_grid(paths: dict[str, object]) -> tuple[int, object]:
+def _check_same_grid(paths: Mapping[str, str | os.PathLike[str]]) -> tuple[int, ImageMetadata]:
     """Read metadata of the named images; raise unless all have the same T, Y and X."""
     from spheroseg import ngff
 
     metadata = {name: ngff.read_metadata(path) for name, path in paths.items()}
-    grids = {name: _frames_and_shape(meta, paths[name]) for name, meta in metadata.items()}
+    grids = {name: _frames_and_shape(meta) for name, meta in metadata.items()}
     frames, plane = grids["labels"]
     for name, (count, shape) in grids.items():
         if (count, shape) != (frames, plane):
@@ -668,13 +675,14 @@ def _check_same_grid(paths: dict[str, object]) -> tuple[int, object]:
     return frames, metadata["labels"]
 
 
-def _frame_thresholds(labels_path: object, frames: int, threshold: float | None) -> list[float]:
+def _frame_thresholds(labels_path: str | os.PathLike[str], frames: int,
+                      threshold: float | None) -> list[float]:
     """Threshold per frame: the given one, else the one segment recorded, else 0.5."""
     from spheroseg.segmentation import read_thresholds
 
     if threshold is not None:
         return [threshold] * frames
-    recorded = read_thresholds(labels_path)  # type: ignore[arg-type]
+    recorded = read_thresholds(labels_path)
     if recorded is None or len(recorded) != frames:
         return [0.5] * frames
     return [t if 0 < t < 1 else 0.5 for t in recorded]
@@ -758,7 +766,7 @@ def measure_store(labels_path: str | os.PathLike[str],
                                timepoint=t, **units)
             write_text(metrics_tmp / f"t{t:04d}.csv", format_csv(columns, rows))
             all_rows.extend(rows)
-            for item, row in zip(measurements, rows):
+            for item, row in zip(measurements, rows, strict=True):
                 geojson.write(separator + _feature(item, _geojson_properties(columns, row)))
                 separator = ",\n"
         geojson.write("\n]}\n")

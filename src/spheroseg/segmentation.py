@@ -128,8 +128,8 @@ def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
     _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
     values = np.asarray(probabilities, dtype=np.float32)
     if method == "otsu":
-        low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
-        if high <= low:
+        low, high = float(values.min()), float(values.max())
+        if not high > low:  # a single value (or NaN): nothing to separate
             return np.zeros(values.shape, dtype=bool), high
         from skimage.filters import threshold_otsu
 
@@ -418,7 +418,7 @@ class ObjectLinker:
         matrix = np.zeros((rows.size, cols.size))
         matrix[row_of, col_of] = iou
         chosen_rows, chosen_cols = optimize.linear_sum_assignment(matrix, maximize=True)
-        return [(int(rows[r]), int(cols[c])) for r, c in zip(chosen_rows, chosen_cols)
+        return [(int(rows[r]), int(cols[c])) for r, c in zip(chosen_rows, chosen_cols, strict=True)
                 if matrix[r, c] > 0]
 
 
@@ -502,8 +502,8 @@ def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
 def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str]) -> NDArray:
     """Return the frame as float32 if its values lie in [0, 1], else raise ValueError."""
     values = np.asarray(frame, dtype=np.float32)
-    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
-    if not (0.0 <= low and high <= 1.0):
+    low, high = float(values.min()), float(values.max())
+    if not (low >= 0.0 and high <= 1.0):
         raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}] "
                          f"at t={t} (in {path})")
     return values

@@ -54,6 +54,16 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list
     return header, rows
 
 
+def _first_duplicate(keys: list[tuple[str, str, int, int]]) -> tuple[str, str, int, int]:
+    """The first key that occurs a second time (the list has one)."""
+    seen: set[tuple[str, str, int, int]] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise ValueError("keys must contain a duplicate, got none")
+
+
 def aggregate_metrics(inputs: list[str | os.PathLike[str]],
                       output: str | os.PathLike[str]) -> int:
     """Concatenate metrics CSVs with identical headers into `output`; return the row count.
@@ -61,8 +71,8 @@ def aggregate_metrics(inputs: list[str | os.PathLike[str]],
     Raises
     ------
     ValueError
-        If there is no input, headers differ, a file is malformed, or a key (experiment, position, timepoint,
-        object id) appears twice.
+        If there is no input, headers differ, a file is malformed, or a key (experiment,
+        position, timepoint, object id) appears twice.
     """
     from spheroseg.atomic import write_text
     from spheroseg.morphology import format_csv
@@ -79,8 +89,7 @@ def aggregate_metrics(inputs: list[str | os.PathLike[str]],
     where = [header.index(name) for name in KEY_COLUMNS]
     keys = [(r[where[0]], r[where[1]], int(r[where[2]]), int(r[where[3]])) for r in rows]
     if len(set(keys)) != len(keys):
-        seen: set[tuple[str, str, int, int]] = set()
-        duplicate = next(k for k in keys if k in seen or seen.add(k))
+        duplicate = _first_duplicate(keys)
         raise ValueError(f"each (experiment, position, timepoint, object_id) must appear once, "
                          f"got {duplicate!r} twice (in {', '.join(map(str, inputs))})")
     order = sorted(range(len(rows)), key=keys.__getitem__)
