@@ -47,7 +47,7 @@ def test_threshold_otsu_separates_two_levels() -> None:
     assert mask.sum() == 40
 
 
-@pytest.mark.parametrize("value", [0.0, 1.0], ids=["zeros", "ones"])
+@pytest.mark.parametrize("value", [0.0, 0.7, 1.0], ids=["zeros", "middle", "ones"])
 def test_threshold_otsu_constant_frame_is_empty(value: float) -> None:
     mask, _ = threshold_frame(np.full((4, 4), value), method="otsu")
     assert not mask.any()
