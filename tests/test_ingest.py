@@ -377,3 +377,12 @@ def test_real_spheroid_image_round_trip(tmp_path):
     np.testing.assert_array_equal(ngff.read_frame(tmp_path / "image.ome.zarr", 0),
                                   tifffile.imread(source))
     assert meta.dtype == np.uint8 and meta.shape[-2:] == (1440, 1920)
+
+
+def test_discover_warns_about_timepoint_gaps(tmp_path, caplog):
+    for t in (0, 1, 3):
+        (tmp_path / f"A_t{t}.tif").write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="spheroseg.ingest"):
+        positions = ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
+    assert [p.name for p in positions["A"]] == ["A_t0.tif", "A_t1.tif", "A_t3.tif"]
+    assert any("have gaps" in record.getMessage() for record in caplog.records)

@@ -276,3 +276,12 @@ def test_downsample_plane_equals_block_mean(dtype):
     result = ngff.downsample_plane(frame, factor=2)
     assert result.dtype == np.dtype(dtype)
     np.testing.assert_allclose(result, expected.astype(dtype), rtol=1e-6)
+
+
+def test_open_array_missing_level_array(tmp_path):
+    import shutil
+
+    path = _make(tmp_path / "a.ome.zarr", np.zeros((1, 4, 4), "uint8"), "tyx")
+    shutil.rmtree(path / "0")
+    with pytest.raises(ValueError, match=r"level 0 must be a readable Zarr array at '0'"):
+        ngff.open_array(path)

@@ -226,6 +226,12 @@ def _positions_by_pattern(folder: Path, pattern: str) -> dict[str, list[Path]]:
     if not found:
         raise ValueError(f"pattern must match at least one file, got none for {pattern!r} "
                          f"(in {folder})")
+    for name, files in found.items():
+        numbers = sorted(files)
+        if numbers[-1] - numbers[0] + 1 != len(numbers):
+            LOG.warning("position %r: timepoints %d..%d have gaps (%d files); frames are "
+                        "stored consecutively, so times after a gap are shifted", name,
+                        numbers[0], numbers[-1], len(numbers))
     return {name: [files[t] for t in sorted(files)] for name, files in sorted(found.items())}
 
 
