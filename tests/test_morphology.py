@@ -477,3 +477,24 @@ def test_feret_matches_brute_force_on_random_hulls() -> None:
         heights = np.abs(rel[..., 0] * edges[:, None, 1] - rel[..., 1] * edges[:, None, 0])
         width = (heights.max(axis=1) / np.hypot(edges[:, 0], edges[:, 1])).min()
         assert feret_diameters(hull) == pytest.approx((pairwise, width), abs=1e-9)
+
+
+def test_geometry_polygon_with_hole_and_multipolygon() -> None:
+    from spheroseg.morphology import contour_geometry
+
+    def square(y0: float, x0: float, size: float, *, hole: bool = False) -> np.ndarray:
+        ring = np.array([[y0, x0], [y0, x0 + size], [y0 + size, x0 + size], [y0 + size, x0],
+                         [y0, x0]], float)  # positive signed area: an outer boundary
+        return ring[::-1] if hole else ring
+
+    single = contour_geometry(ObjectContour([square(0, 0, 10)], [square(3, 3, 2, hole=True)]))
+    assert single["type"] == "Polygon" and len(single["coordinates"]) == 2
+    assert single["coordinates"][0][0] == [0.5, 0.5]  # pixel centre (0, 0) -> corner + 0.5
+    double = contour_geometry(ObjectContour([square(0, 0, 10), square(0, 20, 10)],
+                                            [square(3, 23, 2, hole=True)]))
+    assert double["type"] == "MultiPolygon"
+    assert [len(polygon) for polygon in double["coordinates"]] == [1, 2]  # hole in 2nd part
+    metrics = polygon_metrics(ObjectContour([square(0, 0, 10), square(0, 20, 10)],
+                                            [square(3, 23, 2, hole=True)]))
+    assert metrics["area"] == pytest.approx(196) and metrics["perimeter"] == pytest.approx(80)
+    assert metrics["convex_area"] == pytest.approx(300) and metrics["feret_min"] == 10

@@ -284,6 +284,8 @@ def write_probabilities(path: object, frames: list[np.ndarray], *,
 
 
 def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
+    import zarr
+
     from spheroseg import ngff
 
     write_probabilities(tmp_path / "p.ome.zarr", two_body_series())
@@ -295,6 +297,9 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
     labels = np.asarray(ngff.open_array(tmp_path / "l.ome.zarr")[:])
     assert all(sorted(np.unique(frame).tolist()) == [0, 1, 2] for frame in labels)
     assert read_thresholds(tmp_path / "l.ome.zarr") == thresholds and len(thresholds) == 6
+    attributes = zarr.open_group(str(tmp_path / "l.ome.zarr"), mode="r").attrs
+    assert "image-label" in attributes["ome"]  # viewers open it as a label image
+    assert attributes["spheroseg"]["segment"]["method"] == "otsu"
 
 
 def test_segment_store_needs_pixel_size_for_um2(tmp_path) -> None:

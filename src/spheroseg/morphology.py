@@ -537,7 +537,9 @@ def measure_frame(labels: NDArray[np.integer], probabilities: NDArray,
     if image is not None and np.shape(image) != labels.shape:
         raise ValueError(f"image must have the shape of labels {labels.shape!r}, "
                          f"got {np.shape(image)!r}")
-    border = set(_border_ids(labels))
+    from spheroseg.segmentation import border_object_ids
+
+    border = set(border_object_ids(labels).tolist())
     measurements = []
     for object_id in np.unique(labels[labels > 0]).tolist():
         contour = trace_object(probabilities, labels, object_id, threshold=threshold,
@@ -549,12 +551,6 @@ def measure_frame(labels: NDArray[np.integer], probabilities: NDArray,
         measurements.append(ObjectMeasurement(int(object_id), contour, metrics, intensity,
                                               object_id in border))
     return measurements
-
-
-def _border_ids(labels: NDArray) -> list[int]:
-    """Ids with a pixel on the image border."""
-    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    return [int(i) for i in np.unique(edges) if i > 0]
 
 
 def metric_columns(*, pixel_size_um: float | None, time_interval_s: float | None) -> list[str]:

@@ -435,8 +435,9 @@ def segment_store(probabilities_path: str | os.PathLike[str],
 
     Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
     written one at a time. The label image has axes ``"tyx"``, dtype int32, the pixel size
-    and frame interval of the probabilities, and records the options and per-frame
-    thresholds under the group attribute ``"spheroseg"``; it appears only when complete.
+    and frame interval of the probabilities, is marked as an NGFF label image
+    (``"image-label"``), and records the options and per-frame thresholds under the group
+    attribute ``"spheroseg"``; it appears only when complete.
 
     Parameters
     ----------
@@ -511,10 +512,11 @@ def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str])
 
 def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
                          thresholds: list[float]) -> None:
-    """Store the options and per-frame thresholds in the label image's group attributes."""
+    """Mark the image as an NGFF label image; record the options and per-frame thresholds."""
     import zarr
 
     group = zarr.open_group(store=str(path), mode="r+")
+    group.attrs["ome"] = {**group.attrs["ome"], "image-label": {}}
     group.attrs["spheroseg"] = {"segment": {**dataclasses.asdict(options),
                                             "thresholds": [float(t) for t in thresholds]}}
 
