@@ -190,8 +190,8 @@ def binarize_mask(mask: np.ndarray, *, kind: str = "auto", path: str = "mask") -
             )
     elif (not np.all(np.isfinite(values))) or np.any(values < 0) or np.any(values != np.round(values)):
         raise AnnotationError(
-            f"masks must be binary (0/1, 0/255) or label images (whole numbers >= 0), got values {shown}"
-            f"{' ...' if values.size > 6 else ''} (in {path}); cannot binarise"
+            f"masks must be binary (0/1, 0/255) or label images (whole numbers >= 0) to binarise, got values "
+            f"{shown}{' ...' if values.size > 6 else ''} (in {path})"
         )
     return mask > 0
 
@@ -247,8 +247,10 @@ def load_samples(
     AnnotationError
         If any pair is bad; the message names the files.
     """
-    from spheroseg.normalization import normalize_image
+    from spheroseg.normalization import normalize_image, validate_normalization
     from spheroseg.training.loss import border_weight_map
+
+    normalization = validate_normalization(normalization, source="training settings")
 
     if not pairs:
         raise AnnotationError("annotations must hold at least one image/mask pair, got none")

@@ -7,6 +7,7 @@ import csv
 import io
 import os
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,11 @@ def export_torchscript(
         If the difference exceeds 1e-5 (the file is then not written).
     """
     eager = copy.deepcopy(model).cpu().float().eval()
-    scripted = torch.jit.script(eager)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(example_shape, generator=generator)
-    with atomic_path(path) as tmp:
-        scripted.save(str(tmp))
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the model contract
+        torch.jit.script(eager).save(str(tmp))
         reloaded = torch.jit.load(str(tmp), map_location="cpu")
         with torch.no_grad():
             difference = float((reloaded(example) - eager(example)).abs().max())
@@ -82,7 +83,9 @@ def load_init_model(path: str | os.PathLike[str]) -> tuple[UNet, dict[str, Any]]
         )
     model = UNet(card["input"]["channels"], card["output"]["channels"] if "channels" in card["output"] else 1,
                  depth=architecture["depth"], base_width=architecture["base_width"])
-    scripted = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.load(str(path), map_location="cpu")
     try:
         model.load_state_dict(scripted.state_dict())
     except RuntimeError as err:

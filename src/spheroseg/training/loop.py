@@ -307,7 +307,8 @@ def train_model(
         Input sides must be multiples of this (``2**depth``).
     checkpoint_dir : str or PathLike, optional
         Where ``last.pt`` is written after every epoch; a matching checkpoint found there is
-        resumed from (same `fingerprint`), a finished one is reused without training.
+        resumed from (same `fingerprint`), a finished one is reused without training, and one
+        stopped by the time budget (``config.max_minutes``, counted per call) goes on.
     fingerprint : str
         Identifies data and settings; a checkpoint with another fingerprint is ignored.
     progress : bool
@@ -331,11 +332,13 @@ def train_model(
     state = None if checkpoint is None else load_checkpoint(checkpoint, fingerprint)
     if state is not None:
         run.restore(state)
+        if run.stop_reason.startswith("time budget"):
+            run.stop_reason = ""  # a time-limited run goes on when rerun
         LOGGER.info("resuming from checkpoint %s after epoch %d of %d", checkpoint, run.epoch, config.epochs)
     resumed_from = run.epoch
     sampler = PatchSampler(train_samples, size=config.patch_size, foreground_fraction=config.foreground_fraction)
     bar = Progress(config.epochs * config.steps_per_epoch, run.epoch * config.steps_per_epoch, enabled=progress)
-    deadline = None if config.max_minutes is None else time.monotonic() + config.max_minutes * 60 - run.elapsed_s
+    deadline = None if config.max_minutes is None else time.monotonic() + config.max_minutes * 60
     try:
         while not run.stop_reason:
             started = time.monotonic()

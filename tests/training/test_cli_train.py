@@ -1,0 +1,118 @@
+"""``spheroseg train`` end to end on tiny data: outputs, bad input, fine-tuning, kill and resume."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spheroseg.cli import main
+from spheroseg.modelcard import read_verified_card, sha256_file
+
+TINY = ["--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--depth", "2",
+        "--base-width", "4", "--device", "cpu", "--no-progress"]
+
+
+def test_train_writes_model_card_log_and_curve(annotations, tmp_path):
+    output = tmp_path / "models" / "mine.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(output), "--pixel-size-um", "0.5",
+                 "--val-names", "004", "005", *TINY]) == 0
+    card = read_verified_card(output)
+    assert card["architecture"] == {"kind": "unet", "depth": 2, "base_width": 4, "in_channels": 1, "out_channels": 1}
+    assert card["input"]["pixel_size_um"] == 0.5 and card["output"]["kind"] == "logits"
+    assert card["training"]["val_names"] == ["004", "005"] and len(card["training"]["files"]) == 12
+    assert card["training"]["files"][0] == {"path": "images/000.tif",
+                                            "sha256": sha256_file(annotations / "images" / "000.tif")}
+    assert 0.0 <= card["metrics"]["val_iou"] <= 1.0 and card["versions"]["torch"]
+    assert sorted(p.name for p in output.parent.iterdir()) == [
+        "mine.json", "mine.learning_curve.png", "mine.pt", "mine.training_log.csv"]  # checkpoints removed
+
+
+def test_fine_tuning_keeps_the_init_architecture(annotations, tmp_path):
+    base = tmp_path / "base.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(base), *TINY]) == 0
+    tuned = tmp_path / "tuned.pt"
+    args = ["train", "--annotations", str(annotations), "--output", str(tuned), "--init", str(base), *TINY]
+    args[args.index("--base-width") + 1] = "8"  # ignored: fine-tuning keeps the init model's widths
+    assert main(args) == 0
+    card = read_verified_card(tuned)
+    assert card["architecture"]["base_width"] == 4
+    assert card["training"]["init"]["sha256"] == sha256_file(base)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("mismatch", r"same size.*images/001.tif.*masks/001.tif"), ("no-mask", "images without a mask.*003.tif"),
+     ("empty-mask", "no foreground anywhere.*masks/002.tif"), ("float-mask", "to binarise.*masks/000.tif"),
+     ("empty-folder", "empty folder")],
+    ids=["size-mismatch", "image-without-mask", "empty-mask", "non-binary-mask", "empty-folder"],
+)
+def test_bad_annotations_fail_before_training(annotations, tmp_path, capsys, damage, message):
+    import tifffile
+
+    if damage == "mismatch":
+        tifffile.imwrite(annotations / "masks" / "001.tif", np.ones((16, 32), np.uint8))
+    elif damage == "no-mask":
+        (annotations / "masks" / "003.tif").unlink()
+    elif damage == "empty-mask":
+        tifffile.imwrite(annotations / "masks" / "002.tif", np.zeros((32, 32), np.uint8))
+    elif damage == "float-mask":
+        tifffile.imwrite(annotations / "masks" / "000.tif", np.linspace(0, 1, 1024, dtype=np.float32).reshape(32, 32))
+    else:
+        annotations = tmp_path / "nothing"
+        annotations.mkdir()
+    output = tmp_path / "bad.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(output), *TINY]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("spheroseg train: error:")
+    assert not list(tmp_path.glob("bad*"))  # nothing written, not even checkpoints
+    assert re.search(message, error), error
+
+
+def test_binary_mask_kind_rejects_label_masks(annotations, tmp_path, capsys):
+    import tifffile
+
+    labels = np.zeros((32, 32), np.uint8)
+    labels[2:8, 2:8], labels[20:30, 20:30] = 1, 2
+    tifffile.imwrite(annotations / "masks" / "001.tif", labels)
+    assert main(["train", "--annotations", str(annotations), "--output", str(tmp_path / "m.pt"),
+                 "--mask-kind", "binary", *TINY]) == 1
+    assert "only 0/1 or 0/255" in capsys.readouterr().err
+
+
+def test_output_must_be_a_pt_file(annotations, tmp_path, capsys):
+    assert main(["train", "--annotations", str(annotations), "--output", str(tmp_path / "m.onnx"), *TINY]) == 1
+    assert "--output must end in .pt" in capsys.readouterr().err
+
+
+def _command(annotations: Path, output: Path, checkpoints: Path) -> list[str]:
+    """6 epochs of 15 tiny steps, so a kill after the first checkpoint is well before the end."""
+    entry = "import sys; from spheroseg.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", entry, "train", "--annotations", str(annotations), "--output", str(output),
+            "--checkpoint-dir", str(checkpoints), "--epochs", "6", "--steps-per-epoch", "15", "--batch-size", "2",
+            "--patch-size", "32", "--depth", "2", "--base-width", "4", "--device", "cpu"]
+
+
+def test_killed_training_resumes_from_the_last_checkpoint(annotations, tmp_path):
+    output, checkpoints = tmp_path / "resumed.pt", tmp_path / "ckpt"
+    command = _command(annotations, output, checkpoints)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not (checkpoints / "last.pt").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert (checkpoints / "last.pt").exists() and not output.exists(), "killed before the end, after a checkpoint"
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "resuming from checkpoint" in second.stderr and "after epoch 0" not in second.stderr
+    card = read_verified_card(output)
+    assert card["training"]["resumed_from_epoch"] >= 1 and card["training"]["epochs_run"] == 6

@@ -1,0 +1,179 @@
+"""Annotation discovery, validation (every bad-input error) and patch sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from spheroseg.training.data import (
+    AnnotationError, AnnotationPair, PatchSampler, Sample, binarize_mask, find_annotation_pairs, load_samples,
+    split_pairs,
+)
+
+NORM = {"kind": "percentile", "low": 1.0, "high": 99.8}
+
+
+@pytest.mark.parametrize(
+    ("layout", "suffix", "mask_folder", "scale"),
+    [("folders", ".tif", "masks", 1), ("folders", ".png", "labels", 255), ("side", ".tif", "", 255),
+     ("side", ".png", "", 1)],
+    ids=["images-masks-tif", "images-labels-png", "side-by-side-tif", "side-by-side-png"],
+)
+def test_find_pairs_accepts_both_layouts(tmp_path, layout, suffix, mask_folder, scale, pairs_writer):
+    pairs_writer(tmp_path, 3, layout=layout, suffix=suffix, mask_folder=mask_folder or "masks", scale=scale)
+    pairs = find_annotation_pairs(tmp_path)
+    assert [p.name for p in pairs] == ["000", "001", "002"]
+    samples = load_samples(pairs, normalization=NORM)
+    assert all(s.image.dtype == np.float32 and set(np.unique(s.mask)) == {0.0, 1.0} for s in samples)
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(AnnotationError, match="got an empty folder"):
+        find_annotation_pairs(tmp_path)
+
+
+def test_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(AnnotationError, match="must be an existing folder"):
+        find_annotation_pairs(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("layout", ["folders", "side"], ids=["folders", "side-by-side"])
+def test_image_without_mask_names_the_image(tmp_path, layout, pairs_writer, plane_writer):
+    pairs_writer(tmp_path, 2, layout=layout)
+    lonely = tmp_path / ("images/007.tif" if layout == "folders" else "007.tif")
+    plane_writer(lonely, np.zeros((32, 32), np.uint8))
+    with pytest.raises(AnnotationError, match="images without a mask.*007.tif"):
+        find_annotation_pairs(tmp_path)
+
+
+def test_mask_without_image_names_the_mask(tmp_path, pairs_writer, plane_writer):
+    pairs_writer(tmp_path, 2)
+    plane_writer(tmp_path / "masks" / "009.tif", np.ones((32, 32), np.uint8))
+    with pytest.raises(AnnotationError, match="masks without an image.*009.tif"):
+        find_annotation_pairs(tmp_path)
+
+
+def test_duplicate_names_are_an_error(tmp_path, pairs_writer, plane_writer):
+    pairs_writer(tmp_path, 1)
+    plane_writer(tmp_path / "images" / "000.png", np.zeros((32, 32), np.uint8))
+    with pytest.raises(AnnotationError, match="names must be unique.*000"):
+        find_annotation_pairs(tmp_path)
+
+
+def test_masks_and_labels_folders_together_are_ambiguous(tmp_path, pairs_writer):
+    pairs_writer(tmp_path, 1)
+    (tmp_path / "labels").mkdir()
+    with pytest.raises(AnnotationError, match="exactly one of"):
+        find_annotation_pairs(tmp_path)
+
+
+def test_size_mismatch_names_both_files(tmp_path, pairs_writer, plane_writer):
+    pairs_writer(tmp_path, 2)
+    plane_writer(tmp_path / "masks" / "001.tif", np.ones((30, 32), np.uint8))
+    with pytest.raises(AnnotationError, match=r"same size.*images/001.tif.*masks/001.tif"):
+        load_samples(find_annotation_pairs(tmp_path), normalization=NORM)
+
+
+def test_mask_without_foreground_names_the_file(tmp_path, pairs_writer, plane_writer):
+    pairs_writer(tmp_path, 2)
+    plane_writer(tmp_path / "masks" / "001.tif", np.zeros((32, 32), np.uint8))
+    pairs = find_annotation_pairs(tmp_path)
+    with pytest.raises(AnnotationError, match="no foreground anywhere.*masks/001.tif"):
+        load_samples(pairs, normalization=NORM)
+    assert len(load_samples(pairs, normalization=NORM, allow_empty=True)) == 2
+
+
+def test_bad_mask_is_reported_before_any_other_work(tmp_path, pairs_writer):
+    pairs_writer(tmp_path, 3)
+    tifffile.imwrite(tmp_path / "masks" / "002.tif", np.full((32, 32), 0.37, np.float32))
+    with pytest.raises(AnnotationError, match="to binarise.*masks/002.tif"):
+        load_samples(find_annotation_pairs(tmp_path), normalization=NORM)
+
+
+@pytest.mark.parametrize(
+    ("mask", "kind", "expected"),
+    [(np.array([[0, 1]], np.uint8), "auto", [[0, 1]]), (np.array([[0, 255]], np.uint8), "binary", [[0, 1]]),
+     (np.array([[0, 4, 9]], np.uint16), "labels", [[0, 1, 1]]), (np.array([[0.0, 1.0]]), "auto", [[0, 1]]),
+     (np.array([[0.0, 255.0]], np.float32), "binary", [[0, 1]]), (np.array([[False, True]]), "binary", [[0, 1]])],
+    ids=["0-1", "0-255-binary", "labels", "float-0-1", "float-0-255", "bool"],
+)
+def test_binarize_accepts(mask, kind, expected):
+    np.testing.assert_array_equal(binarize_mask(mask, kind=kind), np.array(expected, bool))
+
+
+@pytest.mark.parametrize(
+    ("mask", "kind", "message"),
+    [(np.array([[0.0, 0.5, 0.7]]), "auto", "to binarise"),
+     (np.array([[0, 1, 2]], np.uint8), "binary", "only 0/1 or 0/255"),
+     (np.array([[0, 1, 255]], np.uint8), "binary", "only 0/1 or 0/255"),
+     (np.array([[0, -3]], np.int16), "labels", "to binarise"),
+     (np.array([[0.0, np.nan]]), "auto", "to binarise")],
+    ids=["float-fractions", "multi-valued-binary", "mixed-binary", "negative-labels", "nan"],
+)
+def test_binarize_rejects(mask, kind, message):
+    with pytest.raises(AnnotationError, match=f"{message}.*in m.tif"):
+        binarize_mask(mask, kind=kind, path="m.tif")
+
+
+def test_binarize_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="mask kind must be one of"):
+        binarize_mask(np.zeros((2, 2)), kind="fuzzy")
+
+
+def _pairs(names: str) -> list[AnnotationPair]:
+    return [AnnotationPair(n, Path(n), Path(n)) for n in names]
+
+
+def test_split_is_seeded_and_disjoint():
+    train, val = split_pairs(_pairs("abcdefghij"), val_fraction=0.2, seed=3)
+    again = split_pairs(_pairs("abcdefghij"), val_fraction=0.2, seed=3)
+    assert len(val) == 2 and {p.name for p in train}.isdisjoint(p.name for p in val)
+    assert [p.name for p in again[1]] == [p.name for p in val]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"val_names": ["z"]}, "unknown"), ({"val_fraction": 1.0}, r"in \[0, 1\)"),
+     ({"val_names": ["a", "b"]}, "must remain for training")],
+    ids=["unknown-name", "fraction-one", "nothing-left"],
+)
+def test_split_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        split_pairs(_pairs("ab"), **kwargs)
+
+
+def _sample(size: int = 40) -> Sample:
+    mask = np.zeros((size, size), np.float32)
+    mask[30:34, 5:9] = 1
+    return Sample("s", np.arange(size * size, dtype=np.float32).reshape(size, size), mask)
+
+
+def test_sampler_centres_on_foreground_and_keeps_alignment():
+    sampler = PatchSampler([_sample()], size=16, foreground_fraction=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        image, mask, weight = sampler.sample(rng)
+        assert image.shape == mask.shape == (16, 16) and weight is None
+        assert mask.sum() == 16  # the whole 4x4 object is inside every foreground-centred patch
+        top, left = divmod(int(image[0, 0]), 40)  # image value encodes the source position
+        np.testing.assert_array_equal(mask, _sample().mask[top:top + 16, left:left + 16])
+
+
+def test_sampler_pads_small_images():
+    image, mask, _ = PatchSampler([_sample(10)], size=16).sample(np.random.default_rng(0))
+    assert image.shape == mask.shape == (16, 16)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"samples": [], "size": 8}, "must not be empty"), ({"size": 0}, "positive integer"),
+     ({"size": 8, "foreground_fraction": 2.0}, r"in \[0, 1\]")],
+    ids=["no-samples", "zero-size", "bad-fraction"],
+)
+def test_sampler_errors(kwargs, message):
+    kwargs.setdefault("samples", [_sample()])
+    with pytest.raises(ValueError, match=message):
+        PatchSampler(**kwargs)
