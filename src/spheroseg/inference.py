@@ -115,7 +115,7 @@ def _cpu_has_bf16() -> bool:
 
 
 def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any, dict[str, Any]]:
-    """Load a model and its verified card; freeze it (BN folded) for inference.
+    """Load a model and its verified card (see `prepare_model` for freezing).
 
     Parameters
     ----------
@@ -150,13 +150,49 @@ def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any,
             else:
                 module = torch.jit.load(str(model_path), map_location=device).eval()
         except (RuntimeError, ValueError, OSError, EOFError, KeyError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(
                 f"model file must be a TorchScript archive (or .pt2 exported program), got "
-                f"one that does not load: {first} (in {model_path})"
+                f"one that does not load: {_last_line(err)} (in {model_path})"
             ) from err
-        module = _freeze(module)
     return module, card
+
+
+def _last_line(error: BaseException) -> str:
+    """The informative line of an error (TorchScript puts its cause last)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def prepare_model(module: Any, *, channels: int, tile_shape: tuple[int, int], device: Any) -> Any:
+    """Check the model on one blank tile, then freeze it (weights inlined, batch norm folded).
+
+    The check runs before freezing: a frozen TorchScript module fed the wrong channel
+    count can crash the process (torch 2.13) instead of raising.
+
+    Raises
+    ------
+    ValueError
+        If the model fails on a (1, channels, H, W) input or does not return (1, 1, H, W).
+    """
+    import torch
+
+    blank = torch.zeros((1, channels, *tile_shape), device=device)
+    try:
+        with torch.inference_mode():
+            outputs = module(blank)
+    except RuntimeError as err:
+        raise ValueError(
+            f"model must accept input of shape {tuple(blank.shape)} (as its card says), got the "
+            f"error: {_last_line(err)}"
+        ) from err
+    expected = (1, 1, *tile_shape)
+    if not isinstance(outputs, torch.Tensor) or tuple(outputs.shape) != expected:
+        found = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        raise ValueError(f"model output must have shape {expected} (N, 1, H, W), got {found}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return _freeze(module)
 
 
 def _freeze(module: Any) -> Any:
@@ -252,7 +288,7 @@ class TileModel:
             except RuntimeError as err:
                 raise ValueError(
                     f"model must accept input of shape {tuple(batch.shape)}, got the error: "
-                    f"{str(err).strip().splitlines()[0]}"
+                    f"{_last_line(err)}"
                 ) from err
         return self._to_probabilities(outputs, batch.shape)
 
@@ -621,6 +657,7 @@ def predict_tiles(
     _check_plan(plan, meta, card, image=image, model=model_path)
     _, image_channels, _ = image_layout(meta.axes, meta.shape)
     channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
+    module = prepare_model(module, channels=len(channels), tile_shape=plan.tile_shape, device=torch_device)
     runner = TileModel(module, output_kind=card["output"]["kind"], device=torch_device,
                        precision=dtype, batch_size=batch_size or _auto_batch_size(plan, torch_device),
                        channels_last=channels_last)

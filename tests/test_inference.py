@@ -1,0 +1,423 @@
+"""Tiled inference: tile -> predict -> stitch through the CLI, model loading, runner, threads."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spheroseg import ngff
+from spheroseg.cli import main
+from spheroseg.inference import (
+    BackgroundWriter,
+    TileModel,
+    load_model,
+    prefetch,
+    resolve_device,
+    resolve_precision,
+)
+from spheroseg.modelcard import write_card
+from spheroseg.normalization import normalize_image
+from spheroseg.unet import UNet
+
+PERCENTILE = {"kind": "percentile", "low": 1.0, "high": 99.8}
+
+
+class PointwiseLogits(torch.nn.Module):
+    """A fixed pointwise function of the input, as logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(3.0 * x) - 0.5 * x
+
+
+class PointwiseProbabilities(torch.nn.Module):
+    """A fixed pointwise function of the input, already in [0, 1]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.1 + 0.8 * torch.sigmoid(4.0 * x - 2.0)
+
+
+class TwoChannelOutput(torch.nn.Module):
+    """Returns two output channels where the contract wants one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x], dim=1)
+
+
+def save_model(module: torch.nn.Module, path: Path, *, kind: str = "logits", channels: int = 1,
+               divisor: int = 8, normalization: dict | None = None, tile: dict | None = None) -> Path:
+    """Script `module`, save it with a card beside it, return the model path."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(module.eval()).save(str(path))
+    card = {"name": path.stem,
+            "input": {"channels": channels, "normalization": normalization or PERCENTILE},
+            "output": {"kind": kind, "channels": 1}, "spatial_divisor": divisor}
+    if tile is not None:
+        card["tile"] = tile
+    write_card(card, path)
+    return path
+
+
+def save_image(path: Path, data: np.ndarray, axes: str = "tcyx") -> Path:
+    """Write `data` as an NGFF image with known pixel size and frame interval."""
+    array = ngff.create_image(path, shape=data.shape, dtype=data.dtype, axes=axes,
+                              pixel_size_um=0.65, time_interval_s=60.0)
+    array[...] = data
+    return path
+
+
+def textured_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """uint16 image with smooth structure plus noise (so tile borders matter)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    base = 1000 + 400 * np.sin(yy / 9.0) * np.cos(xx / 13.0)
+    return (base + rng.normal(0, 80, shape)).clip(0, 65535).astype(np.uint16)
+
+
+def run_cli(*argv: object) -> int:
+    return main([str(arg) for arg in argv])
+
+
+def run_chain(tmp_path: Path, image: Path, model: Path, *, tile: int, overlap: float,
+              predict: tuple = (), stitch: tuple = ()) -> Path:
+    """tile -> predict -> stitch through the CLI; return the probabilities path."""
+    plan, tiles, probabilities = tmp_path / "tiles.json", tmp_path / "tiles.zarr", tmp_path / "p.ome.zarr"
+    assert run_cli("tile", "--image", image, "--model", model, "--tile-size", tile,
+                   "--overlap", overlap, "--output", plan) == 0
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                   "--output", tiles, *predict) == 0
+    assert run_cli("stitch", "--plan", plan, "--tiles", tiles, "--output", probabilities, *stitch) == 0
+    return probabilities
+
+
+@pytest.mark.parametrize(
+    ("tile", "overlap", "kind", "stitch"),
+    [(128, 0.25, "logits", ()), (200, 0.1, "probabilities", ("--dtype", "float32")),
+     (96, 0.45, "logits", ("--window", "cosine")), (2048, 0.0, "probabilities", ("--window", "flat"))],
+    ids=["128-quarter", "200-tenth-float32", "96-large-overlap-cosine", "one-tile-flat"],
+)
+def test_pointwise_model_is_reproduced_through_tile_predict_stitch(tmp_path, tile, overlap, kind, stitch):
+    data = textured_image((2, 2, 517, 1031))
+    image = save_image(tmp_path / "image.ome.zarr", data)
+    module = PointwiseLogits() if kind == "logits" else PointwiseProbabilities()
+    model = save_model(module, tmp_path / "model.pt", kind=kind)
+    probabilities = run_chain(tmp_path, image, model, tile=tile, overlap=overlap,
+                              predict=("--channel", "1"), stitch=stitch)
+    meta = ngff.read_metadata(probabilities)
+    assert meta.axes == "tyx" and meta.shape == (2, 517, 1031)
+    assert (meta.pixel_size_um, meta.time_interval_s) == (0.65, 60.0)
+    result = ngff.open_array(probabilities)
+    for t in range(2):
+        with torch.no_grad():
+            expected = module(torch.from_numpy(normalize_image(data[t, 1], PERCENTILE)))
+        if kind == "logits":
+            expected = torch.sigmoid(expected)
+        np.testing.assert_allclose(np.asarray(result[t], dtype=np.float32), expected.numpy(), atol=1e-3)
+
+
+def calibrated_unet(seed: int = 0) -> torch.nn.Module:
+    """A random U-Net whose batch-norm statistics are fitted to a textured image, in eval mode.
+
+    Plain random init gives a near-constant output (nothing to see at seams); fitting the
+    BN statistics makes every layer respond, so the output varies strongly with context.
+    """
+    torch.manual_seed(seed)
+    net = UNet(depth=3, base_width=4)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    sample = normalize_image(textured_image((256, 256), seed=seed + 1), PERCENTILE)
+    with torch.no_grad():
+        net.train()(torch.from_numpy(sample)[None, None])
+        net.head.weight.mul_(4.0)
+    return net.eval()
+
+
+def test_stitched_unet_matches_whole_frame_prediction_beyond_the_halo(tmp_path):
+    data = textured_image((1, 1, 288, 360), seed=3)
+    image = save_image(tmp_path / "image.ome.zarr", data)
+    net = calibrated_unet()
+    model = save_model(net, tmp_path / "unet.pt")
+    probabilities = run_chain(tmp_path, image, model, tile=256, overlap=0.4)
+    halo = json.loads((tmp_path / "tiles.json").read_text())["halo"]
+    assert json.loads((tmp_path / "tiles.json").read_text())["origins"].__len__() > 1
+    with torch.no_grad():
+        frame = torch.from_numpy(normalize_image(data[0, 0], PERCENTILE))[None, None]
+        whole = torch.sigmoid(net(frame))[0, 0].numpy()
+    stitched = np.asarray(ngff.open_array(probabilities)[0], dtype=np.float32)
+    assert whole.std() > 0.1, "the test network must respond to its input"
+    difference = np.abs(stitched - whole)[halo:-halo, halo:-halo]
+    assert difference.max() <= 0.02
+
+
+def test_mixed_precision_records_what_ran(tmp_path):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((1, 1, 64, 64)))
+    model = save_model(calibrated_unet(), tmp_path / "unet.pt")
+    run_chain(tmp_path, image, model, tile=64, overlap=0.25, predict=("--precision", "fp32"))
+    import zarr
+
+    info = zarr.open_array(store=str(tmp_path / "tiles.zarr"), mode="r").attrs["spheroseg"]
+    assert info["precision"] == "fp32" and info["device"] == "cpu"
+    assert info["model"]["sha256"] == json.loads(model.with_suffix(".json").read_text())["sha256"]
+
+
+# --- bad input: one clear line, exit status 1, no output --------------------------------
+
+
+@pytest.fixture
+def chain_inputs(tmp_path):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((1, 48, 40)), axes="tyx")
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt")
+    plan = tmp_path / "tiles.json"
+    assert run_cli("tile", "--image", image, "--model", model, "--tile-size", 32,
+                   "--overlap", 0.25, "--output", plan) == 0
+    return image, model, plan
+
+
+def _corrupt_model(model: Path) -> Path:
+    model.write_bytes(b"not a torchscript archive")
+    card = json.loads(model.with_suffix(".json").read_text())
+    write_card({key: card[key] for key in ("input", "output", "spatial_divisor")}, model)
+    return model
+
+
+def _wrong_channels(model: Path) -> Path:
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["input"]["channels"] = 2
+    write_card(card, model)
+    return model
+
+
+def _edit_card(model: Path, text: str) -> Path:
+    model.with_suffix(".json").write_text(text)
+    return model
+
+
+BAD_MODELS = {
+    "missing-model": (lambda m: m.parent / "absent.pt", "model file not found"),
+    "corrupt-model": (_corrupt_model, "model file must be a TorchScript archive"),
+    "missing-card": (lambda m: (m.with_suffix(".json").unlink(), m)[1], "model card not found"),
+    "card-not-json": (lambda m: _edit_card(m, "{oops"), "model card is not valid JSON"),
+    "card-invalid": (lambda m: _edit_card(m, json.dumps({"format": "spheroseg-model-card/1"})),
+                     "model card must have a 'sha256' entry"),
+    "card-wrong-channels": (_wrong_channels, "input.channels must match the image's channel count 1"),
+    "model-changed": (lambda m: (m.write_bytes(m.read_bytes() + b"x"), m)[1], "does not match its card"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MODELS), ids=str)
+def test_predict_rejects_bad_models_with_one_line_and_no_output(tmp_path, chain_inputs, capsys, case):
+    image, model, plan = chain_inputs
+    spoil, message = BAD_MODELS[case]
+    model = spoil(model)
+    capsys.readouterr()
+    output = tmp_path / "out" / "tiles.zarr"
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model, "--output", output) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("spheroseg predict: error:") and "\n" not in error
+    assert message in error
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(("--device", "gpu"), "device must be one of"),
+     (("--batch-size", "0"), "batch_size must be a positive integer"),
+     (("--channel", "1"), "channel must be an integer in \\[0, 0\\]")],
+    ids=["unknown-device", "batch-zero", "channel-out-of-range"],
+)
+def test_predict_rejects_bad_options(tmp_path, chain_inputs, capsys, argv, message):
+    image, model, plan = chain_inputs
+    output = tmp_path / "tiles.zarr"
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                   "--output", output, *argv) == 1
+    assert message.replace("\\", "") in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_predict_rejects_a_plan_for_another_image(tmp_path, chain_inputs, capsys):
+    _, model, plan = chain_inputs
+    other = save_image(tmp_path / "other.ome.zarr", textured_image((2, 48, 40)), axes="tyx")
+    assert run_cli("predict", "--image", other, "--plan", plan, "--model", model,
+                   "--output", tmp_path / "tiles.zarr") == 1
+    assert "plan must match the image (2 frames of (48, 40))" in capsys.readouterr().err
+    assert not (tmp_path / "tiles.zarr").exists()
+
+
+def test_predict_rejects_a_model_that_breaks_the_output_contract(tmp_path, chain_inputs, capsys):
+    image, _, plan = chain_inputs
+    model = save_model(TwoChannelOutput(), tmp_path / "two.pt")
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                   "--output", tmp_path / "tiles.zarr") == 1
+    assert "model output must have shape" in capsys.readouterr().err
+    assert not (tmp_path / "tiles.zarr").exists()
+
+
+def test_predict_rejects_a_model_that_fails_on_the_input(tmp_path, chain_inputs, capsys):
+    image, _, plan = chain_inputs
+    model = save_model(torch.nn.Conv2d(3, 1, 1), tmp_path / "rgb.pt")
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                   "--output", tmp_path / "tiles.zarr") == 1
+    assert "model must accept input of shape" in capsys.readouterr().err
+    assert not (tmp_path / "tiles.zarr").exists()
+
+
+def test_stitch_rejects_missing_unfinished_and_mismatched_tile_stores(tmp_path, chain_inputs, capsys):
+    image, model, plan = chain_inputs
+    output = tmp_path / "p.ome.zarr"
+    assert run_cli("stitch", "--plan", plan, "--tiles", tmp_path / "absent.zarr", "--output", output) == 1
+    assert "tiles must be a tile store written by spheroseg predict" in capsys.readouterr().err
+    import zarr
+
+    zarr.create_array(store=str(tmp_path / "raw.zarr"), shape=(1, 1, 8, 8), dtype="float16")
+    assert run_cli("stitch", "--plan", plan, "--tiles", tmp_path / "raw.zarr", "--output", output) == 1
+    assert "tiles must be a finished tile store" in capsys.readouterr().err
+    tiles = tmp_path / "tiles.zarr"
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model, "--output", tiles) == 0
+    other = tmp_path / "other.json"
+    assert run_cli("tile", "--image", image, "--model", model, "--tile-size", 16, "--overlap", 0,
+                   "--output", other) == 0
+    assert run_cli("stitch", "--plan", other, "--tiles", tiles, "--output", output) == 1
+    assert "tile store shape must match the plan" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_tile_takes_size_and_halo_from_the_model_card(tmp_path):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((1, 100, 130)), axes="tyx")
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt", tile={"size": 64, "halo": 8})
+    assert run_cli("tile", "--image", image, "--model", model, "--output", tmp_path / "t.json") == 0
+    plan = json.loads((tmp_path / "t.json").read_text())
+    assert plan["tile_shape"] == [64, 64] and plan["halo"] == 8 and plan["frames"] == 1
+
+
+# --- the runner: batching, OOM backoff, precision check ---------------------------------
+
+
+class OutOfMemoryAbove(torch.nn.Module):
+    """Pretends the device holds at most `limit` tiles."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return x[:, :1]
+
+
+def test_runner_halves_the_batch_on_out_of_memory_and_finishes():
+    module = OutOfMemoryAbove(limit=2)
+    runner = TileModel(module, output_kind="probabilities", device=torch.device("cpu"),
+                       precision=None, batch_size=8, channels_last=False)
+    batch = np.random.default_rng(0).random((7, 1, 8, 8), dtype=np.float32)
+    result = runner(batch)
+    assert runner.batch_size == 2 and module.sizes[:3] == [7, 4, 2]
+    np.testing.assert_allclose(result, batch[:, 0], atol=1e-3)
+
+
+def test_runner_gives_up_when_one_tile_does_not_fit():
+    runner = TileModel(OutOfMemoryAbove(limit=0), output_kind="logits", device=torch.device("cpu"),
+                       precision=None, batch_size=2, channels_last=False)
+    with pytest.raises(RuntimeError, match="device memory must hold one tile"):
+        runner(np.zeros((2, 1, 8, 8), dtype=np.float32))
+
+
+class PrecisionSensitive(torch.nn.Module):
+    """Returns a different answer under autocast, like a model that bf16 breaks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shift = 5.0 if torch.is_autocast_enabled("cpu") else 0.0
+        return x[:, :1] + shift
+
+
+@pytest.mark.parametrize(
+    ("module", "precision_after"),
+    [(PrecisionSensitive(), None), (PointwiseLogits(), torch.bfloat16)],
+    ids=["falls-back", "keeps-bf16"],
+)
+def test_precision_check_falls_back_to_float32_only_when_the_answer_changes(module, precision_after):
+    runner = TileModel(module, output_kind="logits", device=torch.device("cpu"),
+                       precision=torch.bfloat16, batch_size=2, channels_last=False)
+    runner.check_precision(np.zeros((2, 1, 8, 8), dtype=np.float32))
+    assert runner.precision == precision_after
+
+
+def test_resolve_device_and_precision():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_precision("fp32", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp8", torch.device("cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_resolve_device_rejects_cuda_without_a_gpu():
+    with pytest.raises(ValueError, match="device must be a CUDA device torch can see"):
+        resolve_device("cuda")
+
+
+def test_load_model_works_with_warnings_as_errors(tmp_path):
+    model = save_model(calibrated_unet(), tmp_path / "unet.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module, card = load_model(model, device=torch.device("cpu"))
+    assert card["output"]["kind"] == "logits"
+    assert module(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+# --- background threads ------------------------------------------------------------------
+
+
+def test_prefetch_raises_the_producers_error():
+    def items():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(items()))
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops():
+    stream = prefetch(iter(range(1000)), depth=1)
+    assert next(stream) == 0
+    stream.close()
+
+
+def test_background_writer_surfaces_a_failed_write():
+    writer = BackgroundWriter()
+    store: dict[int, int] = {}
+    writer.submit(store.__setitem__, 0, 1)
+
+    def fail() -> None:
+        raise OSError("no space left")
+
+    writer.submit(fail)
+    with pytest.raises(OSError, match="no space left"):
+        writer.close()
+    assert store == {0: 1}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_predict_on_cuda_matches_cpu_float32(tmp_path):
+    data = textured_image((1, 1, 200, 300))
+    image = save_image(tmp_path / "image.ome.zarr", data)
+    model = save_model(calibrated_unet(), tmp_path / "unet.pt")
+    results = []
+    for device, precision in (("cpu", "fp32"), ("cuda", "auto")):
+        folder = tmp_path / device
+        folder.mkdir()
+        path = run_chain(folder, image, model, tile=128, overlap=0.25,
+                         predict=("--device", device, "--precision", precision))
+        results.append(np.asarray(ngff.open_array(path)[0], dtype=np.float32))
+    assert np.abs(results[0] - results[1]).max() <= 0.02
