@@ -292,10 +292,10 @@ def sort_qc(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_qc(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a QC table as CSV atomically (numbers with 6 significant digits)."""
+    """Write a QC table as CSV atomically (numbers with 10 significant digits)."""
     from spheroseg.atomic import write_text
 
-    write_text(path, table[QC_COLUMNS].to_csv(index=False, float_format="%.6g",
+    write_text(path, table[QC_COLUMNS].to_csv(index=False, float_format="%.10g",
                                               lineterminator="\n"))
 
 
