@@ -303,6 +303,38 @@ def _check_trace_inputs(probabilities: NDArray, labels: NDArray, threshold: floa
                          f"got {smoothing!r}")
 
 
+def arc_area(vertices: NDArray) -> float:
+    """Signed area between a closed polygon and the smooth curve through its vertices.
+
+    A polygon whose vertices lie on a smooth boundary cuts off a thin segment of about
+    ``curvature * length**3 / 12`` along each edge (a chord of a circular arc); the sum is
+    about 0.34 px² for a marching-squares contour, whatever its size, i.e. 0.1 % of the area
+    of a radius-10 px disk. Curvature at each vertex is its turning angle over the mean
+    length of its two edges; at each edge the mean of its two vertices. Positive for a convex
+    outer boundary (positive :func:`signed_area`), negative for a hole. Only densely sampled
+    curves are corrected: polygons of fewer than 24 vertices (objects of a few pixels) and
+    edges longer than 2 px (straight sides) add nothing.
+
+    Examples
+    --------
+    >>> angles = np.linspace(0, 2 * np.pi, 41)
+    >>> circle = 10 * np.stack([np.sin(angles), np.cos(angles)], axis=1)
+    >>> round(signed_area(circle) + arc_area(circle), 2), round(np.pi * 100, 2)
+    (314.16, 314.16)
+    """
+    ring = np.asarray(vertices[:-1], dtype=np.float64)
+    if len(ring) < 24:
+        return 0.0
+    edges = np.roll(ring, -1, axis=0) - ring
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    directions = np.arctan2(edges[:, 0], edges[:, 1])
+    turning = np.angle(np.exp(1j * (directions - np.roll(directions, 1))))
+    spans = 0.5 * (lengths + np.roll(lengths, 1))
+    vertex_curvature = np.divide(turning, spans, out=np.zeros_like(turning), where=spans > 0)
+    edge_curvature = 0.5 * (vertex_curvature + np.roll(vertex_curvature, -1))
+    return float(np.sum(np.where(lengths <= 2, edge_curvature * lengths ** 3, 0)) / 12)
+
+
 def _raw_moments(vertices: NDArray) -> NDArray[np.float64]:
     """Area moments (m00, m10_y, m01_x, m20_yy, m11_yx, m02_xx) of a closed polygon, signed."""
     y0, x0 = vertices[:-1, 0], vertices[:-1, 1]
@@ -390,7 +422,9 @@ def _twice_area(a: tuple[float, float], b: tuple[float, float],
 def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
     """Shape metrics of a traced object, in pixel units.
 
-    Area excludes holes; perimeter is the length of the outer boundary; moments, and
+    Area is the polygon's area plus the thin segments between its edges and the smooth
+    boundary through its vertices (:func:`arc_area`), minus holes; perimeter is the length
+    of the outer boundary; moments, and
     hence centroid and axes, are those of the filled polygon minus its holes; convex hull
     and Feret diameters are those of the outer boundary.
 
@@ -429,7 +463,9 @@ def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
     moments = sum(np.sign(signed_area(c)) * _raw_moments(c) for c in contour.outers) \
         - sum((np.sign(signed_area(c)) * _raw_moments(c) for c in contour.holes), np.zeros(6))
     lost = 0.0 if contour.sigma is None else math.pi * contour.sigma ** 2
-    area = float(moments[0]) + lost * (len(contour.outers) - len(contour.holes))
+    arcs = sum(arc_area(c) * math.copysign(1, signed_area(c)) for c in contour.outers) \
+        - sum(arc_area(c) * math.copysign(1, signed_area(c)) for c in contour.holes)
+    area = float(moments[0]) + arcs + lost * (len(contour.outers) - len(contour.holes))
     perimeter = sum(polygon_perimeter(c) for c in contour.outers)
     hull = convex_hull(np.concatenate(contour.outers))
     convex_area = lost + (abs(signed_area(np.vstack([hull, hull[:1]]))) if len(hull) >= 3
