@@ -15,9 +15,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from pathlib import Path
-
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,8 +110,8 @@ def object_field(probabilities: NDArray, own: NDArray[np.bool_], *, threshold: f
     every pixel of `own` (filled holes stay filled) and below it on the pixels around it;
     pixels of touching objects are mirrored about the threshold (``2 * threshold - p``) so
     that the cut between two objects lies midway between their pixels; farther pixels are
-    0. With a `sigma`, the field is
-    the Gaussian-smoothed indicator of `own`, rescaled so that 0.5 maps to `threshold`.
+    0. With a `sigma`, the field is the Gaussian-smoothed indicator of `own`, rescaled so
+    that 0.5 maps to `threshold`.
 
     Parameters
     ----------
@@ -424,9 +423,9 @@ def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
 
     Area is the polygon's area plus the thin segments between its edges and the smooth
     boundary through its vertices (:func:`arc_area`), minus holes; perimeter is the length
-    of the outer boundary; moments, and
-    hence centroid and axes, are those of the filled polygon minus its holes; convex hull
-    and Feret diameters are those of the outer boundary.
+    of the outer boundary; moments, and hence centroid and axes, are those of the filled
+    polygon minus its holes; convex hull (with the same chord correction) and Feret
+    diameters are those of the outer boundary.
 
     For a contour traced on a Gaussian-smoothed mask (``contour.sigma``), the 0.5 level
     lies inside the true boundary by ``sigma**2 * curvature / 2`` (to first order), which
@@ -468,8 +467,7 @@ def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
     area = float(moments[0]) + arcs + lost * (len(contour.outers) - len(contour.holes))
     perimeter = sum(polygon_perimeter(c) for c in contour.outers)
     hull = convex_hull(np.concatenate(contour.outers))
-    convex_area = lost + (abs(signed_area(np.vstack([hull, hull[:1]]))) if len(hull) >= 3
-                          else 0.0)
+    convex_area = lost + (_convex_area(np.vstack([hull, hull[:1]])) if len(hull) >= 3 else 0.0)
     feret_max, feret_min = feret_diameters(hull)
     metrics = {"area": area, "perimeter": perimeter,
                "circularity": _ratio(4 * math.pi * area, perimeter ** 2),
@@ -477,6 +475,12 @@ def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
                **_axes(moments), "feret_max": feret_max, "feret_min": feret_min,
                "equivalent_diameter": math.sqrt(4 * max(area, 0.0) / math.pi)}
     return metrics
+
+
+def _convex_area(hull: NDArray) -> float:
+    """Area of a closed convex polygon plus its chord segments (as for the object's area)."""
+    area = signed_area(hull)
+    return abs(area) + math.copysign(1, area) * arc_area(hull)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
