@@ -1,0 +1,176 @@
+"""Fault injection through the real workflow: kills, full disks, tampered models, odd names.
+
+Every workflow run here uses the smallest demo (one position named with spaces, brackets
+and a non-ASCII letter, 4 frames of 128 x 128) and a complete config file passed with
+``--replace-workflow-config`` (Snakemake otherwise merges the ``demo.positions`` mapping
+with the defaults). The model is ``models/default.pt``; ``SPHEROSEG_TEST_MODEL`` names
+another one (with its card) for development before the default model exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+POSITION = "well A1 (ctrl) ü"
+DEMO = {"positions": {POSITION: 1}, "timepoints": 4, "size": [128, 128]}
+RUN_TIMEOUT_S = 600
+
+
+def _load_workflow_helpers() -> Any:
+    """tests/workflow/conftest.py as a module (the lead's `snakemake` helper), by path."""
+    spec = importlib.util.spec_from_file_location(
+        "spheroseg_workflow_test_helpers", REPO / "tests" / "workflow" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+snakemake = _load_workflow_helpers().snakemake
+
+
+def model_file() -> Path | None:
+    """The model the workflow runs use, or None if it does not exist yet."""
+    chosen = Path(os.environ.get("SPHEROSEG_TEST_MODEL", REPO / "models" / "default.pt")).resolve()
+    return chosen if chosen.is_file() and chosen.with_suffix(".json").is_file() else None
+
+
+def require_workflow() -> Path:
+    """Skip unless the spheroseg command and a model are available; return the model."""
+    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("the spheroseg command is not installed next to this Python")
+    model = model_file()
+    if model is None:
+        pytest.skip("models/default.pt (with its card) does not exist yet; set SPHEROSEG_TEST_MODEL")
+    return model
+
+
+def deep_update(target: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Update nested mappings in place (like Snakemake's config merge) and return `target`."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict) and key != "positions":
+            deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+def write_config(workdir: Path, **changes: Any) -> list[str]:
+    """Write a complete config (defaults + demo + `changes`) into `workdir`; return the
+    Snakemake arguments that use it instead of the shipped config."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    deep_update(config, {"model": str(require_workflow()), "demo": DEMO})
+    deep_update(config, changes)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "reliability.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return ["--configfile", str(path), "--replace-workflow-config"]
+
+
+def run(workdir: Path, config_args: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the workflow with 2 cores (the lead's helper) and the given config."""
+    return snakemake(workdir, "--cores", "2", *config_args, *args, check=check)
+
+
+def resume(workdir: Path, config_args: list[str]) -> subprocess.CompletedProcess[str]:
+    """What a user does after a kill: unlock, then rerun with --rerun-incomplete."""
+    snakemake(workdir, *config_args, "--unlock")
+    return run(workdir, config_args, "--rerun-incomplete")
+
+
+@dataclass
+class Kill:
+    """Where a killed run was stopped."""
+
+    trigger: list[Path]
+    seconds: float
+    log: str
+
+
+def run_until_killed(workdir: Path, config_args: list[str], *patterns: str, timeout: float = RUN_TIMEOUT_S) -> Kill:
+    """Start the workflow in its own process group and SIGKILL the whole group as soon as a
+    path matching one of the glob `patterns` (relative to `workdir`) exists."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--cores", "2", *config_args]
+    log_path = workdir / "killed-run.log"
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            hits = _wait_for(workdir, patterns, process, start + timeout)
+        finally:
+            _kill_group(process)
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    if not hits:
+        raise AssertionError(f"the run ended before any of {patterns} appeared (kill never sent):\n{text[-4000:]}")
+    return Kill(hits, time.monotonic() - start, text)
+
+
+def _wait_for(workdir: Path, patterns: tuple[str, ...], process: subprocess.Popen, deadline: float) -> list[Path]:
+    """Poll every 2 ms for the patterns; [] if the process ends first."""
+    while process.poll() is None:
+        hits = [path for pattern in patterns for path in workdir.glob(pattern)]
+        if hits:
+            return hits
+        if time.monotonic() > deadline:
+            raise AssertionError(f"none of {patterns} appeared within the timeout")
+        time.sleep(0.002)
+    return []
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group of `process` (Snakemake and every job it started)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+def csv_files(workdir: Path) -> dict[str, bytes]:
+    """Every CSV under results/, by path relative to the workdir, with its bytes."""
+    return {path.relative_to(workdir).as_posix(): path.read_bytes()
+            for path in sorted((workdir / "results").rglob("*.csv"))}
+
+
+def assert_same_csvs(actual: Path, expected: Path) -> None:
+    """The CSVs of two runs are byte-identical (and there are some)."""
+    got, want = csv_files(actual), csv_files(expected)
+    assert want, f"the reference run wrote no CSV under {expected}"
+    assert sorted(got) == sorted(want), "the runs wrote different CSV files"
+    differing = [name for name in want if got[name] != want[name]]
+    assert not differing, f"CSVs differ from the uninterrupted run: {differing}"
+
+
+def leftovers(workdir: Path) -> list[str]:
+    """Temporary outputs of spheroseg.atomic left under results/ (``.NAME.tmp-XXXX``)."""
+    return sorted(path.relative_to(workdir).as_posix()
+                  for path in (workdir / "results").rglob(".*.tmp-*"))
+
+
+@pytest.fixture(scope="session")
+def faults() -> Any:
+    """These helpers, for the test modules (a fixture works under every pytest import mode)."""
+    return sys.modules[__name__]
+
+
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory) -> Path:
+    """One uninterrupted run of the small demo: the reference every other run must match."""
+    workdir = tmp_path_factory.mktemp("baseline")
+    run(workdir, write_config(workdir))
+    return workdir
