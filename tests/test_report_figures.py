@@ -62,7 +62,8 @@ def test_position_report_files_are_valid_images(position):
     with Image.open(position / "report" / "montage.png") as image:
         assert image.format == "PNG" and image.size[0] == 3 * 280  # 3 frames -> 3 columns
     with Image.open(position / "report" / "overlay.gif") as image:
-        assert image.format == "GIF" and image.n_frames == 3 and image.size == (96, 80)
+        # cropped around all contours (x 12..43, y 2..34) with a 25 % margin: 44 x 40 pixels
+        assert image.format == "GIF" and image.n_frames == 3 and image.size == (96, 87)
         assert image.info["loop"] == 0 and image.info["duration"] == 400
     root = ET.parse(position / "report" / "metrics_over_time.svg").getroot()
     assert root.tag.endswith("svg")
@@ -87,7 +88,7 @@ def _rgb(colour):
 
 def test_gif_frame_draws_contour_in_object_colour_over_black_halo(position):
     frames = overlay.load_frames(position / "image.ome.zarr", position / "contours.geojson",
-                                 timepoints=[0], max_size=64)
+                                 timepoints=[0], max_size=64, crop=False)
     picture = overlay.render_gif_frame(frames[0], size=96, header="p0", pixel_size_um=None)
     assert picture.shape == (80, 96, 3) and picture.dtype == np.uint8
     colour = np.all(picture == _rgb(overlay.object_colour(1)), axis=-1)
@@ -108,6 +109,21 @@ def test_flagged_frame_gets_red_border_and_caption(position):
     assert len(frames[1].contours[1][1]) == 2  # MultiPolygon -> two rings
     picture = overlay.render_gif_frame(frames[1], size=96, header="p0", pixel_size_um=2.0)
     assert tuple(picture[40, 0]) == _rgb(overlay.FLAG_TEXT_COLOUR)
+
+
+def test_crop_is_one_window_for_all_frames_with_shifted_contours(position):
+    frames = overlay.load_frames(position / "image.ome.zarr", position / "contours.geojson",
+                                 timepoints=[0, 2], max_size=64)
+    assert [f.shape for f in frames] == [(40, 44), (40, 44)] and frames[0].image.shape == (40, 44)
+    ring = frames[0].contours[0][1][0]
+    assert ring.min(axis=0).tolist() == [8.0, 10.0]  # x - 4, y - 0
+    full = overlay.load_frames(position / "image.ome.zarr", position / "contours.geojson",
+                               timepoints=[0], max_size=64, crop=False)
+    assert full[0].shape == SHAPE and full[0].contours[0][1][0].min(axis=0).tolist() == [12.0, 10.0]
+
+
+def test_crop_window_without_contours_is_whole_frame():
+    assert overlay.crop_window({}, shape=(5, 7)) == (slice(0, 5), slice(0, 7))
 
 
 def test_frames_share_one_grey_scale(position):

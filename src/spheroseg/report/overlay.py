@@ -41,7 +41,8 @@ class Frame:
     image : ndarray of shape (H, W), uint8
         Display image (possibly downscaled).
     shape : tuple of int
-        Original frame shape (Y, X) in pixels; contour coordinates refer to it.
+        Shape (Y, X) in pixels of the shown (possibly cropped) region of the original frame;
+        contour coordinates refer to it.
     contours : list of (int, list of ndarray of shape (N, 2))
         ``(object_id, rings)``, rings as ``(x, y)`` with the image's top-left corner at (0, 0).
     title : str
@@ -188,7 +189,8 @@ def frame_title(t: int, *, time_interval_s: float | None) -> str:
 
 def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.PathLike[str], *,
                 timepoints: Sequence[int], flags: dict[int, list[str]] | None = None,
-                channel: int = 0, max_size: int = 512) -> list[Frame]:
+                channel: int = 0, max_size: int = 512, crop: bool = True,
+                margin: float = 0.25) -> list[Frame]:
     """Read, downscale and grey-scale the chosen frames with their contours and flags.
 
     Parameters
@@ -205,6 +207,10 @@ def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.Path
         Image channel to show.
     max_size : int
         Largest edge of the returned display images, in pixels.
+    crop : bool
+        Show only the region around the objects (:func:`crop_window`), the same for all frames.
+    margin : float
+        Margin of the crop, as a fraction of the objects' extent.
 
     Returns
     -------
@@ -220,15 +226,58 @@ def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.Path
     metadata = ngff.read_metadata(image_path)
     array = ngff.open_array(image_path)
     contours = read_contours(contours_path)
-    raw = [downscale(ngff.read_frame(array, t, channel=channel), max_size=max_size)
+    full = (int(metadata.shape[-2]), int(metadata.shape[-1]))
+    window = crop_window(contours, shape=full, margin=margin) if crop else \
+        (slice(0, full[0]), slice(0, full[1]))
+    raw = [downscale(ngff.read_frame(array, t, channel=channel)[window], max_size=max_size)
            for t in timepoints]
     low, high = display_range(raw)
-    shape = (int(metadata.shape[-2]), int(metadata.shape[-1]))
+    shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    offset = np.array([window[1].start, window[0].start], dtype=np.float64)
     return [Frame(image=to_grey(frame, low=low, high=high), shape=shape,
-                  contours=sorted(contours.get(t, []), key=lambda item: item[0]),
+                  contours=[(object_id, [ring - offset for ring in rings]) for object_id, rings
+                            in sorted(contours.get(t, []), key=lambda item: item[0])],
                   title=frame_title(t, time_interval_s=metadata.time_interval_s),
                   flags=list((flags or {}).get(t, [])))
             for t, frame in zip(timepoints, raw)]
+
+
+def crop_window(contours: dict[int, list[tuple[int, list[NDArray[np.float64]]]]], *,
+                shape: tuple[int, int], margin: float = 0.25) -> tuple[slice, slice]:
+    """Rows and columns around every contour of every frame, widened by `margin`.
+
+    One window for the whole series, so objects do not jump between frames; the whole frame
+    when there is no contour.
+
+    Parameters
+    ----------
+    contours : dict
+        From :func:`read_contours` (``(x, y)`` coordinates, top-left corner at 0).
+    shape : tuple of int
+        Frame shape (Y, X).
+    margin : float
+        Added on each side, as a fraction of the box's larger edge.
+
+    Returns
+    -------
+    tuple of slice
+        ``(rows, columns)`` inside the frame.
+
+    Examples
+    --------
+    >>> ring = np.array([[10.0, 20.0], [30.0, 20.0], [30.0, 40.0], [10.0, 20.0]])
+    >>> crop_window({0: [(1, [ring])]}, shape=(100, 100), margin=0.25)
+    (slice(15, 45, None), slice(5, 35, None))
+    """
+    points = [ring for items in contours.values() for _, rings in items for ring in rings if len(ring)]
+    if not points:
+        return slice(0, shape[0]), slice(0, shape[1])
+    stacked = np.concatenate(points)
+    low, high = stacked.min(axis=0), stacked.max(axis=0)
+    pad = margin * float((high - low).max())
+    x0, y0 = (max(0, math.floor(v - pad)) for v in low)
+    x1, y1 = (min(limit, math.ceil(v + pad)) for v, limit in zip(high, (shape[1], shape[0])))
+    return slice(y0, y1), slice(x0, x1)
 
 
 def scale_bar_um(width_um: float) -> float:
@@ -383,6 +432,10 @@ def render_gif_frame(frame: Frame, *, size: int, header: str,
             points = [(float(x) * scale, float(y) * scale) for x, y in ring]
             draw.line(points, fill="black", width=6, joint="curve")
             draw.line(points, fill=object_colour(object_id), width=3, joint="curve")
+        if rings and len(rings[0]):
+            x, y = rings[0][:, 0].mean() * scale, rings[0][:, 1].mean() * scale
+            draw.text((x, y), str(object_id), fill=object_colour(object_id), anchor="mm",
+                      font=_font(max(11, size // 24)), stroke_width=2, stroke_fill="black")
     text_size = max(11, size // 28)
     _label(draw, (6, 4), f"{header}  {frame.title}", fill="white", size=text_size)
     if frame.flags:
