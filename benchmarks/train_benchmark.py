@@ -179,11 +179,10 @@ def _demo_position_errors(model: Path, folder: Path, name: str, pixel_size_um: f
     return rows
 
 
-def bench_default(scratch: Path) -> dict:
+def bench_default(scratch: Path, model: Path = ROOT / "models" / "default.pt") -> dict:
     """The shipped default model on the demo experiment (config defaults) and on real spheroids."""
     from spheroseg.synthetic import write_demo_experiment
 
-    model = ROOT / "models" / "default.pt"
     positions = {"pos0": 1, "pos1": 2}
     write_demo_experiment(scratch / "demo", positions=positions, n_timepoints=8, seed=0, pixel_size_um=2.0)
     rows = [row for name in positions for row in _demo_position_errors(model, scratch / "demo", name, 2.0)]
@@ -244,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, store their figures and rewrite the results page."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--default-model", type=Path, help="check this model instead of models/default.pt "
+                        "(figures are printed, not stored)")
     args = parser.parse_args(argv)
+    if args.default_model is not None:
+        with tempfile.TemporaryDirectory() as scratch:
+            print(json.dumps(bench_default(Path(scratch), args.default_model), indent=1))
+        return 0
     from spheroseg.atomic import write_text
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -9,6 +9,8 @@ rule train:
     output:
         model=protected(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.pt"),
         card=protected(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.json"),
+        training_log=f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.training_log.csv",
+        learning_curve=report(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.learning_curve.png", category="Training"),
     params:
         annotations=config["training"]["annotations"],
         options=optional_flags(
