@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,17 +102,31 @@ class Kill:
 
 
 def run_until_killed(workdir: Path, config_args: list[str], *patterns: str, timeout: float = RUN_TIMEOUT_S) -> Kill:
-    """Start the workflow in its own process group and SIGKILL the whole group as soon as a
-    path matching one of the glob `patterns` (relative to `workdir`) exists."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    """Start the workflow and SIGKILL it with all its jobs as soon as a path matching one of
+    the glob `patterns` (relative to `workdir`) exists."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                "--directory", str(workdir), "--cores", "2", *config_args]
-    log_path = workdir / "killed-run.log"
+    return kill_when_present(command, workdir, patterns, log_path=workdir / "killed-run.log", timeout=timeout)
+
+
+def kill_when_present(command: list[str], root: Path, patterns: Sequence[str], *, log_path: Path,
+                      timeout: float = RUN_TIMEOUT_S) -> Kill:
+    """Run `command` in its own process group (cwd `root`) and SIGKILL the whole group as soon
+    as a path matching one of the glob `patterns` (relative to `root`) exists.
+
+    Raises
+    ------
+    AssertionError
+        If the command ends before any pattern matched (the kill was never sent), or the
+        timeout passes first.
+    """
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.monotonic()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
         try:
-            hits = _wait_for(workdir, patterns, process, start + timeout)
+            hits = _wait_for(root, tuple(patterns), process, start + timeout)
         finally:
             _kill_group(process)
     text = log_path.read_text(encoding="utf-8", errors="replace")

@@ -92,7 +92,7 @@ def test_good_model_predicts(setup, tmp_path):
     assert output.is_dir()
 
 
-@pytest.mark.parametrize("how", ["appended-byte", "flipped-bit", "other-model"])
+@pytest.mark.parametrize("how", ["flipped-bit", "other-model"])
 def test_predict_refuses_a_model_changed_after_its_card(setup, tmp_path, how):
     model = _tampered(setup, tmp_path, how)
     output = tmp_path / "tiles.zarr"
