@@ -441,3 +441,21 @@ def test_normalize_frame_maps_a_constant_frame_to_zeros():
     frame = np.full((1, 4, 4), 7, dtype=np.uint16)
     result = normalize_frame(frame, PERCENTILE)
     assert result.dtype == np.float32 and not result.any()
+
+
+def test_predict_accepts_a_torch_export_program(tmp_path):
+    data = textured_image((1, 1, 40, 56))
+    image = save_image(tmp_path / "image.ome.zarr", data)
+    module = PointwiseLogits()
+    batch, height, width = (torch.export.Dim(name, min=1, max=4096) for name in ("n", "h", "w"))
+    program = torch.export.export(module, (torch.zeros(2, 1, 16, 16),),
+                                  dynamic_shapes={"x": {0: batch, 2: 8 * height, 3: 8 * width}})
+    model = tmp_path / "model.pt2"
+    torch.export.save(program, str(model))
+    write_card({"input": {"channels": 1, "normalization": PERCENTILE},
+                "output": {"kind": "logits", "channels": 1}, "spatial_divisor": 8}, model)
+    probabilities = run_chain(tmp_path, image, model, tile=32, overlap=0.25)
+    with torch.no_grad():
+        expected = torch.sigmoid(module(torch.from_numpy(normalize_image(data[0, 0], PERCENTILE))))
+    result = np.asarray(ngff.open_array(probabilities)[0], dtype=np.float32)
+    np.testing.assert_allclose(result, expected.numpy(), atol=1e-3)

@@ -194,7 +194,7 @@ def prepare_model(
     if not isinstance(outputs, torch.Tensor) or tuple(outputs.shape) != expected:
         found = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
         raise ValueError(f"model output must have shape {expected} (N, 1, H, W), got {found}")
-    if channels_last and hasattr(module, "to"):
+    if channels_last and isinstance(module, torch.jit.ScriptModule):
         module = module.to(memory_format=torch.channels_last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -207,7 +207,7 @@ def _freeze(module: Any) -> Any:
     import torch
 
     if not isinstance(module, torch.jit.ScriptModule):
-        return module.eval() if hasattr(module, "eval") else module
+        return module  # a torch.export program: already a fixed graph
     try:
         return torch.jit.freeze(module.eval())
     except (RuntimeError, AttributeError) as err:
