@@ -236,12 +236,22 @@ def trace_object(probabilities: NDArray, labels: NDArray[np.integer], object_id:
     >>> round(signed_area(contour.outers[0]), 3), len(contour.holes)
     (7.951, 0)
     """
+    _check_trace_inputs(probabilities, labels, threshold, smoothing)
+    rows, cols = np.nonzero(labels == object_id)
+    if rows.size == 0:
+        return ObjectContour([], [])
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    return _trace_in_box(probabilities, labels, object_id, box, threshold=threshold,
+                         smoothing=smoothing)
+
+
+def _trace_in_box(probabilities: NDArray, labels: NDArray, object_id: int,
+                  box: tuple[slice, slice], *, threshold: float,
+                  smoothing: str | float | None) -> ObjectContour:
+    """trace_object for an object whose bounding box is known (inputs already checked)."""
     from skimage.measure import find_contours
 
-    _check_trace_inputs(probabilities, labels, threshold, smoothing)
-    box = _object_box(labels, object_id, margin=2 + _smoothing_margin(smoothing))
-    if box is None:
-        return ObjectContour([], [])
+    box = _grown(box, labels.shape, margin=2 + _smoothing_margin(smoothing))
     own = np.pad(labels[box] == object_id, 1)
     others = np.pad(labels[box] != 0, 1) & ~own
     crop = np.pad(np.asarray(probabilities[box]), 1)
@@ -269,14 +279,11 @@ def _choose_sigma(smoothing: str | float | None, crop: NDArray, own: NDArray) ->
     return None if smoothing is None or smoothing == 0 else float(smoothing)
 
 
-def _object_box(labels: NDArray, object_id: int, *, margin: int) -> tuple[slice, slice] | None:
-    """Bounding box of the object grown by `margin` pixels (clipped), or None if absent."""
-    rows, cols = np.nonzero(labels == object_id)
-    if rows.size == 0:
-        return None
-    height, width = labels.shape
-    return (slice(max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)),
-            slice(max(cols.min() - margin, 0), min(cols.max() + margin + 1, width)))
+def _grown(box: tuple[slice, slice], shape: tuple[int, ...], *,
+           margin: int) -> tuple[slice, slice]:
+    """A bounding box grown by `margin` pixels on every side, clipped to the image."""
+    return (slice(max(box[0].start - margin, 0), min(box[0].stop + margin, shape[0])),
+            slice(max(box[1].start - margin, 0), min(box[1].stop + margin, shape[1])))
 
 
 def _check_trace_inputs(probabilities: NDArray, labels: NDArray, threshold: float,
@@ -581,13 +588,15 @@ def measure_frame(labels: NDArray[np.integer], probabilities: NDArray,
 
     border = set(border_object_ids(labels).tolist())
     measurements = []
+    boxes = ndimage.find_objects(labels)
     for object_id in np.unique(labels[labels > 0]).tolist():
-        contour = trace_object(probabilities, labels, object_id, threshold=threshold,
-                               smoothing=smoothing)
+        box = boxes[object_id - 1]
+        contour = _trace_in_box(probabilities, labels, object_id, box, threshold=threshold,
+                                smoothing=smoothing)
         metrics = polygon_metrics(contour) if contour.outers else dict.fromkeys(METRICS,
                                                                                 math.nan)
         intensity = math.nan if image is None else float(
-            np.mean(image[labels == object_id], dtype=np.float64))
+            np.mean(np.asarray(image)[box][labels[box] == object_id], dtype=np.float64))
         measurements.append(ObjectMeasurement(int(object_id), contour, metrics, intensity,
                                               object_id in border))
     return measurements
