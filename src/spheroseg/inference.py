@@ -10,6 +10,7 @@ stays at a few frames and the device does not wait on disk.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import os
 import queue
@@ -37,6 +38,7 @@ AUTO_PRECISION_TOLERANCE = 0.02
 REFERENCE_TILE_PIXELS = 256 * 256
 AUTO_BATCH = {"cpu": 4, "cuda": 32}
 PROGRESS_STEP = 0.05
+PRECISION_CHECK_TILES = 2
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
@@ -621,6 +623,14 @@ def _create_tile_store(path: Path, plan: TilePlan) -> Any:
     )
 
 
+def _central_tiles(padded: np.ndarray, plan: TilePlan, count: int) -> np.ndarray:
+    """The `count` tiles nearest the frame centre, as (count, C, H, W) float32."""
+    centre = np.asarray(plan.image_shape) / 2 - np.asarray(plan.tile_shape) / 2
+    distances = [float(np.hypot(*(np.asarray(origin) - centre))) for origin in plan.origins]
+    chosen = np.argsort(distances, kind="stable")[:count]
+    return np.stack([padded[(slice(None), *tile_slices(plan, int(index)))] for index in chosen])
+
+
 def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, channels: list[int],
               normalization: dict[str, Any], check_precision: bool) -> None:
     """Stream frames through the model: read ahead, compute, write behind."""
@@ -630,9 +640,11 @@ def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, chan
                         pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
     frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization))
     try:
-        for number, (keys, batch) in enumerate(_tile_batches(frames, plan, runner.batch_size)):
-            if number == 0 and check_precision:
-                runner.check_precision(batch)
+        first = next(frames)
+        if check_precision:
+            # Where the object usually is: border tiles are often empty background.
+            runner.check_precision(_central_tiles(first[1], plan, PRECISION_CHECK_TILES))
+        for keys, batch in _tile_batches(itertools.chain([first], frames), plan, runner.batch_size):
             assembler.add(keys, runner(batch))
             progress.update(len(keys))
     finally:
@@ -664,7 +676,8 @@ def predict_tiles(
     device : {"auto", "cuda", "cpu"}
     precision : {"auto", "bf16", "fp16", "fp32"}
         ``auto`` uses reduced precision where the device supports it and falls back to
-        float32 if the first batch's probabilities move by more than 0.02.
+        float32 if it moves the probabilities of the two central tiles of the first frame
+        by more than 0.02.
     batch_size : int, optional
         Tiles per batch; by default about 4 (CPU) or 32 (CUDA) 256-px tiles' worth.
     channels_last : bool
