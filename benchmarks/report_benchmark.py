@@ -37,7 +37,7 @@ def _frame(t: int, frames: int, size: int, rng: np.random.Generator) -> tuple[np
         distance = np.hypot((y - cy) / (radius * grow), (x - cx) / (radius * grow * 1.2))
         inside = np.maximum(inside, expit((1 - distance) * 40))
     if t == frames // 2:  # the sudden artefact QC must flag
-        blob = np.hypot(y - 0.35, x - 0.43) / 0.06
+        blob = np.hypot(y - 0.35, x - 0.50) / 0.09
         inside = np.maximum(inside, expit((1 - blob) * 40))
     light = 300 + 200 * x
     image = light + 1500 * inside + rng.normal(0, 60, (size, size))

@@ -228,3 +228,15 @@ def test_pages_escape_and_embed():
     params = html.parameters_page({"a": {"b": 1}}, {"format": "x", "sha256": "abc"}, title="Run",
                                   model_path="m.pt")
     assert "Model card of m.pt" in params and "&quot;sha256&quot;: &quot;abc&quot;" in params
+
+
+@pytest.mark.parametrize(("n_frames", "max_frames", "flagged", "expected"), [
+    (10, 4, (), [0, 3, 6, 9]),
+    (10, 1, (), [0]),
+    (120, 16, [61], sorted({61, *(round(i * 119 / 14) for i in range(15))})),
+    (100, 4, [1, 2, 3, 4, 5], [0, 1, 5, 99]),
+    (5, 3, [99, -1], [0, 2, 4]),
+], ids=["even", "one", "flagged-kept", "flagged-capped-at-half", "out-of-range-ignored"])
+def test_choose_frames_keeps_flagged_frames(n_frames, max_frames, flagged, expected):
+    chosen = overlay.choose_frames(n_frames, max_frames=max_frames, flagged=flagged)
+    assert chosen == expected and len(chosen) <= max_frames

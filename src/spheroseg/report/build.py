@@ -67,7 +67,8 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     channel : int
         Image channel shown under the contours.
     montage_frames, gif_frames : int
-        Most frames shown (evenly spaced, first and last always included).
+        Most frames shown: QC-flagged frames first, the others evenly spaced (first and last
+        included); see :func:`spheroseg.report.overlay.choose_frames`.
     gif_size : int
         Largest edge of the GIF in pixels.
     frame_ms : int
@@ -94,13 +95,13 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     metadata = ngff.read_metadata(image_path)
     n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
     flagged = qc.flagged_timepoints(flags_table)
-    chosen = overlay.choose_frames(n_frames, max_frames=montage_frames)
+    chosen = overlay.choose_frames(n_frames, max_frames=montage_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
                                  channel=channel, max_size=512)
     plots.save_figure(overlay.render_montage(frames, title=title,
                                              pixel_size_um=metadata.pixel_size_um),
                       [output / "montage.png"], dpi=100)
-    chosen = overlay.choose_frames(n_frames, max_frames=gif_frames)
+    chosen = overlay.choose_frames(n_frames, max_frames=gif_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
                                  channel=channel, max_size=gif_size)
     images = [overlay.render_gif_frame(frame, size=gif_size, header=title,

@@ -69,8 +69,20 @@ def object_colour(object_id: int) -> str:
     return OBJECT_COLOURS[(int(object_id) - 1) % len(OBJECT_COLOURS)]
 
 
-def choose_frames(n_frames: int, *, max_frames: int) -> list[int]:
-    """Up to `max_frames` evenly spaced frame indices, always the first and the last.
+def _evenly(n_frames: int, count: int) -> list[int]:
+    """`count` evenly spaced indices of `n_frames` (first and last included when count > 1)."""
+    if count <= 0:
+        return []
+    if count == 1:
+        return [0]
+    return sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def choose_frames(n_frames: int, *, max_frames: int, flagged: Sequence[int] = ()) -> list[int]:
+    """Up to `max_frames` frame indices: QC-flagged frames first, the rest evenly spaced.
+
+    At most half of the slots go to flagged frames (themselves evenly picked when there are
+    more); the other frames are evenly spaced and include the first and the last.
 
     Raises
     ------
@@ -83,14 +95,23 @@ def choose_frames(n_frames: int, *, max_frames: int) -> list[int]:
     [0, 3, 6, 9]
     >>> choose_frames(3, max_frames=16)
     [0, 1, 2]
+    >>> choose_frames(120, max_frames=4, flagged=[60])
+    [0, 60, 119]
+    >>> choose_frames(120, max_frames=5, flagged=[60, 61])
+    [0, 60, 61, 119]
     """
     if n_frames < 1 or max_frames < 1:
         raise ValueError(f"n_frames and max_frames must be >= 1, got {(n_frames, max_frames)!r}")
     if n_frames <= max_frames:
         return list(range(n_frames))
-    if max_frames == 1:
-        return [0]
-    return sorted({round(i * (n_frames - 1) / (max_frames - 1)) for i in range(max_frames)})
+    marked = sorted({int(t) for t in flagged if 0 <= int(t) < n_frames})
+    if len(marked) > max_frames // 2:
+        marked = [marked[i] for i in _evenly(len(marked), max_frames // 2)]
+    for count in range(max_frames, -1, -1):  # the most evenly spaced frames that still fit
+        chosen = set(marked) | set(_evenly(n_frames, count))
+        if len(chosen) <= max_frames:
+            return sorted(chosen)
+    return marked
 
 
 def display_range(frames: Sequence[NDArray]) -> tuple[float, float]:
