@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FLAG_COLOUR = "#f2d16b"
+# Above this many timepoints per object, lines are drawn without point markers.
+MAX_MARKED_POINTS = 40
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
          "svg.hashsalt": "spheroseg", "axes.spines.top": False, "axes.spines.right": False}
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
@@ -61,10 +63,13 @@ def object_colours(object_ids: Sequence[int]) -> dict[int, str]:
             for object_id in sorted(set(int(i) for i in object_ids))}
 
 
-def _shade_flags(axes: Axes, flagged: dict[int, list[str]], *, step: float) -> None:
-    """Shade each flagged frame (a band one frame interval wide, white edges between bands)."""
+def _shade_flags(axes: Axes, flagged: dict[int, list[str]], *, step: float,
+                 span: float) -> None:
+    """Shade each flagged frame: a band one frame interval wide, but at least 1.5 % of `span`
+    so single frames of long series stay visible; white edges separate neighbouring bands."""
+    half = max(step, 0.015 * span) / 2
     for t in flagged:
-        axes.axvspan((t - 0.5) * step, (t + 0.5) * step, facecolor=FLAG_COLOUR, alpha=0.5,
+        axes.axvspan(t * step - half, t * step + half, facecolor=FLAG_COLOUR, alpha=0.5,
                      edgecolor="white", lw=1.0, zorder=0)
 
 
@@ -110,8 +115,9 @@ def _plot_objects(axes: Axes, metrics: pd.DataFrame, column: str, colours: dict[
     for object_id, rows in metrics.groupby("object_id", sort=True):
         order = rows.sort_values("timepoint").index
         colour = colours[int(object_id)]
-        axes.plot(times[order], metrics.loc[order, column], "-o", color=colour, ms=4, lw=1.5,
-                  label=f"object {object_id}")
+        marker = "o" if len(order) <= MAX_MARKED_POINTS else ""
+        axes.plot(times[order], metrics.loc[order, column], "-" + marker, color=colour, ms=4,
+                  lw=1.5, label=f"object {object_id}")
         edge = order[touching[order].to_numpy()]
         axes.plot(times[edge], metrics.loc[edge, column], "s", ms=8, mfc="none",
                   mec="black", mew=1.0)
@@ -167,11 +173,12 @@ def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
     flagged = flagged_timepoints(qc, flags=FRAME_FLAGS) if qc is not None and len(qc) else {}
     colours = object_colours(metrics["object_id"].tolist())
     step = frame_step(metrics)
+    span = step * max(int(metrics["timepoint"].max()), 1) if len(metrics) else step
     _, time_label = time_hours(metrics)
     with plt.rc_context(STYLE):
         figure, panels = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, layout="constrained")
         for index, (axes, column) in enumerate(zip(panels.flat, columns)):
-            _shade_flags(axes, flagged, step=step)
+            _shade_flags(axes, flagged, step=step, span=span)
             _plot_objects(axes, metrics, column, colours)
             ringed = _mark_flagged_points(axes, metrics, column, qc)
             axes.set_ylabel(axis_label(column))
