@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+# torch.jit is deprecated in torch >= 2.13 but is the model format spheroseg ships.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 TINY = ["--synthetic", "4", "--synthetic-size", "64", "--patch-size", "64", "--batch-size", "2",
         "--steps-per-epoch", "3", "--epochs", "4", "--patience", "0", "--depth", "2", "--base-width", "4",
