@@ -124,13 +124,13 @@ def _plot_objects(axes: Axes, metrics: pd.DataFrame, column: str, colours: dict[
 
 
 def _legend_handles(colours: dict[int, str], *, flags: bool, border: bool,
-                    ringed: bool = False) -> list[object]:
+                    ringed: bool = False, markers: bool = True) -> list[object]:
     """Legend entries: objects, then the QC shading and the border marker when present."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles: list[object] = [Line2D([], [], color=c, marker="o", ms=4, label=f"object {i}")
-                             for i, c in colours.items()]
+    handles: list[object] = [Line2D([], [], color=c, marker="o" if markers else "", ms=4,
+                                    label=f"object {i}") for i, c in colours.items()]
     if flags:
         handles.append(Patch(color=FLAG_COLOUR, alpha=0.35, label="QC-flagged frame"))
     if ringed:
@@ -190,9 +190,11 @@ def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
                                 transform=panels.flat[0].transAxes)
         border = "touches_border" in metrics.columns and metrics["touches_border"].astype(
             str).str.lower().isin(["true", "1"]).any()
+        markers = metrics.groupby("object_id").size().max() <= MAX_MARKED_POINTS \
+            if len(metrics) else True
         figure.legend(handles=_legend_handles(colours, flags=bool(flagged), border=bool(border),
-                                              ringed=ringed), loc="outside right upper",
-                      frameon=False)
+                                              ringed=ringed, markers=bool(markers)),
+                      loc="outside right upper", frameon=False)
         figure.suptitle(f"{title}: shape over time", fontsize=13)
         if flagged:
             unit = "h" if time_label.startswith("Time") else ""
