@@ -240,3 +240,17 @@ def test_pages_escape_and_embed():
 def test_choose_frames_keeps_flagged_frames(n_frames, max_frames, flagged, expected):
     chosen = overlay.choose_frames(n_frames, max_frames=max_frames, flagged=flagged)
     assert chosen == expected and len(chosen) <= max_frames
+
+
+def test_experiment_groups_follow_sample_sheet_order():
+    metrics = pd.DataFrame({"position": ["a", "b", "c"], "timepoint": 0, "object_id": 1, "area_px2": 1.0,
+                            "perimeter_px": 1.0, "circularity": 1.0, "aspect_ratio": 1.0,
+                            "condition": pd.Categorical(["z-ctrl", "a-drug", "z-ctrl"],
+                                                        categories=["z-ctrl", "a-drug", "unused"])})
+    figure = plots.plot_experiment(metrics, title="e")
+    assert [t.get_text() for t in figure.legends[0].get_texts()][:2] == ["z-ctrl (2 pos., 2 obj.)",
+                                                                        "a-drug (1 pos., 1 obj.)"]
+    plots.save_figure(figure, [])
+    figure = plots.plot_experiment(metrics.astype({"condition": str}), title="e")
+    assert figure.legends[0].get_texts()[0].get_text().startswith("a-drug")
+    plots.save_figure(figure, [])

@@ -119,17 +119,22 @@ def experiment_figure(metrics_path: str | os.PathLike[str], outputs: Sequence[st
                       qc_path: str | os.PathLike[str] | None = None) -> None:
     """Write the experiment-wide comparison figure, grouped by condition with a sample sheet.
 
-    Objects flagged in the QC table (`qc_path`, optional) are ringed in red.
+    Conditions appear in sample-sheet order; objects flagged in the QC table (`qc_path`,
+    optional) are ringed in red.
 
     Raises
     ------
     ValueError
         If an input is unreadable or malformed.
     """
+    import pandas as pd
+
     metrics = tables.read_metrics(metrics_path)
     if samples_path is not None:
-        metrics = samples.merge_samples(metrics, samples.read_samples(samples_path),
-                                        source=samples_path)
+        sheet = samples.read_samples(samples_path)
+        metrics = samples.merge_samples(metrics, sheet, source=samples_path)
+        order = list(dict.fromkeys(sheet["condition"]))  # legend in sample-sheet order
+        metrics["condition"] = pd.Categorical(metrics["condition"], categories=order)
     flags = None if qc_path is None else qc.read_qc(qc_path)
     plots.save_figure(plots.plot_experiment(metrics, flags, title=title), outputs)
 

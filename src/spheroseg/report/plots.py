@@ -237,6 +237,14 @@ def _plot_group(axes: Axes, rows: pd.DataFrame, column: str, colour: str) -> Non
     axes.plot(means.index, means.to_numpy(), "-o", color=colour, lw=2.5, ms=3)
 
 
+def _group_order(values: pd.Series) -> list[str]:
+    """Groups in category order for a categorical column (sample-sheet order), else sorted."""
+    present = set(values.astype(str))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [str(c) for c in values.cat.categories if str(c) in present]
+    return sorted(present)
+
+
 def group_column(metrics: pd.DataFrame) -> str:
     """``condition`` when the metrics carry a sample sheet, else ``position``.
 
@@ -297,7 +305,7 @@ def plot_experiment(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
 
     columns = [metric_column(list(metrics.columns), name) for name in PLOTTED_METRICS]
     by = group_column(metrics)
-    groups = sorted(metrics[by].astype(str).unique())
+    groups = _group_order(metrics[by])
     cycle = matplotlib.colormaps["tab10"].colors
     colours = {group: cycle[index % len(cycle)] for index, group in enumerate(groups)}
     _, time_label = time_hours(metrics)
