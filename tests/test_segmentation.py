@@ -316,6 +316,15 @@ def test_segment_store_rejects_values_outside_unit_interval(tmp_path) -> None:
     assert not (tmp_path / "l.ome.zarr").exists()  # nothing half-written
 
 
+def test_segment_store_tolerates_rounding_above_one(tmp_path) -> None:
+    from spheroseg import ngff
+
+    frame = disks((20, 20), (10, 10, 5)) * np.float32(1.0004)
+    write_probabilities(tmp_path / "p.ome.zarr", [frame])
+    segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr")
+    assert np.asarray(ngff.open_array(tmp_path / "l.ome.zarr")[0]).max() == 1
+
+
 def test_read_thresholds_absent_is_none(tmp_path) -> None:
     assert read_thresholds(tmp_path / "missing.ome.zarr") is None
 

@@ -17,6 +17,8 @@ from numpy.typing import NDArray
 from scipy import ndimage, optimize
 
 METHODS = ("fixed", "otsu")
+# Probabilities may leave [0, 1] by this much through rounding (they are clipped).
+_ROUNDING = 1e-3
 # 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
 # fully connected foreground in spheroseg.morphology).
 _CONNECTIVITY = np.ones((3, 3), dtype=bool)
@@ -501,13 +503,16 @@ def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
 
 
 def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str]) -> NDArray:
-    """Return the frame as float32 if its values lie in [0, 1], else raise ValueError."""
+    """The frame as float32 clipped to [0, 1]; ValueError if it leaves [0, 1] by > 1e-3.
+
+    The tolerance absorbs rounding in blended (stitched) probabilities.
+    """
     values = np.asarray(frame, dtype=np.float32)
     low, high = float(values.min()), float(values.max())
-    if not (low >= 0.0 and high <= 1.0):
+    if not (low >= -_ROUNDING and high <= 1.0 + _ROUNDING):
         raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}] "
                          f"at t={t} (in {path})")
-    return values
+    return np.clip(values, 0.0, 1.0)
 
 
 def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
