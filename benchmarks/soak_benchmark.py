@@ -165,7 +165,7 @@ def workflow_trial(index: int, model: Path, reference: Path, reference_s: float,
     extra: tuple[str, ...] = ()
     while True:
         log = workdir / f"run-{len(trial.kills)}.log"
-        delay = rng.uniform(0.15, 0.9) * reference_s
+        delay = rng.uniform(0.2, 0.6) * reference_s
         if not run_killed_after(snakemake_command(workdir, config, *extra), delay, log):
             break
         trial.kills.append(round(delay, 1))
@@ -253,7 +253,7 @@ def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, 
         f"Demo: {json.dumps(DEMO, ensure_ascii=False)}; uninterrupted references: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in references.items()) + ".",
         "Each kill is a SIGKILL of the whole process group (Snakemake and its jobs) after a random "
-        "delay of 15-90 % of the reference time; then `--unlock` and a rerun with `--rerun-incomplete`.",
+        "delay of 20-60 % of the reference time; then `--unlock` and a rerun with `--rerun-incomplete`.",
         "",
         "| trial | kills | kill delays (s) | jobs running at each kill | partial outputs under final name "
         "| temp leftovers at end | CSVs / weights identical | wall (s) | note |",
