@@ -261,8 +261,8 @@ def run_chain(image: Path, model: Path, folder: Path, log: Path) -> dict[str, tu
     }
 
 
-def speed_rounds(image: Path, model: Path, rounds: int) -> list[dict[str, float]]:
-    """Alternate MONAI, chain and forward-only; return per-round seconds."""
+def speed_rounds(image: Path, model: Path, rounds: int, *, monai: bool = True) -> list[dict[str, float]]:
+    """Alternate chain, forward-only and MONAI; return per-round seconds."""
     results = []
     for number in range(rounds):
         chain_dir = WORK / "chain16"
@@ -271,9 +271,13 @@ def speed_rounds(image: Path, model: Path, rounds: int) -> list[dict[str, float]
         step("forward", str(image), str(chain_dir / "tiles.json"), str(chain_dir / "tiles.zarr"),
              str(model), str(forward_json), log=WORK / "forward.log")
         monai_out, monai_json = WORK / f"monai{number}.ome.zarr", WORK / "monai.json"
-        monai_wall, monai_rss = step("monai", str(image), str(model), str(monai_out), str(monai_json),
-                                     log=WORK / "monai.log")
-        shutil.rmtree(monai_out, ignore_errors=True)
+        monai_wall, monai_rss = float("nan"), 0
+        if monai:
+            monai_wall, monai_rss = step("monai", str(image), str(model), str(monai_out),
+                                         str(monai_json), log=WORK / "monai.log")
+            shutil.rmtree(monai_out, ignore_errors=True)
+        else:
+            monai_json.write_text(json.dumps({"seconds": float("nan")}))
         forward = read_json(forward_json)
         results.append({
             "tile": chain["tile"][0], "predict": chain["predict"][0], "stitch": chain["stitch"][0],
@@ -281,6 +285,7 @@ def speed_rounds(image: Path, model: Path, rounds: int) -> list[dict[str, float]
             "monai": monai_wall, "monai_compute": read_json(monai_json)["seconds"],
             "precision": forward["precision"], "batch_size": forward["batch_size"],
             "tiles": forward["tiles"], "monai_rss": monai_rss,
+            "rss": {name: value[1] for name, value in chain.items()},
         })
         print(json.dumps(results[-1]), flush=True)
     return results
@@ -301,7 +306,7 @@ def write_results(path: Path, *, args: argparse.Namespace, model_note: str, spee
         f"workflow defaults (tile 256, overlap 0.25): {len(plan['origins'])} tiles of "
         f"{plan['tile_shape'][0]} x {plan['tile_shape'][1]} per frame, halo {plan['halo']}, "
         f"{plan['computed_fraction']:.2f}x the image's pixels computed.", "",
-        "## Speed (16 frames)", "",
+        f"## Speed ({args.frames} frames)", "",
         "| round | tile s | predict s | stitch s | chain s | forward-only s | MONAI s | MONAI / chain | chain / forward |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -317,7 +322,9 @@ def write_results(path: Path, *, args: argparse.Namespace, model_note: str, spee
         f"{first['tiles']} tiles; chain throughput {megapixels / statistics.median(r['chain'] for r in speed):.2f} "
         f"image Mpx/s, MONAI {megapixels / statistics.median(r['monai'] for r in speed):.2f} image Mpx/s "
         f"(MONAI compute alone, without start-up and model loading: "
-        f"{statistics.median(r['monai_compute'] for r in speed):.2f} s).", "",
+        f"{statistics.median(r['monai_compute'] for r in speed):.2f} s). Peak RSS in this run: "
+        + ", ".join(f"{name} {rss / 1e6:.0f} MB" for name, rss in first["rss"].items())
+        + f", MONAI {first['monai_rss'] / 1e6:.0f} MB.", "",
         "- chain: three processes, `spheroseg tile`, `predict`, `stitch`, with the options "
         "`workflow/rules/infer.smk` passes at the config defaults; wall time including Python/torch "
         "start-up, model load and check, reading the image and writing tiles and probabilities.",
@@ -356,6 +363,7 @@ def main() -> None:
                         help="trained model for the spheroid check (default: --model if trained)")
     parser.add_argument("--output", type=Path, default=ROOT / "inference_results.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--no-monai", action="store_true", help="skip MONAI (quick checks only)")
     parser.add_argument("--step", default=None, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.step is not None:
@@ -372,24 +380,25 @@ def main() -> None:
             model_note = f"`{model.name}` ({read_json(model.with_suffix('.json')).get('name')})"
         image = WORK / "image16.ome.zarr"
         step("make-image", str(image), str(args.frames), str(args.size))
-        speed = speed_rounds(image, model, args.rounds)
+        speed = speed_rounds(image, model, args.rounds, monai=not args.no_monai)
         plan = read_json(WORK / "chain16" / "tiles.json")
         shutil.rmtree(image)
-        memory = None
-        if args.memory_frames:
-            image = WORK / "image100.ome.zarr"
-            step("make-image", str(image), str(args.memory_frames), str(args.size))
-            memory = run_chain(image, model, WORK / "chain100", WORK / "chain100.log")
-            print(json.dumps(memory), flush=True)
-            shutil.rmtree(image)
-        iou = None
+        report = {"args": args, "model_note": model_note, "speed": speed, "memory": None,
+                  "iou": None, "plan": plan}
+        write_results(args.output, **report)
         iou_model = args.iou_model or (model if model != WORK / "untrained.pt" else None)
         if iou_model is not None and SPHEROIDS.is_dir():
             step("iou", str(iou_model), str(WORK / "iou"), str(WORK / "iou.json"), log=WORK / "iou.log")
-            iou = read_json(WORK / "iou.json")
-            model_note += f"; spheroid check with `{iou_model.name}`"
-        write_results(args.output, args=args, model_note=model_note, speed=speed, memory=memory,
-                      iou=iou, plan=plan)
+            report["iou"] = read_json(WORK / "iou.json")
+            report["model_note"] += f"; spheroid check with `{iou_model}`"
+            write_results(args.output, **report)
+        if args.memory_frames:
+            image = WORK / "image100.ome.zarr"
+            step("make-image", str(image), str(args.memory_frames), str(args.size))
+            report["memory"] = run_chain(image, model, WORK / "chain100", WORK / "chain100.log")
+            print(json.dumps(report["memory"]), flush=True)
+            shutil.rmtree(image)
+            write_results(args.output, **report)
     finally:
         if not args.keep:
             shutil.rmtree(WORK, ignore_errors=True)

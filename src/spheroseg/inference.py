@@ -280,8 +280,8 @@ class TileModel:
 
         precision = self.precision if precision == "same" else precision
         inputs = torch.from_numpy(batch)
-        if self.device.type == "cuda":
-            inputs = inputs.pin_memory().to(self.device, non_blocking=True)
+        if self.device.type != "cpu":
+            inputs = inputs.to(self.device)
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(
