@@ -116,3 +116,11 @@ def test_killed_training_resumes_from_the_last_checkpoint(annotations, tmp_path)
     assert "resuming from checkpoint" in second.stderr and "after epoch 0" not in second.stderr
     card = read_verified_card(output)
     assert card["training"]["resumed_from_epoch"] >= 1 and card["training"]["epochs_run"] == 6
+
+
+def test_patch_size_shrinks_to_small_images(annotations, tmp_path):
+    output = tmp_path / "small.pt"
+    args = ["train", "--annotations", str(annotations), "--output", str(output), *TINY]
+    args[args.index("--patch-size") + 1] = "256"
+    assert main(args) == 0
+    assert read_verified_card(output)["training"]["config"]["patch_size"] == 32

@@ -108,6 +108,7 @@ def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     load = dict(normalization=job.normalization, mask_kind=job.mask_kind, allow_empty=job.allow_empty,
                 border_weights=job.border_weights)
     train_samples, val_samples = load_samples(train_pairs, **load), (load_samples(val_pairs, **load) if val_pairs else [])
+    config = _fit_patch_size(config, train_samples, divisor=2**job.depth)
     files = file_records([f for p in pairs for f in (p.image_path, p.mask_path)], job.annotations)
     architecture = {"kind": "unet", "depth": job.depth, "base_width": job.base_width,
                     "in_channels": 1, "out_channels": 1}
@@ -152,3 +153,13 @@ def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result:
 def _finite(value: float | None) -> float | None:
     """`value` if it is a finite number, else None (JSON has no NaN)."""
     return value if isinstance(value, float) and math.isfinite(value) else None
+
+
+def _fit_patch_size(config: TrainConfig, samples: list, *, divisor: int) -> TrainConfig:
+    """Shrink the patch size to the largest training image (rounded up to `divisor`): no padded waste."""
+    largest = max(max(sample.image.shape) for sample in samples)
+    fitted = -(-largest // divisor) * divisor
+    if fitted >= config.patch_size:
+        return config
+    LOGGER.info("patch size %d -> %d: the largest training image is %d px", config.patch_size, fitted, largest)
+    return replace(config, patch_size=fitted)
