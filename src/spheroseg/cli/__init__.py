@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,8 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """Turn SIGTERM (Slurm time limits, pre-emption) into SystemExit so atomic writes clean up."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 128+N on signal N)."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
