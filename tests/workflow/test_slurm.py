@@ -168,8 +168,12 @@ def test_demo_completes_on_slurm(experiment_runs):
 
 
 def test_cpu_rules_are_grouped_per_position(experiment_runs):
-    kinds = sorted(experiment_runs["first"].jobs.values())
-    assert "group_prep_ingest_tile" in kinds and "group_post_measure_segment_stitch" in kinds, kinds
+    jobs = experiment_runs["first"].jobs
+    assert sorted(jobs.values()) == ["group_post_measure_segment_stitch", "group_prep_ingest_tile", "rule_aggregate",
+                                     "rule_predict", "rule_predict"]
+    for job, name in jobs.items():
+        if name.startswith("group_"):  # both positions in one job (group-components 2): CPUs add up
+            assert scheduler_record(job)["NumCPUs"] == "2", (name, scheduler_record(job))
 
 
 def _all_jobs(experiment_runs) -> dict[str, str]:
