@@ -459,3 +459,21 @@ def test_predict_accepts_a_torch_export_program(tmp_path):
         expected = torch.sigmoid(module(torch.from_numpy(normalize_image(data[0, 0], PERCENTILE))))
     result = np.asarray(ngff.open_array(probabilities)[0], dtype=np.float32)
     np.testing.assert_allclose(result, expected.numpy(), atol=1e-3)
+
+
+def test_tile_defaults_without_card_suggestion_are_256_and_a_quarter(tmp_path):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((2, 300, 600)), axes="tyx")
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt")
+    assert run_cli("tile", "--image", image, "--model", model, "--output", tmp_path / "t.json") == 0
+    plan = json.loads((tmp_path / "t.json").read_text())
+    assert plan["tile_shape"] == [256, 256] and plan["halo"] == 32 and plan["frames"] == 2
+    assert plan["image_shape"] == [300, 600]
+
+
+def test_tile_rejects_an_overlap_of_one_half(tmp_path, capsys):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((1, 30, 60)), axes="tyx")
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt")
+    assert run_cli("tile", "--image", image, "--model", model, "--overlap", 0.5,
+                   "--output", tmp_path / "t.json") == 1
+    assert "overlap must be in [0, 0.5)" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
