@@ -92,6 +92,10 @@ def resume(workdir: Path, config_args: list[str]) -> subprocess.CompletedProcess
     return run(workdir, config_args, "--rerun-incomplete")
 
 
+class TriggerMissed(AssertionError):
+    """The command ended before the kill trigger appeared (the kill was never sent)."""
+
+
 @dataclass
 class Kill:
     """Where a killed run was stopped."""
@@ -116,9 +120,10 @@ def kill_when_present(command: list[str], root: Path, patterns: Sequence[str], *
 
     Raises
     ------
+    TriggerMissed
+        If the command ends before any pattern matched (the kill was never sent).
     AssertionError
-        If the command ends before any pattern matched (the kill was never sent), or the
-        timeout passes first.
+        If the timeout passes first.
     """
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.monotonic()
@@ -131,7 +136,7 @@ def kill_when_present(command: list[str], root: Path, patterns: Sequence[str], *
             _kill_group(process)
     text = log_path.read_text(encoding="utf-8", errors="replace")
     if not hits:
-        raise AssertionError(f"the run ended before any of {patterns} appeared (kill never sent):\n{text[-4000:]}")
+        raise TriggerMissed(f"the run ended before any of {patterns} appeared (kill never sent):\n{text[-4000:]}")
     return Kill(hits, time.monotonic() - start, text)
 
 

@@ -8,6 +8,7 @@ on disk is exactly what spheroseg wrote.
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -53,7 +54,9 @@ def _differing_outputs(workdir: Path, baseline: Path, position: str) -> list[str
         ours, theirs = workdir / "results/demo" / position / name, baseline / "results/demo" / position / name
         if not ours.exists():
             continue
-        if ours.is_file():
+        if name == "tiles.zarr":  # temporary, so the reference has none: it must be a finished store
+            same = "spheroseg" in json.loads((ours / "zarr.json").read_text()).get("attributes", {})
+        elif ours.is_file():
             same = theirs.is_file() and filecmp.cmp(ours, theirs, shallow=False)
         else:
             same = _same_tree(ours, theirs)
@@ -71,15 +74,19 @@ def _same_tree(ours: Path, theirs: Path) -> bool:
 
 
 def _fail_for_lack_of_space(workdir: Path, config: list[str], faults, baseline: Path) -> list[str]:
-    """Run on the too-small tmpfs; check the failure is clean; return the outputs named in the error."""
+    """Run on the too-small tmpfs; check the failure is clean; return the outputs named in
+    the jobs' errors (empty if Snakemake itself hit the full disk first, e.g. writing a
+    benchmark file, and said so)."""
     position = faults.POSITION
     failed = faults.run(workdir, config, "--keep-incomplete", check=False)
     assert failed.returncode != 0, "the workflow must fail on a full disk"
     logs = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in (workdir / "results").rglob("*.log"))
     lines = [line for line in logs.splitlines() if ENOSPC in line]
-    assert lines, f"no job reported a full disk:\n{logs[-3000:]}\n{failed.stderr[-3000:]}"
     named = [name for name in OUTPUTS if any(f"could not write results/demo/{position}/{name}" in line for line in lines)]
-    assert named, f"the error must name the output that did not fit, got {lines}"
+    if lines:
+        assert named, f"the error must name the output that did not fit, got {lines}"
+    else:
+        assert ENOSPC in failed.stdout + failed.stderr, f"nobody reported the full disk:\n{failed.stderr[-3000:]}"
     assert faults.leftovers(workdir) == [], "temporary outputs must be removed when a write fails"
     assert _differing_outputs(workdir, baseline, position) == [], "an output under its final name is partial"
     return named
@@ -93,7 +100,7 @@ def test_full_disk_fails_cleanly_and_the_next_run_completes(baseline, faults, tm
     # room for the image but not for what follows: a later stage hits the full disk
     _resize(tmpfs, _kib(baseline / "results/demo" / faults.POSITION / "image.ome.zarr") + 48)
     later = _fail_for_lack_of_space(workdir, config, faults, baseline)
-    assert "image.ome.zarr" not in later
+    assert "image.ome.zarr" not in later and (workdir / "results/demo" / faults.POSITION / "image.ome.zarr").is_dir()
     _resize(tmpfs, 64 * 1024)
     faults.run(workdir, config, "--rerun-incomplete")
     faults.assert_same_csvs(workdir, baseline)

@@ -21,7 +21,7 @@ import yaml
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 TINY = ["--synthetic", "4", "--synthetic-size", "64", "--patch-size", "64", "--batch-size", "2",
-        "--steps-per-epoch", "3", "--epochs", "4", "--patience", "0", "--depth", "2", "--base-width", "4",
+        "--steps-per-epoch", "3", "--epochs", "3", "--patience", "0", "--depth", "2", "--base-width", "4",
         "--seed", "0", "--device", "cpu", "--no-progress"]
 
 
