@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,9 @@ def leftovers(workdir: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def faults() -> Any:
-    """These helpers, for the test modules (a fixture works under every pytest import mode)."""
-    return sys.modules[__name__]
+    """These helpers, for the test modules (a fixture works under every pytest import mode,
+    and with several conftest.py modules in one session)."""
+    return types.SimpleNamespace(**{name: value for name, value in globals().items() if not name.startswith("__")})
 
 
 @pytest.fixture(scope="session")
