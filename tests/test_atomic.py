@@ -40,3 +40,16 @@ def test_write_text_unicode_name(tmp_path):
     write_text(target, "a,b\n")
     assert target.read_text() == "a,b\n"
     assert not any(name.startswith(".") for name in os.listdir(target.parent))
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    target = tmp_path / "probabilities.ome.zarr"
+    stale = tmp_path / ".probabilities.ome.zarr.tmp-dead1234"
+    stale.mkdir()
+    (stale / "chunk").write_bytes(b"partial")
+    other = tmp_path / ".labels.ome.zarr.tmp-alive"
+    other.mkdir()
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "done").write_text("1")
+    assert not stale.exists()
+    assert other.exists(), "temporaries of other outputs are left alone"

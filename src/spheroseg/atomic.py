@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -22,6 +23,16 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _remove_stale_temporaries(final: Path) -> None:
+    """Remove temporaries of earlier writers of `final` that were killed (SIGKILL, OOM, node loss).
+
+    Only one job writes a given output at a time (Snakemake locks its outputs), so any
+    temporary of the same output still present belongs to a dead writer.
+    """
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        _remove(stale)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` when the block succeeds.
@@ -37,6 +48,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     ------
     Path
         Temporary path in the same folder (same file system, so the rename is atomic).
+        Temporaries that killed writers of the same output left behind are removed first.
 
     Raises
     ------
@@ -55,6 +67,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     if not directory:
         tmp.rmdir()

@@ -59,8 +59,6 @@ def test_rerun_gives_byte_identical_csvs(resumed, baseline, faults):
     faults.assert_same_csvs(resumed.workdir, baseline)
 
 
-@pytest.mark.xfail(strict=True, reason="spheroseg.atomic.atomic_path never removes the .NAME.tmp-* of a killed "
-                   "writer (fix proposed in docs/reliability.md, finding 2)")
 def test_rerun_removes_temporary_outputs_of_the_killed_job(resumed, faults):
     # kill -9 gives atomic_path no chance to clean up; the next write of the same output
     # must, or every pre-emption of a long job leaves a partial store behind for good.

@@ -14,7 +14,7 @@ def coerce_cli_values(values, schema):
     """Turn strings from nested `--config key='{a: 1}'` overrides (parsed by Snakemake as
     strings) into the numbers, booleans or nulls that the schema asks for."""
     for key, value in values.items():
-        spec = schema.get("properties", {}).get(key, {})
+        spec = schema.get("properties", {}).get(key, schema.get("additionalProperties") or {})
         kinds = spec.get("type", [])
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if isinstance(value, dict):
