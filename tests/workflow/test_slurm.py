@@ -1,7 +1,7 @@
 """The workflow on a real SLURM cluster through profiles/slurm-ci (issue 5).
 
 Needs the single-node cluster of `.ci/slurm/setup.sh` (run it as root first); skipped when
-`sinfo` is missing or the cluster is not up. Everything is checked against the scheduler's
+`sinfo` is missing or the cluster is not up, and an error instead with SPHEROSEG_REQUIRE_SLURM=1 (CI). Everything is checked against the scheduler's
 own records: `scontrol show job` (kept by MinJobAge, there is no slurmdbd) for partition,
 GPU request and memory, and the TaskProlog record `/var/log/slurm/task_env.log` for the
 CUDA_VISIBLE_DEVICES that each job actually saw.
@@ -56,6 +56,8 @@ def _cluster_problem() -> str | None:
 
 
 _PROBLEM = _cluster_problem()
+if _PROBLEM is not None and os.environ.get("SPHEROSEG_REQUIRE_SLURM") == "1":  # CI: a skip would hide a failure
+    pytest.fail(f"SPHEROSEG_REQUIRE_SLURM=1 but {_PROBLEM}", pytrace=False)
 if _PROBLEM is not None:
     pytestmark.append(pytest.mark.skip(reason=_PROBLEM))
 
