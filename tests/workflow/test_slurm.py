@@ -6,8 +6,9 @@ own records: `scontrol show job` (kept by MinJobAge, there is no slurmdbd) for p
 GPU request and memory, and the TaskProlog record `/var/log/slurm/task_env.log` for the
 CUDA_VISIBLE_DEVICES that each job actually saw.
 
-The experiment is a folder of synthetic demo positions (`spheroseg demo`), so that a new
-position can be added to it; predict uses a pointwise TorchScript model written here.
+The embedded demo runs first (then unchanged, then with a new threshold); for the new-position
+check its folder `resources/demo` is run as an experiment folder with one more position.
+Until the repository ships models/default.pt, predict uses a pointwise TorchScript stand-in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -129,50 +131,54 @@ def write_pointwise_model(path: Path) -> Path:
     return path
 
 
-def write_demo_positions(folder: Path, *names: str) -> None:
-    """Small synthetic positions (one body, 2 frames of 128 x 128) as OME-TIFFs in `folder`."""
-    positions = [flag for name in names for flag in ("--position", f"{name}=1")]
-    subprocess.run([str(Path(sys.executable).parent / "spheroseg"), "demo", "--output", str(folder), *positions,
-                    "--size", "128", "128", "--timepoints", "2"], check=True, capture_output=True, timeout=300)
-    shutil.rmtree(folder / "ground_truth", ignore_errors=True)
+def write_demo_position(folder: Path, name: str) -> None:
+    """One more synthetic position shaped like the embedded demo's, as `folder/name.ome.tif`."""
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))["demo"]
+    subprocess.run([str(Path(sys.executable).parent / "spheroseg"), "demo", "--output", str(folder),
+                    "--position", f"{name}=1", "--size", *(str(n) for n in demo["size"]),
+                    "--timepoints", str(demo["timepoints"]), "--seed", "1"],
+                   check=True, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def experiment_runs(tmp_path_factory) -> dict[str, object]:
-    """The experiment run four times: first, unchanged, new threshold, new position."""
+    """The embedded demo run three times (first, unchanged, new threshold), then its folder
+    (resources/demo) as an experiment with one more position in it."""
     workdir = tmp_path_factory.mktemp("slurm")
-    experiment = workdir / "exp"
-    write_demo_positions(experiment, "p0", "p1")
-    staging = workdir / "staging"
-    write_demo_positions(staging, "p2")
-    config = ["--config", "experiment=exp", "model=model.pt"]
-    write_pointwise_model(workdir / "model.pt")
+    model = []
+    if not (REPO / "models" / "default.pt").exists():  # the shipped model is not there yet: a stand-in
+        model = [f"model={write_pointwise_model(workdir / 'model.pt')}"]
+    demo = ["--config", "experiment=demo", *model]
+    results = workdir / "results" / "demo"
     runs: dict[str, object] = {"workdir": workdir}
-    runs["first"] = run_snakemake(workdir, *config)
-    runs["first_positions"] = set(pd.read_csv(workdir / "results" / "exp" / "metrics.csv")["position"])
+    runs["first"] = run_snakemake(workdir, *demo)
+    runs["first_positions"] = set(pd.read_csv(results / "metrics.csv")["position"])
     jobs_before = queued_job_count()
-    runs["again"] = run_snakemake(workdir, *config)
+    runs["again"] = run_snakemake(workdir, *demo)
     runs["again_new_jobs"] = queued_job_count() - jobs_before
-    runs["threshold"] = run_snakemake(workdir, *config, "segment={threshold: 0.6}")
-    old_outputs = sorted((workdir / "results" / "exp").glob("p[01]/**/*"))
-    runs["mtimes_before"] = {path: path.stat().st_mtime_ns for path in old_outputs if path.is_file()}
-    shutil.move(staging / "p2.ome.tif", experiment / "p2.ome.tif")
-    runs["new_position"] = run_snakemake(workdir, *config, "segment={threshold: 0.6}")
+    runs["threshold"] = run_snakemake(workdir, *demo, "segment={threshold: 0.6}")
+    runs["mtimes_before"] = {path: path.stat().st_mtime_ns for path in sorted(results.glob("pos[01]/**/*"))
+                             if path.is_file()}
+    write_demo_position(workdir / "staging", "pos2")
+    shutil.move(workdir / "staging" / "pos2.ome.tif", workdir / "resources" / "demo" / "pos2.ome.tif")
+    runs["new_position"] = run_snakemake(workdir, "--config", "experiment=resources/demo", *model,
+                                         "segment={threshold: 0.6}")
+    runs["last_positions"] = set(pd.read_csv(results / "metrics.csv")["position"])
     return runs
 
 
 def test_demo_completes_on_slurm(experiment_runs):
     first = experiment_runs["first"]
     assert first.jobs, "no SLURM job was submitted"
-    assert experiment_runs["first_positions"] == {"p0", "p1"}
-    assert sorted(set(first.finished_rules)) == ["aggregate", "ingest", "measure", "predict", "segment", "stitch",
-                                                 "tile"]
+    assert experiment_runs["first_positions"] == {"pos0", "pos1"}
+    assert sorted(set(first.finished_rules)) == ["aggregate", "demo", "ingest", "measure", "predict", "segment",
+                                                 "stitch", "tile"]
 
 
 def test_cpu_rules_are_grouped_per_position(experiment_runs):
     jobs = experiment_runs["first"].jobs
     assert sorted(jobs.values()) == ["group_post_measure_segment_stitch", "group_prep_ingest_tile", "rule_aggregate",
-                                     "rule_predict", "rule_predict"]
+                                     "rule_demo", "rule_predict", "rule_predict"]
     for job, name in jobs.items():
         if name.startswith("group_"):  # both positions in one job (group-components 2): CPUs add up
             assert scheduler_record(job)["NumCPUs"] == "2", (name, scheduler_record(job))
@@ -184,7 +190,7 @@ def _all_jobs(experiment_runs) -> dict[str, str]:
 
 def test_gpu_rules_ran_in_gpu_partition_with_a_gpu(experiment_runs):
     predict_jobs = {job for job, name in _all_jobs(experiment_runs).items() if name == "rule_predict"}
-    assert len(predict_jobs) == 3, "one predict job per position (p0, p1, then p2)"
+    assert len(predict_jobs) == 3, "one predict job per position (pos0, pos1, then pos2)"
     for job in predict_jobs:
         record = scheduler_record(job)
         assert record["Partition"] == "gpu", record
@@ -222,11 +228,10 @@ def test_new_position_runs_only_its_jobs_and_aggregation(experiment_runs):
     assert sorted(set(run.finished_rules)) == ["aggregate", "ingest", "measure", "predict", "segment", "stitch",
                                                "tile"]
     assert sorted(run.finished_rules).count("predict") == 1
-    assert set(re.findall(r"wildcards: position=(\w+)", run.log)) == {"p2"}
+    assert set(re.findall(r"wildcards: position=(\w+)", run.log)) == {"pos2"}
     changed = [path for path, mtime in experiment_runs["mtimes_before"].items() if path.stat().st_mtime_ns != mtime]
     assert changed == [], "outputs of the old positions were rewritten"
-    table = pd.read_csv(experiment_runs["workdir"] / "results" / "exp" / "metrics.csv")
-    assert set(table["position"]) == {"p0", "p1", "p2"}
+    assert experiment_runs["last_positions"] == {"pos0", "pos1", "pos2"}
 
 
 RETRY_SNAKEFILE = """
