@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results/demo"))
     parser.add_argument("--truth", type=Path, default=Path("resources/demo/ground_truth"))
+    parser.add_argument("--model", type=Path, default=Path("models/default.pt"),
+                        help="the model the workflow used (its SHA-256 is recorded)")
     args = parser.parse_args(argv)
     positions = sorted(p.stem for p in args.truth.glob("*.csv"))
     if not positions:
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "`circularity`) and, for reference, of `spheroseg.morphology` on the exact masks "
         "(`oracle_*`).",
         "",
+        f"Model: `{args.model}` (SHA-256 {_digest(args.model)}).",
+        "",
         *summary(frame),
         "",
         shown.to_markdown(index=False) if _has_tabulate() else "```\n" + shown.to_string(
@@ -120,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     write_text(RESULTS, text)
     print(text)
     return 0
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of the model file, or 'absent'."""
+    from spheroseg.modelcard import sha256_file
+
+    return sha256_file(path)[:16] + "..." if path.is_file() else "absent"
 
 
 def _has_tabulate() -> bool:
