@@ -13,15 +13,22 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
+# Jobs find the `spheroseg` command on PATH (see workflow/rules/common.smk).
+envvars:
+    "PATH",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        REPORT_OUTPUTS,
     default_target: True

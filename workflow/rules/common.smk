@@ -1,6 +1,9 @@
 # Config validation, experiment discovery and input functions. No job logic here.
 import hashlib
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -28,6 +31,11 @@ def coerce_cli_values(values, schema):
 with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
     coerce_cli_values(config, yaml.safe_load(handle))
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Rules call the `spheroseg` command. When snakemake was started as .venv/bin/snakemake
+# without activating the environment, put that environment's bin folder on PATH for jobs.
+if shutil.which("spheroseg") is None:
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
