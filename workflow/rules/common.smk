@@ -135,8 +135,9 @@ def demo_flags(demo):
 
 def segment_flags(options):
     """Command-line flags of `spheroseg segment` for the segment config section."""
-    flags = optional_flags(method=options["method"], threshold=options["threshold"],
-                           min_area_um2=options["min_area_um2"])
+    area = ({"min_area_um2": options["min_area_um2"]} if options["min_area_um2"] is not None
+            else {"min_area_px": options["min_area_px"]})
+    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area)
     flags += [] if options["fill_holes"] else ["--no-fill-holes"]
     flags += ["--split-touching"] if options["split_touching"] else []
     return flags + (["--keep-largest"] if options["keep_largest"] else [])
