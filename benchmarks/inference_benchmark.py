@@ -264,12 +264,20 @@ def run_chain(image: Path, model: Path, folder: Path, log: Path) -> dict[str, tu
 def speed_rounds(image: Path, model: Path, rounds: int, *, monai: bool = True) -> list[dict[str, float]]:
     """Alternate chain, forward-only and MONAI; return per-round seconds."""
     results = []
-    for number in range(rounds):
-        chain_dir = WORK / "chain16"
-        chain = run_chain(image, model, chain_dir, WORK / "chain16.log")
-        forward_json = WORK / "forward.json"
+    chain_dir, forward_json = WORK / "chain16", WORK / "forward.json"
+
+    def forward_step() -> None:
         step("forward", str(image), str(chain_dir / "tiles.json"), str(chain_dir / "tiles.zarr"),
              str(model), str(forward_json), log=WORK / "forward.log")
+
+    for number in range(rounds):
+        # Odd rounds time the forward first (ABBA order), so a drifting machine load does not
+        # favour one side of the chain/forward ratio.
+        if number % 2:
+            forward_step()
+        chain = run_chain(image, model, chain_dir, WORK / "chain16.log")
+        if not number % 2:
+            forward_step()
         monai_out, monai_json = WORK / f"monai{number}.ome.zarr", WORK / "monai.json"
         monai_wall, monai_rss = float("nan"), 0
         if monai:
@@ -334,6 +342,9 @@ def write_results(path: Path, *, args: argparse.Namespace, model_note: str, spee
         "(start-up included), glibc's default allocator as a user would run it.",
         "- forward-only: the same frozen model, precision, channels_last layout and batch size as "
         "`predict` used, over the same tiles prepared in memory beforehand; only the model calls are timed.",
+        "- The contenders run one after the other, minutes apart, on 2 cores shared with other "
+        "work whose load changes over minutes; rounds after the first alternate the order "
+        "(ABBA) so that a drift does not favour one side.",
     ]
     if memory:
         lines += ["", f"## Peak memory ({args.memory_frames} frames of {args.size} x {args.size})", "",
