@@ -14,11 +14,12 @@ reference run of the same config on this machine:
 2. **train**: ``spheroseg train`` on a small synthetic set, killed at random times and rerun
    until it finishes; the weights must equal those of an uninterrupted run bit for bit.
 3. **train-workflow** (``--train-workflow``, slow on CPU): the demo with
-   ``training.enabled`` (one epoch of the train rule's fixed 50 steps), killed once during the
-   train job and resumed; CSVs compared with an uninterrupted training run.
+   ``training.enabled`` (two epochs of the train rule's fixed 50 steps), killed when the train
+   job's first epoch checkpoint appears, resumed; CSVs compared with an uninterrupted run.
 
 Results go to ``benchmarks/soak_results.md``; work folders to ``benchmarks/_work/soak``
-(deleted at the end unless ``--keep``). Run from the repository root:
+(deleted at the end unless ``--keep``). The Snakefile, rules, config and package are copied
+there first and every run uses the copy, so edits to the tree during the soak do not mix in. Run from the repository root:
 ``nice python benchmarks/soak_benchmark.py``.
 """
 
@@ -43,8 +44,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "_work" / "soak"
 RESULTS = REPO / "benchmarks" / "soak_results.md"
+FROZEN = WORK / "frozen"  # the workflow and package as they were at the start (others edit the tree)
 BIN = Path(sys.executable).parent
-ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           PYTHONPATH=f"{FROZEN / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 DEMO = {"positions": {"p0": 2, "p1": 1, "well A1 (ctrl) ü": 1}, "timepoints": 12, "size": [256, 256]}
 OUTPUTS = ("image.ome.zarr", "tiles.json", "tiles.zarr", "probabilities.ome.zarr", "labels.ome.zarr",
            "contours.geojson", "metrics", "metrics.csv")
@@ -67,6 +70,20 @@ class Trial:
     note: str = ""
 
 
+def freeze_sources() -> str:
+    """Copy the Snakefile, rules, config and package to FROZEN; return the commit they came from."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    FROZEN.mkdir(parents=True)
+    shutil.copy2(REPO / "Snakefile", FROZEN / "Snakefile")
+    for folder in ("workflow", "config", "src"):
+        shutil.copytree(REPO / folder, FROZEN / folder, ignore=ignore)
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "Snakefile", "workflow", "config",
+                            "src"], capture_output=True, text=True).stdout.strip()
+    return commit + (" plus uncommitted changes" if dirty else "")
+
+
 def write_config(workdir: Path, model: Path, **changes) -> list[str]:
     """A complete config (defaults + the soak demo + `changes`) and the args that use it."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
@@ -80,7 +97,7 @@ def write_config(workdir: Path, model: Path, **changes) -> list[str]:
 
 
 def snakemake_command(workdir: Path, config: list[str], *extra: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(FROZEN / "Snakefile"), "--directory",
             str(workdir), "--cores", "2", *config, *extra]
 
 
@@ -203,10 +220,10 @@ def train_trial(index: int, reference: Path, reference_s: float, rng: random.Ran
     return trial
 
 
-def train_workflow_trial(model: Path, annotations: Path, rng: random.Random) -> Trial:
-    """training.enabled (one epoch): reference run, then a run killed during the train job
-    (a random delay after it started) and resumed; CSVs compared."""
-    training = {"enabled": True, "annotations": str(annotations), "epochs": 1}
+def train_workflow_trial(model: Path, annotations: Path) -> Trial:
+    """training.enabled (two epochs): reference run, then a run killed during the train job
+    as soon as its first epoch checkpoint exists, resumed; CSVs compared."""
+    training = {"enabled": True, "annotations": str(annotations), "epochs": 2}
     reference = WORK / "train-workflow-reference"
     reference_s = run_to_end(snakemake_command(reference, write_config(reference, model, training=training)),
                              reference / "run.log")
@@ -218,28 +235,26 @@ def train_workflow_trial(model: Path, annotations: Path, rng: random.Random) -> 
     with open(process_log, "ab") as handle:
         process = subprocess.Popen(snakemake_command(workdir, config), stdout=handle, stderr=subprocess.STDOUT,
                                    env=ENV, start_new_session=True)
-        while process.poll() is None and not list((workdir / "models").glob("*.log")):
-            time.sleep(0.05)
-        try:
-            process.wait(timeout=rng.uniform(0.2, 0.5) * reference_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        while process.poll() is None and not list((workdir / "models").glob("*.checkpoints/last.pt")):
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     trial.kills.append(round(time.monotonic() - start, 1))
     trial.running_at_kill.append("+".join(running_jobs(process_log.read_text(errors="replace"))))
-    trial.partial_finals += [p.name for p in (workdir / "models").glob("*.pt")]
+    trial.partial_finals += [f"{p.name} present after the kill" for p in (workdir / "models").glob("*.pt")]
     subprocess.run(snakemake_command(workdir, config, "--unlock"), env=ENV, capture_output=True, check=True)
     run_to_end(snakemake_command(workdir, config, "--rerun-incomplete"), workdir / "run-1.log")
     trial.wall_s = time.monotonic() - start
     trial.leftovers = leftover_count(workdir) + sum(1 for _ in (workdir / "models").glob(".*.tmp-*"))
     trial.identical = csvs(workdir) == csvs(reference)
-    trial.note = f"reference with training {reference_s:.0f} s"
+    train_log = "".join(p.read_text(errors="replace") for p in (workdir / "models").glob("*.log"))
+    resumed = "resumed from it" if "resuming from checkpoint" in train_log else "NOT resumed"
+    trial.note = f"killed at the first epoch checkpoint; {resumed}; reference with training {reference_s:.0f} s"
     return trial
 
 
-def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, float], model: Path) -> str:
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, float], model: Path,
+           commit: str) -> str:
     rows = [f"| {t.name} | {len(t.kills)} | {', '.join(map(str, t.kills)) or '-'} | "
             f"{'; '.join(t.running_at_kill) or '-'} | {len(t.partial_finals)} | {t.leftovers} | "
             f"{'yes' if t.identical else 'NO'} | {t.wall_s:.0f} | {t.note} |" for t in trials]
@@ -248,7 +263,8 @@ def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, 
     return "\n".join([
         "# Soak benchmark: repeated kill -9 until the workflow finishes",
         "",
-        f"Written by `benchmarks/soak_benchmark.py` (seed {args.seed}) at commit `{commit}` on "
+        f"Written by `benchmarks/soak_benchmark.py` (seed {args.seed}), workflow and package frozen at commit "
+        f"`{commit}`, on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs "
         f"(load average {os.getloadavg()[0]:.1f} at the end, shared machine), Python "
         f"{platform.python_version()}, model `{model}`{chosen}.",
@@ -266,8 +282,8 @@ def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, 
         f"Outputs present under their final name after a kill and different from the reference: {len(partial)}",
         *partial,
         "",
-        "\"temp leftovers\" are `.NAME.tmp-*` folders of writers killed mid-write: complete outputs are "
-        "never affected, but the space is not reclaimed until someone deletes them (see docs/reliability.md).",
+        "\"temp leftovers\" are `.NAME.tmp-*` folders of writers killed mid-write still present at the end "
+        "(the next write of the same output removes them since commit 1e018a6; see docs/reliability.md).",
         "",
     ])
 
@@ -285,6 +301,7 @@ def main() -> None:
         sys.exit(f"model not found: {model} (set SPHEROSEG_TEST_MODEL)")
     rng = random.Random(args.seed)
     shutil.rmtree(WORK, ignore_errors=True)
+    commit = freeze_sources()
     trials: list[Trial] = []
     references: dict[str, float] = {}
 
@@ -293,7 +310,7 @@ def main() -> None:
         from spheroseg.atomic import write_text
 
         trials.extend([trial] if trial else [])
-        write_text(RESULTS, report(trials, args, references, model))
+        write_text(RESULTS, report(trials, args, references, model, commit))
 
     reference = WORK / "reference"
     references["workflow"] = run_to_end(snakemake_command(reference, write_config(reference, model)),
@@ -310,7 +327,7 @@ def main() -> None:
         annotations = WORK / "annotations"
         subprocess.run([str(BIN / "spheroseg"), "demo", "--training-set", "6", "--size", "128", "128",
                         "--output", str(annotations)], env=ENV, check=True, capture_output=True)
-        save(train_workflow_trial(model, annotations, rng))
+        save(train_workflow_trial(model, annotations))
     print(RESULTS.read_text(encoding="utf-8"))
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
