@@ -23,6 +23,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 @pytest.fixture(scope="session")
+def run_snakemake():
+    """The `snakemake(workdir, *args)` helper, for test modules (conftest is not importable)."""
+    return snakemake
+
+
+@pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The embedded demo, run once through the Snakefile; returns its working directory."""
     if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +12,7 @@ import yaml
 
 from spheroseg import ngff
 
-from .conftest import REPO, snakemake
-
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -65,6 +66,6 @@ def test_metrics_match_ground_truth(demo_run, position, metric, tolerance):
     assert relative.max() <= tolerance, f"{metric} error up to {relative.max():.2%}"
 
 
-def test_second_run_has_nothing_to_do(demo_run):
-    result = snakemake(demo_run, "-n", "--cores", "2")
+def test_second_run_has_nothing_to_do(demo_run, run_snakemake):
+    result = run_snakemake(demo_run, "-n", "--cores", "2")
     assert "Nothing to be done" in result.stdout + result.stderr
