@@ -91,8 +91,8 @@ def bench_isbi(scratch: Path) -> dict:
     pairs = [(source / "images" / f"slice{i:02d}.png", source / "labels" / f"slice{i:02d}.png", f"slice{i:02d}")
              for i in range(25)]
     annotations = _link_pairs(scratch / "isbi", pairs)
-    settings = ["--epochs", "60", "--steps-per-epoch", "20", "--batch-size", "4", "--patch-size", "256",
-                "--val-names", "slice22", "slice23", "slice24", "--patience", "15", "--max-minutes", "14",
+    settings = ["--epochs", "25", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
+                "--val-names", "slice22", "slice23", "slice24", "--patience", "8", "--max-minutes", "14.5",
                 "--mask-kind", "binary", "--seed", "0", "--no-progress"]
     model = scratch / "isbi.pt"
     wall = _train(annotations, model, settings)
@@ -144,8 +144,8 @@ def bench_spheroids(scratch: Path) -> dict:
     """Train on spheroids 1, 2, 5 (both days, 4x downscaled); IoU on spheroid 9 day 0 and day 2."""
     names = [f"spheroid{n}_day{d}" for n in (1, 2, 5) for d in (0, 2)]
     annotations = _downscaled_spheroids(scratch / "spheroids", names)
-    settings = ["--epochs", "30", "--steps-per-epoch", "20", "--batch-size", "4", "--patch-size", "256",
-                "--val-fraction", "0", "--max-minutes", "14", "--seed", "0", "--no-progress"]
+    settings = ["--epochs", "20", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
+                "--val-fraction", "0", "--max-minutes", "14.5", "--seed", "0", "--no-progress"]
     model = scratch / "spheroids.pt"
     wall = _train(annotations, model, settings)
     rows = [_spheroid_iou(model, f"spheroid9_day{d}", scale=SPHEROID_SCALE) for d in (0, 2)]
