@@ -375,6 +375,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "inference_results.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--no-monai", action="store_true", help="skip MONAI (quick checks only)")
+    parser.add_argument("--no-iou", action="store_true", help="skip the spheroid check")
     parser.add_argument("--step", default=None, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.step is not None:
@@ -398,7 +399,7 @@ def main() -> None:
                   "iou": None, "plan": plan}
         write_results(args.output, **report)
         iou_model = args.iou_model or (model if model != WORK / "untrained.pt" else None)
-        if iou_model is not None and SPHEROIDS.is_dir():
+        if iou_model is not None and SPHEROIDS.is_dir() and not args.no_iou:
             step("iou", str(iou_model), str(WORK / "iou"), str(WORK / "iou.json"), log=WORK / "iou.log")
             report["iou"] = read_json(WORK / "iou.json")
             report["model_note"] += f"; spheroid check with `{iou_model}`"
