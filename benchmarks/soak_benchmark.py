@@ -71,11 +71,11 @@ class Trial:
 
 
 def freeze_sources() -> str:
-    """Copy the Snakefile, rules, config and package to FROZEN; return the commit they came from."""
+    """Copy the Snakefile, rules, config, conda envs and package to FROZEN; return their commit."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     FROZEN.mkdir(parents=True)
     shutil.copy2(REPO / "Snakefile", FROZEN / "Snakefile")
-    for folder in ("workflow", "config", "src"):
+    for folder in ("workflow", "config", "envs", "src"):
         shutil.copytree(REPO / folder, FROZEN / folder, ignore=ignore)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -271,8 +271,10 @@ def report(trials: list[Trial], args: argparse.Namespace, references: dict[str, 
         "",
         f"Demo: {json.dumps(DEMO, ensure_ascii=False)}; uninterrupted references: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in references.items()) + ".",
-        "Each kill is a SIGKILL of the whole process group (Snakemake and its jobs) after a random "
-        "delay of 20-60 % of the reference time; then `--unlock` and a rerun with `--rerun-incomplete`.",
+        "Each kill is a SIGKILL of the whole process group (Snakemake and its jobs, or `spheroseg train`) "
+        "after a random delay of 20-60 % (workflow trials) or 20-90 % (train trials) of the reference time, "
+        "or, for train-workflow, when the first epoch checkpoint appears; then `--unlock` and a rerun with "
+        "`--rerun-incomplete` (train: the same command).",
         "",
         "| trial | kills | kill delays (s) | jobs running at each kill | partial outputs under final name "
         "| temp leftovers at end | CSVs / weights identical | wall (s) | note |",
@@ -317,17 +319,17 @@ def main() -> None:
                                         reference / "run.log")
     for i in range(args.trials):
         save(workflow_trial(i, model, reference, references["workflow"], rng))
+    if args.train_workflow:
+        annotations = WORK / "annotations"
+        subprocess.run([str(BIN / "spheroseg"), "demo", "--training-set", "6", "--size", "128", "128",
+                        "--output", str(annotations)], env=ENV, check=True, capture_output=True)
+        save(train_workflow_trial(model, annotations))
     if args.train_trials:
         (WORK / "train-reference").mkdir(parents=True)
         command = [str(BIN / "spheroseg"), "train", *TRAIN, "--output", str(WORK / "train-reference" / "model.pt")]
         references["train"] = run_to_end(command, WORK / "train-reference" / "train.log")
         for i in range(args.train_trials):
             save(train_trial(i, WORK / "train-reference" / "model.pt", references["train"], rng))
-    if args.train_workflow:
-        annotations = WORK / "annotations"
-        subprocess.run([str(BIN / "spheroseg"), "demo", "--training-set", "6", "--size", "128", "128",
-                        "--output", str(annotations)], env=ENV, check=True, capture_output=True)
-        save(train_workflow_trial(model, annotations))
     print(RESULTS.read_text(encoding="utf-8"))
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
