@@ -22,6 +22,10 @@ def coerce_cli_values(values, schema):
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if isinstance(value, dict):
             coerce_cli_values(value, spec)
+        elif isinstance(value, list) and isinstance(spec.get("items"), dict):
+            items = dict(enumerate(value))
+            coerce_cli_values(items, {"additionalProperties": spec["items"]})
+            values[key] = [items[index] for index in range(len(value))]
         elif isinstance(value, str) and {"number", "integer", "boolean", "null"} & set(kinds):
             parsed = yaml.safe_load(value)
             if not isinstance(parsed, (str, dict, list)):
