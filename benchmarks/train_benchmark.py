@@ -140,12 +140,17 @@ def _spheroid_iou(model: Path, name: str, *, scale: int) -> dict:
     return {"image": name, "iou": scores["iou"], "dice": scores["dice"], "otsu_iou": _otsu_iou(image, truth)}
 
 
-def bench_spheroids(scratch: Path) -> dict:
-    """Train on spheroids 1, 2, 5 (both days, 4x downscaled); IoU on spheroid 9 day 0 and day 2."""
+def bench_spheroids(scratch: Path, *, finetune: bool = False) -> dict:
+    """Train on spheroids 1, 2, 5 (both days, 4x downscaled); IoU on spheroid 9 day 0 and day 2.
+
+    With `finetune`, start from models/default.pt (fewer epochs, lower learning rate).
+    """
     names = [f"spheroid{n}_day{d}" for n in (1, 2, 5) for d in (0, 2)]
     annotations = _downscaled_spheroids(scratch / "spheroids", names)
     settings = ["--epochs", "20", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
                 "--val-fraction", "0", "--max-minutes", "14.5", "--seed", "0", "--no-progress"]
+    if finetune:
+        settings = ["--init", "models/default.pt", "--epochs", "8", "--learning-rate", "1e-3", *settings[2:]]
     model = scratch / "spheroids.pt"
     wall = _train(annotations, model, settings)
     rows = [_spheroid_iou(model, f"spheroid9_day{d}", scale=SPHEROID_SCALE) for d in (0, 2)]
@@ -209,6 +214,7 @@ def render(results: dict) -> str:
     lines = ["# Training benchmarks", "", "Written by `benchmarks/train_benchmark.py` (do not edit by hand).", ""]
     for key, title in (("isbi", "ISBI 2012: train slice00-24, test slice25-29"),
                        ("spheroids", "Spheroids: train 1, 2, 5; test 9"),
+                       ("spheroids-finetune", "Spheroids, fine-tuning the default model: train 1, 2, 5; test 9"),
                        ("default", "Default model (models/default.pt)")):
         if key not in results:
             continue
@@ -218,7 +224,7 @@ def render(results: dict) -> str:
         if key == "isbi":
             lines += [f"Mean foreground IoU: **{section['mean_iou']:.4f}** "
                       f"(Otsu on the same slices: {np.mean([r['otsu_iou'] for r in section['rows']]):.4f})."]
-        if key in ("isbi", "spheroids"):
+        if key in ("isbi", "spheroids", "spheroids-finetune"):
             lines += [f"Training time {section['training_s']:.0f} s ({section['epochs_run']} epochs, "
                       f"{section['stop_reason']}); command wall time {section['wall_s']:.0f} s.", "",
                       f"Settings: `spheroseg train {section['settings']}`", ""]
@@ -236,6 +242,7 @@ def render(results: dict) -> str:
 
 
 SECTIONS = {"isbi": (bench_isbi, "isbi2012"), "spheroids": (bench_spheroids, "spheroids"),
+            "spheroids-finetune": (lambda scratch: bench_spheroids(scratch, finetune=True), "spheroids"),
             "default": (bench_default, None)}
 
 
