@@ -301,7 +301,7 @@ def speed_rounds(image: Path, model: Path, rounds: int, *, monai: bool = True) -
 
 def write_results(path: Path, *, args: argparse.Namespace, model_note: str, speed: list[dict],
                   memory: dict[str, tuple[float, int]] | None, iou: list[dict] | None,
-                  plan: dict) -> None:
+                  plan: dict | None) -> None:
     """Write the markdown report."""
     load = os.getloadavg()[0]
     lines = [
@@ -310,22 +310,25 @@ def write_results(path: Path, *, args: argparse.Namespace, model_note: str, spee
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU, Python "
         f"{platform.python_version()}, run with nice on a machine shared with other work "
         f"(load average {load:.1f} at the end). Model: {model_note}.", "",
-        f"Position: {args.frames} frames of {args.size} x {args.size} uint16 (synthetic). Plan at the "
-        f"workflow defaults (tile 256, overlap 0.25): {len(plan['origins'])} tiles of "
-        f"{plan['tile_shape'][0]} x {plan['tile_shape'][1]} per frame, halo {plan['halo']}, "
-        f"{plan['computed_fraction']:.2f}x the image's pixels computed.", "",
-        f"## Speed ({args.frames} frames)", "",
-        "| round | tile s | predict s | stitch s | chain s | forward-only s | MONAI s | MONAI / chain | chain / forward |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if speed:
+        lines += [
+            f"Position: {args.frames} frames of {args.size} x {args.size} uint16 (synthetic). Plan at "
+            f"the workflow defaults (tile 256, overlap 0.25): {len(plan['origins'])} tiles of "
+            f"{plan['tile_shape'][0]} x {plan['tile_shape'][1]} per frame, halo {plan['halo']}, "
+            f"{plan['computed_fraction']:.2f}x the image's pixels computed.", "",
+            f"## Speed ({args.frames} frames)", "",
+            "| round | tile s | predict s | stitch s | chain s | forward-only s | MONAI s | MONAI / chain | chain / forward |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
     for number, row in enumerate(speed, 1):
         lines.append(
             f"| {number} | {row['tile']:.2f} | {row['predict']:.2f} | {row['stitch']:.2f} | {row['chain']:.2f} "
             f"| {row['forward']:.2f} | {row['monai']:.2f} | **{row['monai'] / row['chain']:.2f}** "
             f"| **{row['chain'] / row['forward']:.3f}** |")
-    first = speed[0]
+    first = speed[0] if speed else None
     megapixels = args.frames * args.size * args.size / 1e6
-    lines += [
+    lines += [] if first is None else [
         "", f"Chain precision `{first['precision']}` (auto), batch size {first['batch_size']}, "
         f"{first['tiles']} tiles; chain throughput {megapixels / statistics.median(r['chain'] for r in speed):.2f} "
         f"image Mpx/s, MONAI {megapixels / statistics.median(r['monai'] for r in speed):.2f} image Mpx/s "
@@ -367,7 +370,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="0: skip the speed comparison")
     parser.add_argument("--memory-frames", type=int, default=100, help="0: skip the memory run")
     parser.add_argument("--model", type=Path, default=None, help="default: models/default.pt, else untrained")
     parser.add_argument("--iou-model", type=Path, default=None,
@@ -390,11 +393,13 @@ def main() -> None:
             model_note = "untrained `UNet(depth=3, base_width=16)` TorchScript (same cost as the default model)"
         else:
             model_note = f"`{model.name}` ({read_json(model.with_suffix('.json')).get('name')})"
-        image = WORK / "image16.ome.zarr"
-        step("make-image", str(image), str(args.frames), str(args.size))
-        speed = speed_rounds(image, model, args.rounds, monai=not args.no_monai)
-        plan = read_json(WORK / "chain16" / "tiles.json")
-        shutil.rmtree(image)
+        speed, plan = [], None
+        if args.rounds:
+            image = WORK / "image16.ome.zarr"
+            step("make-image", str(image), str(args.frames), str(args.size))
+            speed = speed_rounds(image, model, args.rounds, monai=not args.no_monai)
+            plan = read_json(WORK / "chain16" / "tiles.json")
+            shutil.rmtree(image)
         report = {"args": args, "model_note": model_note, "speed": speed, "memory": None,
                   "iou": None, "plan": plan}
         write_results(args.output, **report)
