@@ -122,8 +122,9 @@ def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any,
     Parameters
     ----------
     model_path : str or PathLike
-        TorchScript file (``.pt``), or a ``torch.export`` program (``.pt2``); the card
-        (same name, ``.json``) must sit beside it and match its SHA-256.
+        TorchScript file (``.pt``); the card (same name, ``.json``) must sit beside it and
+        match its SHA-256. ``torch.export`` programs (``.pt2``) are refused: loading one
+        unpickles its contents, which can run code from the file.
     device : torch.device
 
     Returns
@@ -135,11 +136,16 @@ def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any,
     ModelCardError
         If the model file or its card is missing, invalid, or they disagree.
     ValueError
-        If the file is not a loadable TorchScript archive / exported program.
+        If the file is a ``.pt2`` program or not a loadable TorchScript archive.
     """
     import torch
 
     model_path = Path(model_path)
+    if model_path.suffix == ".pt2":
+        raise ValueError(
+            "model file must be a TorchScript archive (.pt), got a torch.export program; loading "
+            f"one unpickles its contents, which can run code (in {model_path})"
+        )
     card = read_verified_card(model_path)
     with warnings.catch_warnings():
         # torch.jit is deprecated in torch >= 2.13 but is the format users ship; its
@@ -147,13 +153,10 @@ def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any,
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            if model_path.suffix == ".pt2":
-                module = torch.export.load(str(model_path)).module().to(device)
-            else:
-                module = torch.jit.load(str(model_path), map_location=device).eval()
+            module = torch.jit.load(str(model_path), map_location=device).eval()
         except (RuntimeError, ValueError, OSError, EOFError, KeyError) as err:
             raise ValueError(
-                f"model file must be a TorchScript archive (or .pt2 exported program), got "
+                f"model file must be a TorchScript archive, got "
                 f"one that does not load: {_last_line(err)} (in {model_path})"
             ) from err
     return module, card
@@ -209,7 +212,7 @@ def _freeze(module: Any) -> Any:
     import torch
 
     if not isinstance(module, torch.jit.ScriptModule):
-        return module  # a torch.export program: already a fixed graph
+        return module
     try:
         return torch.jit.freeze(module.eval())
     except (RuntimeError, AttributeError) as err:

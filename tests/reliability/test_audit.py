@@ -21,8 +21,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:Depr
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "spheroseg"
 SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 
-PT2_UNPICKLES = ("inference.load_model loads .pt2 files with torch.export.load, which unpickles them "
-                 "(fix proposed in docs/reliability.md, finding 1)")
 # Calls that write a file or a store (method or function name).
 WRITERS = {"write_text", "write_bytes", "savefig", "imwrite", "imsave", "save", "savez", "savez_compressed",
            "dump", "create_array", "create_group"}
@@ -134,7 +132,6 @@ def test_every_output_is_written_through_spheroseg_atomic():
     assert find_non_atomic_writes() == []
 
 
-@pytest.mark.xfail(strict=True, reason=PT2_UNPICKLES)
 def test_no_code_path_unpickles_a_user_file():
     assert find_unsafe_loads() == []
 
@@ -193,8 +190,7 @@ def _hostile_model(kind: str, path: Path, marker: Path) -> None:
 
 @pytest.mark.parametrize(("kind", "suffix"), [
     pytest.param("torchscript", ".pt", id="torchscript"),
-    pytest.param("exported-program", ".pt2", id="exported-program",
-                 marks=pytest.mark.xfail(strict=True, reason=PT2_UNPICKLES)),
+    pytest.param("exported-program", ".pt2", id="exported-program"),
 ])
 def test_predict_never_runs_code_from_a_model_file(tmp_path, kind, suffix):
     # The card's SHA-256 proves the file is the one the card describes, not that it is
