@@ -16,6 +16,10 @@ rule train:
         options=optional_flags(
             init=config["training"]["init"] and resolve_shipped(config["training"]["init"]),
             epochs=config["training"]["epochs"],
+            steps_per_epoch=config["training"]["steps_per_epoch"],
+            batch_size=config["training"]["batch_size"],
+            patch_size=config["training"]["patch_size"],
+            max_minutes=config["training"]["max_minutes"],
             seed=config["training"]["seed"],
         ),
     resources:
