@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-
-def _probability(text: str) -> float:
-    """argparse type: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from err
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
-    return value
+from spheroseg.cli.arguments import probability
 
 
 def _smoothing(text: str) -> str | float | None:
@@ -50,7 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--output-dir", required=True, help="the position's results folder")
     parser.add_argument("--channel", type=int, default=0,
                         help="image channel for mean intensity (default: 0)")
-    parser.add_argument("--threshold", type=_probability, default=None,
+    parser.add_argument("--threshold", type=probability, default=None,
                         help="contour level (default: the threshold segment used)")
     parser.add_argument("--smoothing", type=_smoothing, default="auto",
                         help="Gaussian sigma (pixels) applied to masks before tracing: 'auto' "

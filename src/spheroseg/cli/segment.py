@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import Any
 
+from spheroseg.cli.arguments import probability
+
 
 def _non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
@@ -25,17 +27,6 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
-def _probability(text: str) -> float:
-    """argparse type: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from err
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     """Add the ``segment`` subcommand."""
     parser = subparsers.add_parser(
@@ -50,7 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--output", required=True, help="labels.ome.zarr to write")
     parser.add_argument("--method", choices=("fixed", "otsu"), default="fixed",
                         help="fixed threshold, or Otsu's threshold per frame (default: fixed)")
-    parser.add_argument("--threshold", type=_probability, default=0.5,
+    parser.add_argument("--threshold", type=probability, default=0.5,
                         help="foreground is probability > threshold (default: 0.5)")
     area = parser.add_mutually_exclusive_group()
     area.add_argument("--min-area-um2", type=_non_negative_float, default=None,
@@ -62,7 +53,7 @@ def register(subparsers: Any) -> None:
                         help="keep holes inside objects (default: fill them)")
     parser.add_argument("--split-touching", action="store_true",
                         help="split touching bodies at necks (distance-transform watershed)")
-    parser.add_argument("--split-depth", type=_probability, default=0.3,
+    parser.add_argument("--split-depth", type=probability, default=0.3,
                         help="with --split-touching: split where a neck is narrower than "
                         "(1 - depth) times the bodies' width (default: 0.3)")
     parser.add_argument("--keep-largest", action="store_true",
