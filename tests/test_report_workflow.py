@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,33 +16,14 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[1]
 ARTEFACT = ("pos0", 5)
-TARGET = "report_workflow_test"
 
 
-def _wrapper(folder: Path) -> Path:
-    """A Snakefile that includes the repository's (and report.smk unless it already does) and
-    a target rule asking for the pipeline's and the report's outputs."""
-    main = (REPO / "Snakefile").read_text(encoding="utf-8")
-    include_report = not re.search(r"^include:\s*\"workflow/rules/report\.smk\"", main, re.M)
-    lines = [f"include: {str(REPO / 'Snakefile')!r}"]
-    if include_report:
-        lines.append(f"include: {str(REPO / 'workflow/rules/report.smk')!r}")
-    lines += ["", "", f"rule {TARGET}:", "    input:", "        final_outputs(),",
-              "        REPORT_OUTPUTS,", ""]
-    path = folder / "Snakefile"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    # common.smk finds the schema (and shipped models) beside the main Snakefile
-    for name in ("workflow", "config", "models"):
-        if (REPO / name).exists():
-            (folder / name).symlink_to(REPO / name)
-    return path
-
-
-def _snakemake(snakefile: Path, workdir: Path, model: Path, *args: str) -> str:
+def _snakemake(workdir: Path, model: Path, *args: str) -> str:
+    """Run the repository's Snakefile (its `rule all` includes the report) in `workdir`."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory",
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(workdir), "--config", f"demo={{artefact: \"{ARTEFACT[0]}:{ARTEFACT[1]}\"}}",
-               f"model={model}", *args, "--", TARGET]
+               f"model={model}", *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500)
     if result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
@@ -62,11 +42,9 @@ def artefact_run(tmp_path_factory) -> Path:
     model = Path(os.environ.get("SPHEROSEG_TEST_MODEL", default)).resolve()
     if not model.is_file():
         pytest.skip(f"the demo model {model} is not in the repository yet")
-    folder = tmp_path_factory.mktemp("report_workflow")
-    snakefile = _wrapper(folder)
-    workdir = folder / "run"
-    _snakemake(snakefile, workdir, model, "--cores", "2")
-    _snakemake(snakefile, workdir, model, "--report", str(workdir / "report.html"))
+    workdir = tmp_path_factory.mktemp("report_workflow") / "run"
+    _snakemake(workdir, model, "--cores", "2")
+    _snakemake(workdir, model, "--report", str(workdir / "report.html"))
     return workdir
 
 
