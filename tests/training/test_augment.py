@@ -68,3 +68,26 @@ def test_invert_flips_normalised_intensities():
     image = np.array([[0.0, 0.25], [1.0, 0.5]], np.float32)
     out = intensity_augment(image, np.random.default_rng(0), AugmentConfig(**dict(OFF, p_invert=1.0)))
     np.testing.assert_allclose(out, 1.0 - image)
+
+
+def _intensity_spread(config: AugmentConfig, trials: int = 200) -> float:
+    """Largest change of a mid-grey pixel (0.5) over many random intensity augmentations."""
+    image = np.full((16, 16), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    return max(float(np.abs(intensity_augment(image, rng, config) - 0.5).max()) for _ in range(trials))
+
+
+def test_intensity_levels_order_the_strength():
+    full, mild, none = (_intensity_spread(AugmentConfig.with_intensity(level)) for level in ("full", "mild", "none"))
+    assert none == 0.0 < mild < 0.25 < full, (full, mild, none)
+
+
+def test_intensity_level_keeps_geometry_and_inversion():
+    config = AugmentConfig.with_intensity("none", p_invert=0.3)
+    assert config.p_elastic == AugmentConfig().p_elastic and config.p_affine == AugmentConfig().p_affine
+    assert config.p_invert == 0.3
+
+
+def test_unknown_intensity_level_is_refused():
+    with pytest.raises(ValueError, match="intensity augmentation must be one of"):
+        AugmentConfig.with_intensity("strong")

@@ -35,6 +35,14 @@ def test_train_writes_model_card_log_and_curve(annotations, tmp_path):
         "mine.json", "mine.learning_curve.png", "mine.pt", "mine.training_log.csv"]  # checkpoints removed
 
 
+def test_intensity_augment_level_reaches_the_model_card(annotations, tmp_path):
+    output = tmp_path / "mild.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(output), "--intensity-augment", "mild",
+                 *TINY]) == 0
+    augment = read_verified_card(output)["training"]["augment"]
+    assert augment["p_gamma"] == 0.0 and augment["contrast"] == [0.9, 1.1] and augment["p_elastic"] > 0
+
+
 def test_fine_tuning_keeps_the_init_architecture(annotations, tmp_path):
     base = tmp_path / "base.pt"
     assert main(["train", "--annotations", str(annotations), "--output", str(base), *TINY]) == 0

@@ -52,6 +52,9 @@ def _add_optimisation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=int, default=10, help="early-stopping epochs (0: off)")
     group.add_argument("--foreground-fraction", type=float, default=0.5, help="share of foreground-centred patches")
     group.add_argument("--border-weights", action="store_true", help="U-Net border weight maps (w0=10, sigma=5)")
+    group.add_argument("--intensity-augment", choices=("full", "mild", "none"), default="full",
+                       help="strength of contrast/gamma/shading/blur/noise augmentation; use mild or none when "
+                            "the masks follow the brightness itself (fluorescence thresholds)")
     group.add_argument("--invert-probability", type=float, default=0.0, help="chance to invert patch contrast")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
         patch_size=args.patch_size, learning_rate=args.learning_rate, patience=args.patience,
         foreground_fraction=args.foreground_fraction, seed=args.seed, max_minutes=args.max_minutes,
         device=args.device, amp=not args.no_amp)
-    augment = AugmentConfig(p_invert=args.invert_probability)
+    augment = AugmentConfig.with_intensity(args.intensity_augment, p_invert=args.invert_probability)
     normalization = {"kind": args.normalization}
     if args.normalization == "percentile":
         normalization.update(low=args.percentiles[0], high=args.percentiles[1])

@@ -8,7 +8,7 @@ inversion) touch the image only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -51,6 +51,49 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         """Plain dict (for the model card)."""
         return asdict(self)
+
+    @classmethod
+    def with_intensity(cls, level: str = "full", *, p_invert: float = 0.0) -> AugmentConfig:
+        """The default geometric augmentation with one of the intensity levels.
+
+        Parameters
+        ----------
+        level : {"full", "mild", "none"}
+            ``full``: strong contrast, brightness, gamma, shading, blur and noise changes, for
+            data whose annotations follow shapes and texture (electron microscopy, bright
+            field). ``mild``: contrast within 10%, no gamma, weak shading and noise, for
+            fluorescence whose annotations follow the brightness itself (the label is, in
+            effect, "brighter than the background by so much"); strong intensity changes would
+            contradict such labels. ``none``: no intensity change at all.
+        p_invert : float
+            Chance of inverting a patch's contrast (any level).
+
+        Returns
+        -------
+        AugmentConfig
+
+        Raises
+        ------
+        ValueError
+            If `level` is not one of :data:`INTENSITY_LEVELS`.
+
+        Examples
+        --------
+        >>> AugmentConfig.with_intensity("none").p_gamma
+        0.0
+        """
+        if level not in INTENSITY_LEVELS:
+            raise ValueError(f"intensity augmentation must be one of {INTENSITY_LEVELS}, got {level!r}")
+        config = cls(p_invert=p_invert)
+        if level == "mild":
+            return replace(config, contrast=(0.9, 1.1), brightness=0.03, p_gamma=0.0, illumination=0.1,
+                           noise=(0.005, 0.03))
+        if level == "none":
+            return replace(config, p_intensity=0.0, p_gamma=0.0, p_illumination=0.0, p_blur=0.0, p_noise=0.0)
+        return config
+
+
+INTENSITY_LEVELS = ("full", "mild", "none")
 
 
 def _affine_coordinates(shape: tuple[int, int], rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
