@@ -22,11 +22,11 @@ training: {enabled: true, annotations: annotations, epochs: 1, seed: 0}
 """
 
 
-def _snakemake(workdir: Path, *args: str) -> str:
+def _snakemake(workdir: Path, *args: str, configfile: str = "test_config.yaml") -> str:
     """Run the Snakefile in `workdir`; return stdout + stderr (fails the test on error)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--configfile", str(workdir / "test_config.yaml"), *args]
+               str(workdir), "--configfile", str(workdir / configfile), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result.stdout + result.stderr
@@ -77,6 +77,16 @@ def test_same_model_content_does_not_rerun_inference(trained_workdir):
     model = next((trained_workdir / "models").glob("retrained.*.pt"))
     os.utime(model)  # newer file, same content
     assert "Nothing to be done" in _snakemake(trained_workdir, "-n")
+
+
+def test_changed_training_setting_trains_a_new_model_beside_the_protected_one(trained_workdir):
+    (trained_workdir / "mild.yaml").write_text(CONFIG.replace("seed: 0}", "seed: 0, intensity_augment: mild}"))
+    existing = next((trained_workdir / "models").glob("retrained.*.pt"))
+    output = _snakemake(trained_workdir, "-n", configfile="mild.yaml")
+    assert {"train", "predict", "segment", "measure"} <= _planned(output), output
+    planned_models = set(re.findall(r"^\s*output: models/(retrained\.\w+\.pt)", output, flags=re.MULTILINE))
+    assert len(planned_models) == 1 and existing.name not in planned_models, planned_models
+    assert "--intensity-augment mild" in _snakemake(trained_workdir, "-n", "-p", configfile="mild.yaml")
 
 
 def test_new_annotation_pair_retrains_and_reruns_downstream(trained_workdir):

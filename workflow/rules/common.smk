@@ -85,12 +85,20 @@ def annotation_files():
     return sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
 
 
+# Training keys that do not change what is trained (where it goes, whether it runs).
+_NOT_TRAINING_SETTINGS = {"enabled", "annotations", "model_name", "models_dir"}
+
+
 def annotation_digest():
-    """Short SHA-256 over the annotation files' names and contents: names the trained model."""
+    """Short SHA-256 over the annotation files' names and contents and the training settings:
+    names the trained model. A changed setting trains a new model beside the old, protected
+    one instead of failing on it."""
     digest = hashlib.sha256()
     for path in annotation_files():
         digest.update(path.encode())
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    settings = {k: v for k, v in config["training"].items() if k not in _NOT_TRAINING_SETTINGS}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 

@@ -20,6 +20,7 @@ rule train:
             batch_size=config["training"]["batch_size"],
             patch_size=config["training"]["patch_size"],
             max_minutes=config["training"]["max_minutes"],
+            intensity_augment=config["training"]["intensity_augment"],
             seed=config["training"]["seed"],
         ),
     resources:
