@@ -14,6 +14,7 @@ Each section stores its figures in ``benchmarks/train_results.json`` and the scr
 - ``spheroids``: train on spheroids 1, 2, 5 (day 0 and 2), full resolution, with
   ``--intensity-augment mild``; IoU on spheroid 9 day 0 and day 2 at full resolution
   (target >= 0.90 each).
+- ``spheroids-seed1``, ``spheroids-seed2``: the same with training seeds 1 and 2 (the spread).
 - ``spheroids-full-intensity``: the same with ``--intensity-augment full`` (comparison).
 - ``spheroids-finetune``: the same as ``spheroids``, starting from ``models/default.pt`` (``--init``).
 - ``default``: the shipped ``models/default.pt`` on synthetic demo positions (area error
@@ -143,7 +144,8 @@ def _spheroid_iou(model: Path, name: str, *, scale: int) -> dict:
     return {"image": name, "iou": scores["iou"], "dice": scores["dice"], "otsu_iou": _otsu_iou(image, truth)}
 
 
-def bench_spheroids(scratch: Path, *, finetune: bool = False, intensity: str = "mild", scale: int = 1) -> dict:
+def bench_spheroids(scratch: Path, *, finetune: bool = False, intensity: str = "mild", scale: int = 1,
+                    seed: int = 0) -> dict:
     """Train on spheroids 1, 2, 5 (both days); IoU on spheroid 9 day 0 and day 2.
 
     `scale` downscales the images for training and prediction (1: full resolution, as the
@@ -151,13 +153,13 @@ def bench_spheroids(scratch: Path, *, finetune: bool = False, intensity: str = "
     With `finetune`, start from models/default.pt (fewer epochs, lower learning rate).
     `intensity` is the ``--intensity-augment`` level: these masks were made by thresholding
     the fluorescence, so strong contrast and gamma augmentation contradicts them (``full`` is
-    run as the side-by-side comparison).
+    run as the side-by-side comparison). `seed` is the training seed (other seeds show the spread).
     """
     names = [f"spheroid{n}_day{d}" for n in (1, 2, 5) for d in (0, 2)]
     annotations = _downscaled_spheroids(scratch / "spheroids", names, scale)
     settings = ["--epochs", "20", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
                 "--intensity-augment", intensity,
-                "--val-fraction", "0", "--max-minutes", "14.5", "--seed", "0", "--no-progress"]
+                "--val-fraction", "0", "--max-minutes", "14.5", "--seed", str(seed), "--no-progress"]
     if finetune:
         settings = ["--init", "models/default.pt", "--epochs", "16", "--learning-rate", "1e-3", *settings[2:]]
     model = scratch / "spheroids.pt"
@@ -224,6 +226,8 @@ def render(results: dict) -> str:
     lines = ["# Training benchmarks", "", "Written by `benchmarks/train_benchmark.py` (do not edit by hand).", ""]
     for key, title in (("isbi", "ISBI 2012: train slice00-24, test slice25-29"),
                        ("spheroids", "Spheroids: train 1, 2, 5; test 9"),
+                       ("spheroids-seed1", "Spheroids, training seed 1 (spread): train 1, 2, 5; test 9"),
+                       ("spheroids-seed2", "Spheroids, training seed 2 (spread): train 1, 2, 5; test 9"),
                        ("spheroids-full-intensity",
                         "Spheroids with full intensity augmentation (comparison): train 1, 2, 5; test 9"),
                        ("spheroids-finetune", "Spheroids, fine-tuning the default model: train 1, 2, 5; test 9"),
@@ -236,7 +240,7 @@ def render(results: dict) -> str:
         if key == "isbi":
             lines += [f"Mean foreground IoU: **{section['mean_iou']:.4f}** "
                       f"(Otsu on the same slices: {np.mean([r['otsu_iou'] for r in section['rows']]):.4f})."]
-        if key in ("isbi", "spheroids", "spheroids-full-intensity", "spheroids-finetune"):
+        if key != "default":
             lines += [f"Training time {section['training_s']:.0f} s ({section['epochs_run']} epochs, "
                       f"{section['stop_reason']}); command wall time {section['wall_s']:.0f} s.", "",
                       f"Settings: `spheroseg train {section['settings']}`", ""]
@@ -254,6 +258,8 @@ def render(results: dict) -> str:
 
 
 SECTIONS = {"isbi": (bench_isbi, "isbi2012"), "spheroids": (bench_spheroids, "spheroids"),
+            "spheroids-seed1": (lambda scratch: bench_spheroids(scratch, seed=1), "spheroids"),
+            "spheroids-seed2": (lambda scratch: bench_spheroids(scratch, seed=2), "spheroids"),
             "spheroids-full-intensity": (lambda scratch: bench_spheroids(scratch, intensity="full"), "spheroids"),
             "spheroids-finetune": (lambda scratch: bench_spheroids(scratch, finetune=True), "spheroids"),
             "default": (bench_default, None)}
