@@ -1,6 +1,7 @@
 # Retrain the U-Net on an annotation folder; predict then uses the new model.
-# The model file is named by a digest of the annotation set: a changed set trains a new
-# model beside the old one (both write-protected), an unchanged set retrains nothing.
+# The model file is named by a digest of the annotation set and the training settings: a
+# changed set or setting trains a new model beside the old one (both write-protected); an
+# unchanged set retrains nothing.
 
 
 rule train:
