@@ -1,4 +1,5 @@
 # Config validation, experiment discovery and input functions. No job logic here.
+import functools
 import hashlib
 import json
 import os
@@ -89,10 +90,13 @@ def annotation_files():
 _NOT_TRAINING_SETTINGS = {"enabled", "annotations", "model_name", "models_dir"}
 
 
+@functools.cache
 def annotation_digest():
     """Short SHA-256 over the annotation files' names and contents and the training settings:
     names the trained model. A changed setting trains a new model beside the old, protected
-    one instead of failing on it."""
+    one instead of failing on it. Computed once per Snakemake process: every tile and predict
+    job asks for the model path, and rehashing the annotation images for each would cost
+    minutes of DAG building on a large experiment."""
     digest = hashlib.sha256()
     for path in annotation_files():
         digest.update(path.encode())
