@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from snakefile_runner import require_model, run_snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 ARTEFACT = ("pos0", 5)
 

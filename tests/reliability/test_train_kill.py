@@ -43,6 +43,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return folder / "model.pt"
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_same_weights(uninterrupted, faults, tmp_path):
     model = tmp_path / "model.pt"
     kill = faults.kill_when_present(_train_command(model), tmp_path, ["model.checkpoints/last.pt"],
@@ -65,6 +66,7 @@ def _fast_training_configurable() -> bool:
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.skipif(not _fast_training_configurable(),
                     reason="training.steps_per_epoch is not a config key yet: one epoch of the train rule "
                     "takes minutes on CPU (covered by benchmarks/soak_benchmark.py)")
