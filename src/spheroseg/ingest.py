@@ -74,6 +74,13 @@ class TiffLayout:
         Pixel data type.
     sizes : PhysicalSizes
         Physical sizes read from the file metadata.
+    series : int
+        Index of the series in the file (OME-TIFF images, tifffile series).
+    series_name : str
+        Name of the series in the file metadata ("" if it has none).
+    axes_override : str or None
+        NGFF axis letters, one per file axis, that replace the reader's guess
+        (``ingest.axes``); None keeps the guess.
     """
 
     path: Path
@@ -81,6 +88,9 @@ class TiffLayout:
     shape: tuple[int, ...]
     dtype: Any
     sizes: PhysicalSizes
+    series: int = 0
+    series_name: str = ""
+    axes_override: str | None = None
 
     @property
     def axes(self) -> str:
@@ -256,8 +266,16 @@ def _positive(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def _ome_sizes(xml: str) -> PhysicalSizes:
-    """Pixel size, z step and frame interval of the first OME image."""
+def _ome_pixels(root: Any, series: int, name: str) -> Any:
+    """The Pixels element of the OME image named `name` (else the `series`-th image)."""
+    images = root.findall("{*}Image")
+    named = [image for image in images if name and image.get("Name") == name]
+    image = named[0] if len(named) == 1 else images[series] if series < len(images) else None
+    return None if image is None else image.find("{*}Pixels")
+
+
+def _ome_sizes(xml: str, series: int = 0, name: str = "") -> PhysicalSizes:
+    """Pixel size, z step and frame interval of one OME image (the first by default)."""
     import xml.etree.ElementTree as ElementTree
 
     try:
@@ -265,7 +283,7 @@ def _ome_sizes(xml: str) -> PhysicalSizes:
     except ElementTree.ParseError:
         LOG.warning("OME-XML metadata could not be parsed; ignoring it")
         return PhysicalSizes()
-    pixels = root.find("{*}Image/{*}Pixels")
+    pixels = _ome_pixels(root, series, name)
     if pixels is None:
         return PhysicalSizes()
 
@@ -319,22 +337,24 @@ def _resolution_um(page: Any, unit_name: str | None) -> float | None:
     return _clean(factor * units_per_pixel) if factor is not None else None
 
 
-def read_physical_sizes(tif: tifffile.TiffFile) -> PhysicalSizes:
+def read_physical_sizes(tif: tifffile.TiffFile, series: int = 0) -> PhysicalSizes:
     """Physical sizes from OME-XML, else ImageJ metadata, else TIFF resolution tags.
 
     Parameters
     ----------
     tif : tifffile.TiffFile
         An open TIFF file.
+    series : int
+        Which series (OME image) of the file.
 
     Returns
     -------
     PhysicalSizes
         Sizes in micrometres and seconds; None where the file does not say.
     """
-    page = tif.pages.first
+    page = tif.series[series].keyframe if series < len(tif.series) else tif.pages.first
     if tif.is_ome and tif.ome_metadata:
-        sizes = _ome_sizes(tif.ome_metadata)
+        sizes = _ome_sizes(tif.ome_metadata, series, tif.series[series].name or "")
         if sizes != PhysicalSizes():
             return sizes
     imagej = tif.imagej_metadata if tif.is_imagej else None
@@ -381,6 +401,62 @@ def _map_axes(file_axes: str, file_shape: Sequence[int], path: Path) -> dict[int
     if not spatial.endswith("yx") or spatial.count("y") != 1:
         raise IngestError(f"file axes must end in Y, X, got {file_axes!r} (in {path})")
     return roles
+
+
+def check_axes_override(axes: str) -> str:
+    """Check an ``ingest.axes`` value: letters of ``tczyx``, each once, with y before x.
+
+    Examples
+    --------
+    >>> check_axes_override("tyx")
+    'tyx'
+    """
+    if not isinstance(axes, str):
+        raise TypeError(f"ingest.axes must be a string such as 'tyx', got {axes!r}")
+    if (set(axes) - set("tczyx") or len(set(axes)) != len(axes)
+            or "".join(letter for letter in axes if letter in "yx") != "yx"):
+        raise ValueError(f"ingest.axes must use each of t, c, z at most once and y before x "
+                         f"(e.g. 'tyx', 'cyx', 'tczyx'), got {axes!r}")
+    return axes
+
+
+def _override_roles(axes: str, file_shape: Sequence[int], path: Path) -> dict[int, str]:
+    """Map file axes to the NGFF axes named by ``ingest.axes``; size-1 extras are dropped."""
+    check_axes_override(axes)
+    if len(axes) != len(file_shape):
+        raise IngestError(f"ingest.axes must have one letter per axis of the file's shape "
+                          f"{tuple(file_shape)}, got {axes!r} (in {path})")
+    return {index: letter for index, (letter, size) in enumerate(zip(axes, file_shape))
+            if size > 1 or letter in "yx"}
+
+
+def _ambiguous_layout(tif: Any, series: Any) -> str | None:
+    """Why the layout of `series` is a guess, or None if the file says what its axes are.
+
+    A bare ``tifffile.imwrite(path, stack)`` of a (3 or 4, Y, X) stack stores one page with
+    3 or 4 samples per pixel in separate planes: channels or timepoints, nothing tells.
+    """
+    if tif.is_ome or tif.is_imagej or "S" not in series.axes:
+        return None
+    samples = series.shape[series.axes.index("S")]
+    if samples < 2 or int(series.keyframe.planarconfig) != 2:  # 2: separate planes
+        return None
+    guess = "".join(TIFF_AXES.get(letter, "?") for letter in series.axes)
+    as_time = guess.replace("c", "t") if "t" not in guess else guess
+    return (f"file axes must be known, got one page with {samples} samples per pixel (shape "
+            f"{tuple(series.shape)}): {samples} channels or {samples} timepoints? Set "
+            f"ingest.axes (spheroseg ingest --axes) to {as_time!r} for timepoints or "
+            f"{guess!r} for channels")
+
+
+def _series_roles(tif: Any, series: Any, path: Path, axes: str | None) -> dict[int, str]:
+    """File axis index -> NGFF axis for `series`: from ``ingest.axes`` or the file."""
+    if axes is not None:
+        return _override_roles(axes, series.shape, path)
+    ambiguity = _ambiguous_layout(tif, series)
+    if ambiguity is not None:
+        raise IngestError(f"{ambiguity} (in {path})")
+    return _map_axes(series.axes, series.shape, path)
 
 
 def _output_shape(roles: dict[int, str], file_shape: Sequence[int]) -> tuple[int, ...]:
@@ -433,13 +509,18 @@ def _check_data_in_file(series: Any, path: Path) -> None:
         _check_plane(number, page, series, path)
 
 
-def inspect_tiff(path: str | os.PathLike[str]) -> TiffLayout:
-    """Read the layout and physical sizes of series 0 of a TIFF file (no pixel data).
+def inspect_tiff(path: str | os.PathLike[str], *, series: int = 0,
+                 axes: str | None = None) -> TiffLayout:
+    """Read the layout and physical sizes of one series of a TIFF file (no pixel data).
 
     Parameters
     ----------
     path : str or PathLike
         A TIFF, OME-TIFF or ImageJ hyperstack file.
+    series : int
+        Which series (OME image) of the file.
+    axes : str, optional
+        NGFF letters, one per file axis (``ingest.axes``), replacing the reader's guess.
 
     Returns
     -------
@@ -449,23 +530,44 @@ def inspect_tiff(path: str | os.PathLike[str]) -> TiffLayout:
     Raises
     ------
     IngestError
-        If the file is not a readable TIFF image, is truncated or has unsupported axes.
+        If the file is not a readable TIFF image, is truncated, has unsupported or
+        ambiguous axes (then it names ``ingest.axes``), or lacks the series.
+    """
+    return inspect_tiff_series(path, axes=axes, only=series)[0]
+
+
+def inspect_tiff_series(path: str | os.PathLike[str], *, axes: str | None = None,
+                        only: int | None = None) -> tuple[TiffLayout, ...]:
+    """Layouts of every image series of a TIFF file (or of series `only`), headers only.
+
+    Raises
+    ------
+    IngestError
+        As `inspect_tiff`.
     """
     import tifffile
 
     path = Path(path)
-    with _reading(path):
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise IngestError(f"file must hold an image, got a TIFF without one "
-                                  f"(in {path})")
-            series = tif.series[0]
-            roles = _map_axes(series.axes, series.shape, path)
-            _check_data_in_file(series, path)
-            return TiffLayout(
-                path=path, file_axes=series.axes, shape=_output_shape(roles, series.shape),
-                dtype=series.dtype, sizes=read_physical_sizes(tif),
-            )
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise IngestError(f"file must hold an image, got a TIFF without one (in {path})")
+        if only is not None and not 0 <= only < len(tif.series):
+            raise IngestError(f"series must be in [0, {len(tif.series) - 1}], got {only} "
+                              f"(in {path})")
+        chosen = range(len(tif.series)) if only is None else [only]
+        return tuple(_layout(tif, index, path, axes) for index in chosen)
+
+
+def _layout(tif: Any, index: int, path: Path, axes: str | None) -> TiffLayout:
+    """TiffLayout of series `index` of an open file."""
+    series = tif.series[index]
+    roles = _series_roles(tif, series, path, axes)
+    _check_data_in_file(series, path)
+    return TiffLayout(
+        path=path, file_axes=series.axes, shape=_output_shape(roles, series.shape),
+        dtype=series.dtype, sizes=read_physical_sizes(tif, index), series=index,
+        series_name=str(series.name or ""), axes_override=axes,
+    )
 
 
 class _reading:
@@ -528,8 +630,8 @@ def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
     import zarr
 
     with _reading(layout.path), tifffile.TiffFile(layout.path) as tif:
-        series = tif.series[0]
-        roles = _map_axes(series.axes, series.shape, layout.path)
+        series = tif.series[layout.series]
+        roles = _series_roles(tif, series, layout.path, layout.axes_override)
         if _output_shape(roles, series.shape) != layout.shape:
             raise IngestError(f"file must not change during ingest, got a new shape "
                               f"(in {layout.path})")
@@ -554,7 +656,8 @@ def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
                 yield t, _to_output_frame(plane, roles, layout.shape)
 
 
-def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, ...]:
+def plan_position(files: Sequence[str | os.PathLike[str]], *, series: int = 0,
+                  axes: str | None = None) -> tuple[TiffLayout, ...]:
     """Inspect the file(s) of one position and check they form one time series.
 
     A single file holds the whole series; several files hold one timepoint each (sorted)
@@ -564,6 +667,10 @@ def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, 
     ----------
     files : sequence of str or PathLike
         One file, or one file per timepoint in time order.
+    series : int
+        Which series (OME image) of each file.
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
 
     Returns
     -------
@@ -577,7 +684,7 @@ def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, 
     """
     if not files:
         raise IngestError("files must list at least one TIFF file, got none")
-    layouts = tuple(inspect_tiff(path) for path in files)
+    layouts = tuple(inspect_tiff(path, series=series, axes=axes) for path in files)
     if len(layouts) == 1:
         return layouts
     first = layouts[0]
@@ -632,13 +739,48 @@ def resolve_sizes(
     return result
 
 
-def _stream_frames(layouts: Sequence[TiffLayout]) -> Iterator[tuple[int, Any]]:
-    """All frames of a position: each file's frames, numbered consecutively."""
+def _stream_frames(layouts: Sequence[TiffLayout], *, fill_nonfinite: float | None = None,
+                   blank: list[tuple[int, float]] | None = None) -> Iterator[tuple[int, Any]]:
+    """All frames of a position: each file's frames, numbered consecutively and checked.
+
+    Non-finite pixels raise (or are replaced by `fill_nonfinite`); constant frames are
+    appended to `blank` as ``(t, value)``.
+    """
     offset = 0
     for layout in layouts:
         for t, frame in iter_frames(layout):
+            frame = _finite_frame(frame, offset + t, layout.path, fill_nonfinite)
+            if blank is not None and frame.size and frame.min() == frame.max():
+                blank.append((offset + t, float(frame.flat[0])))
             yield offset + t, frame
         offset += layout.shape[0]
+
+
+def _finite_frame(frame: Any, t: int, path: Path, fill: float | None) -> Any:
+    """`frame` unchanged if all its pixels are finite, else filled with `fill` or refused."""
+    import numpy as np
+
+    if frame.dtype.kind not in "fc":
+        return frame
+    bad = ~np.isfinite(frame)
+    if not bad.any():
+        return frame
+    if fill is None:
+        raise IngestError(
+            f"pixel values must be finite, got {int(bad.sum())} NaN or infinite pixel(s) in "
+            f"timepoint {t}; set ingest.fill_nonfinite (spheroseg ingest --fill-nonfinite) "
+            f"to a value that replaces them (in {path})")
+    return np.where(bad, np.asarray(fill, dtype=frame.dtype), frame)
+
+
+def _report_blank_frames(blank: list[tuple[int, float]], label: str) -> None:
+    """Log constant frames (blank pages, padding, a shutter that did not open)."""
+    if blank:
+        shown = ", ".join(f"{t} (all {value:g})" for t, value in blank[:10])
+        LOG.warning("%s: %d constant (blank) frame(s) at timepoint %s%s; QC flags them as "
+                    "blank_frame. If they are not timepoints (e.g. an extra padding page), "
+                    "remove them from the file", label, len(blank), shown,
+                    " ..." if len(blank) > 10 else "")
 
 
 def _write_frame(arrays: Sequence[Any], t: int, frame: Any) -> None:
@@ -678,7 +820,8 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
 def ingest_position(
     files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
     overrides: PhysicalSizes = PhysicalSizes(), name: str | None = None,
-    pyramid: bool = True, workers: int = 2,
+    pyramid: bool = True, workers: int = 2, series: int = 0, axes: str | None = None,
+    fill_nonfinite: float | None = None,
 ) -> ImageMetadata:
     """Ingest the file(s) of one position into a new OME-Zarr image, atomically.
 
@@ -696,23 +839,31 @@ def ingest_position(
         Also write 2x downsampled levels for viewing (down to 256 px).
     workers : int
         Threads compressing frames in parallel.
+    series : int
+        Which series (OME image) of each file.
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
+    fill_nonfinite : float, optional
+        Value that replaces NaN and infinite pixels; None refuses such pixels.
 
     Returns
     -------
     ImageMetadata
-        What was written (`spheroseg.ngff.read_metadata` of the output).
+        What was written (`spheroseg.ngff.read_metadata` of the output). Constant frames
+        are listed in the group attribute ``spheroseg.blank_frames``.
 
     Raises
     ------
     IngestError
-        If an input is unreadable, truncated or inconsistent; no output is left behind.
+        If an input is unreadable, truncated, inconsistent, ambiguous or has non-finite
+        pixels; no output is left behind.
     OSError
         If the output cannot be written (``spheroseg.atomic.OutputError``).
     """
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
 
-    layouts = plan_position(files)
+    layouts = plan_position(files, series=series, axes=axes)
     first = layouts[0]
     shape = (sum(layout.shape[0] for layout in layouts), *first.shape[1:])
     label = name if name is not None else first.path.name
@@ -725,10 +876,15 @@ def ingest_position(
             z_step_um=sizes.z_step_um,
         )
         levels = ngff.create_levels(tmp) if pyramid else []
-        written = write_frames([level0, *levels], _stream_frames(layouts), workers=workers)
+        blank: list[tuple[int, float]] = []
+        frames = _stream_frames(layouts, fill_nonfinite=fill_nonfinite, blank=blank)
+        written = write_frames([level0, *levels], frames, workers=workers)
         if written != shape[0]:
             raise IngestError(f"input must provide {shape[0]} frames, got {written} "
                               f"(in {first.path})")
+        if blank:
+            ngff.update_attributes(tmp, {"spheroseg": {"blank_frames": [t for t, _ in blank]}})
+    _report_blank_frames(blank, label)
     LOG.info("%s: wrote %d frame(s) of shape %s %s to %s", label, shape[0], shape[1:],
              first.dtype, output)
     return ngff.read_metadata(output)

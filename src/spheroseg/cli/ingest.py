@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 
@@ -14,6 +15,17 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from err
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}") from err
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
@@ -40,6 +52,13 @@ def register(subparsers: Any) -> None:
                         help="time between frames in seconds (overrides the file metadata)")
     parser.add_argument("--z-step-um", type=_positive_float, default=None,
                         help="z spacing in micrometres (overrides the file metadata)")
+    parser.add_argument("--axes", default=None,
+                        help="NGFF letters for the file's axes when the reader's guess is "
+                        "wrong or ambiguous, e.g. 'tyx' for a (T, Y, X) stack stored as one "
+                        "page of T samples (config: ingest.axes)")
+    parser.add_argument("--fill-nonfinite", type=_finite_float, default=None,
+                        help="replace NaN and infinite pixels by this value (default: refuse "
+                        "them; config: ingest.fill_nonfinite)")
     parser.add_argument("--no-pyramid", action="store_true",
                         help="do not write downsampled levels for viewing")
     parser.add_argument("--workers", type=int, default=2,
@@ -51,21 +70,19 @@ def run(args: argparse.Namespace) -> None:
     """Discover the position's files and ingest them."""
     import logging
 
-    from spheroseg.ingest import PhysicalSizes, discover_positions, ingest_position
+    from spheroseg.ingest import PhysicalSizes, check_axes_override, ingest_position
+    from spheroseg.preflight import resolve_position
 
     if not getattr(args, "verbose", False):
         # tifffile logs every oddity of a corrupt file; our own error says what matters.
         logging.getLogger("tifffile").setLevel(logging.ERROR)
-
-    positions = discover_positions(args.experiment, pattern=args.pattern)
-    if args.position not in positions:
-        known = ", ".join(repr(name) for name in list(positions)[:10])
-        raise ValueError(
-            f"position must be one of {known}{' ...' if len(positions) > 10 else ''}, "
-            f"got {args.position!r} (in {args.experiment})"
-        )
+    if args.axes is not None:
+        check_axes_override(args.axes)
+    plan = resolve_position(args.experiment, args.position, pattern=args.pattern,
+                            axes=args.axes)
     overrides = PhysicalSizes(args.pixel_size_um, args.time_interval_s, args.z_step_um)
     ingest_position(
-        positions[args.position], args.output, overrides=overrides, name=args.position,
-        pyramid=not args.no_pyramid, workers=args.workers,
+        plan.files, args.output, overrides=overrides, name=args.position,
+        pyramid=not args.no_pyramid, workers=args.workers, series=plan.series,
+        axes=args.axes, fill_nonfinite=args.fill_nonfinite,
     )
