@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and legends hold experiment and position names: a '$' there is text, not mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -32,7 +34,7 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
          "svg.hashsalt": "spheroseg", "axes.spines.top": False, "axes.spines.right": False}
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
               "vanishes": "object vanishes", "uncertain_frame": "model unsure",
-              "touches_border": "touches border"}
+              "touches_border": "touches border", "blank_frame": "blank frame"}
 
 
 def frame_step(metrics: pd.DataFrame) -> float:
