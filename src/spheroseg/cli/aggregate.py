@@ -84,7 +84,7 @@ def align_rows(columns: list[str], rows: list[list[str]], header: list[str]) -> 
         return rows
     where = {name: index for index, name in enumerate(columns)}
     single_frame = all(row[where["timepoint"]] == "0" for row in rows)
-    filled = {"time_s": "0"} if single_frame and "time_frame" in where else {}
+    filled = {"time_s": f"{0:.6f}"} if single_frame and "time_frame" in where else {}
     return [[row[where[name]] if name in where else filled.get(name, "") for name in header]
             for row in rows]
 

@@ -52,6 +52,8 @@ def _add_qc(subparsers: Any) -> None:
         "pixels with probability in [0.3, 0.7]). Writes a tidy CSV, one row per flag.")
     parser.add_argument("--metrics", required=True, help="the position's metrics.csv")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
+    parser.add_argument("--image", default=None,
+                        help="image.ome.zarr: flag the frames ingest found constant (blank)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
     parser.add_argument("--area-jump-fraction", type=_positive_float, default=0.2,
@@ -165,7 +167,8 @@ def _run_qc(args: argparse.Namespace) -> None:
     count = position_qc_table(args.metrics, args.probabilities, args.output,
                               experiment=args.experiment, position=args.position,
                               area_jump_fraction=args.area_jump_fraction,
-                              uncertain_fraction=args.uncertain_fraction)
+                              uncertain_fraction=args.uncertain_fraction,
+                              image_path=args.image)
     _log("wrote %s (%d flags)", args.output, count)
 
 
