@@ -271,6 +271,20 @@ def test_experiment_record_refuses_another_source(tmp_path: Path) -> None:
         preflight.check_experiment_record(results, source=second)
 
 
+def test_experiment_record_follows_a_project_copied_with_its_data(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    preflight.write_experiment_record("results/x", name="x", source="data", positions={})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b")
+    preflight.check_experiment_record("results/x", source="data")
+    preflight.check_experiment_record("results/x", source=tmp_path / "a" / "data")  # the original
+    with pytest.raises(ValueError, match="set experiment_name"):
+        preflight.check_experiment_record("results/x", source="other")
+
+
 def test_unit_warnings_name_the_positions_and_keys() -> None:
     plans = {"A": plan("A"), "B": plan("B", pixel=1.0, interval=60.0), "C": plan("C", frames_=1)}
     pixel, time_ = preflight.unit_warnings(plans)
