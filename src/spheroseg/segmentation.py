@@ -20,7 +20,7 @@ METHODS = ("fixed", "otsu")
 # Probabilities may leave [0, 1] by this much through rounding (they are clipped).
 _ROUNDING = 1e-3
 # 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
-# fully connected foreground in spheroseg.morphology).
+# fully connected foreground in spheroseg.measure.trace).
 _CONNECTIVITY = np.ones((3, 3), dtype=bool)
 
 

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
     """Measure all frames and write the outputs."""
     import logging
 
-    from spheroseg.morphology import measure_store
+    from spheroseg.measure.store import measure_store
 
     rows = measure_store(args.labels, args.probabilities, args.image, args.output_dir,
                          experiment=args.experiment, position=args.position,
