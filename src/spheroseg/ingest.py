@@ -711,6 +711,7 @@ def ingest_position(
     """
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
+    from spheroseg.progress import progress
 
     layouts = plan_position(files)
     first = layouts[0]
@@ -725,7 +726,9 @@ def ingest_position(
             z_step_um=sizes.z_step_um,
         )
         levels = ngff.create_levels(tmp) if pyramid else []
-        written = write_frames([level0, *levels], _stream_frames(layouts), workers=workers)
+        frames = progress(_stream_frames(layouts), total=shape[0], description=f"{label}: frames",
+                          unit="frame", pixels_per_item=math.prod(shape[1:]))
+        written = write_frames([level0, *levels], frames, workers=workers)
         if written != shape[0]:
             raise IngestError(f"input must provide {shape[0]} frames, got {written} "
                               f"(in {first.path})")

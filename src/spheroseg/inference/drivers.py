@@ -34,13 +34,13 @@ from spheroseg.inference.store import (
 )
 from spheroseg.modelcard import read_verified_card
 from spheroseg.normalization import normalize_image
+from spheroseg.progress import Progress, progress
 from spheroseg.tiling import Stitcher, TilePlan, pad_frame, read_plan, tile_slices
 
 log = logging.getLogger(__name__)
 
 REFERENCE_TILE_PIXELS = 256 * 256
 AUTO_BATCH = {"cpu": 4, "cuda": 32}
-PROGRESS_STEP = 0.05
 PRECISION_CHECK_TILES = 2
 
 
@@ -130,27 +130,6 @@ def _tile_batches(
         yield keys, batch[: len(keys)]
 
 
-class Progress:
-    """Log a line each time another `step` fraction of the work is done (no redraws)."""
-
-    def __init__(self, total: int, *, label: str, pixels_per_item: int, step: float = PROGRESS_STEP) -> None:
-        self.total, self.label, self.pixels, self.step = total, label, pixels_per_item, step
-        self.done = 0
-        self.next_report = step
-        self.start = time.perf_counter()
-
-    def update(self, count: int) -> None:
-        """Count `count` more items done."""
-        self.done += count
-        fraction = self.done / max(self.total, 1)
-        if fraction + 1e-12 >= self.next_report or self.done >= self.total:
-            elapsed = max(time.perf_counter() - self.start, 1e-9)
-            log.info("%s %d/%d (%3.0f%%), %.2f Mpx/s, %.1f s", self.label, self.done, self.total,
-                     100 * fraction, self.done * self.pixels / elapsed / 1e6, elapsed)
-            while self.next_report <= fraction + 1e-12:
-                self.next_report += self.step
-
-
 def _auto_batch_size(plan: TilePlan, device: Any) -> int:
     """Starting batch size: a fixed pixel budget per device type."""
     pixels = plan.tile_shape[0] * plan.tile_shape[1]
@@ -170,8 +149,8 @@ def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, chan
     """Stream frames through the model: read ahead, compute, write behind."""
     writer = BackgroundWriter()
     assembler = FrameAssembler(store, plan, writer)
-    progress = Progress(plan.frames * len(plan.origins), label="tiles",
-                        pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
+    bar = Progress(plan.frames * len(plan.origins), description="tiles", unit="tile",
+                   pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
     frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization))
     try:
         first = next(frames)
@@ -180,8 +159,9 @@ def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, chan
             runner.check_precision(_central_tiles(first[1], plan, PRECISION_CHECK_TILES))
         for keys, batch in _tile_batches(itertools.chain([first], frames), plan, runner.batch_size):
             assembler.add(keys, runner(batch))
-            progress.update(len(keys))
+            bar.update(len(keys))
     finally:
+        bar.close()
         frames.close()
         writer.close()
 
@@ -303,7 +283,6 @@ def stitch_tiles(
     store, info = open_tile_store(Path(tiles_path), plan)
     stitcher = Stitcher(plan, window)
     image = info.get("image", {})
-    progress = Progress(plan.frames, label="frames", pixels_per_item=plan.image_shape[0] * plan.image_shape[1])
     with atomic_path(output, directory=True) as tmp:
         target = ngff.create_image(
             tmp, shape=(plan.frames, *plan.image_shape), dtype=dtype, axes="tyx",
@@ -313,10 +292,10 @@ def stitch_tiles(
         writer = BackgroundWriter()
         frames = prefetch((t, np.asarray(store[t])) for t in range(plan.frames))
         try:
-            for t, tiles in frames:
+            for t, tiles in progress(frames, total=plan.frames, description="frames", unit="frame",
+                                     pixels_per_item=plan.image_shape[0] * plan.image_shape[1]):
                 blended = np.clip(stitcher.stitch(tiles), 0.0, 1.0).astype(dtype)
                 writer.submit(write_frame, target, t, blended)
-                progress.update(1)
         finally:
             frames.close()
             writer.close()
