@@ -675,6 +675,15 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
     return count
 
 
+def check_overrides(overrides: PhysicalSizes) -> None:
+    """Raise ValueError for an override that is not a finite number > 0."""
+    for name in ("pixel_size_um", "time_interval_s", "z_step_um"):
+        value = getattr(overrides, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value < math.inf):
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
+
+
 def ingest_position(
     files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
     overrides: PhysicalSizes = PhysicalSizes(), name: str | None = None,
@@ -706,6 +715,8 @@ def ingest_position(
     ------
     IngestError
         If an input is unreadable, truncated or inconsistent; no output is left behind.
+    ValueError
+        If an override is not a number > 0.
     OSError
         If the output cannot be written (``spheroseg.atomic.OutputError``).
     """
@@ -713,6 +724,7 @@ def ingest_position(
     from spheroseg.atomic import atomic_path
     from spheroseg.progress import progress
 
+    check_overrides(overrides)
     layouts = plan_position(files)
     first = layouts[0]
     shape = (sum(layout.shape[0] for layout in layouts), *first.shape[1:])

@@ -185,7 +185,7 @@ def test_trace_absent_object_is_empty() -> None:
         (np.zeros((4, 4)), np.zeros((4, 4)), {}, TypeError, "labels must have an integer dtype"),
         (np.zeros(4), np.zeros(4, np.int32), {}, ValueError, "probabilities must be a 2-D"),
         (np.zeros((4, 4)), np.zeros((4, 4), np.int32), {"threshold": 1.0}, ValueError,
-         r"threshold must be a number in \(0, 1\)"),
+         r"threshold must be in \(0.0, 1.0\), got 1.0"),
         (np.zeros((4, 4)), np.zeros((4, 4), np.int32), {"smoothing": "lots"}, ValueError,
          "smoothing must be 'auto', None or a sigma"),
         (np.zeros((4, 4)), np.zeros((4, 4), np.int32), {"smoothing": -1.0}, ValueError,
@@ -333,17 +333,29 @@ def test_measure_rejects_mismatched_grids(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(
-    "extra", [["--threshold", "0"], ["--smoothing", "lots"], ["--smoothing", "-2"]],
-    ids=["threshold", "smoothing-word", "smoothing-negative"],
-)
-def test_measure_cli_usage_errors(extra: list[str]) -> None:
+MEASURE_ARGS = ["measure", "--labels", "l", "--probabilities", "p", "--image", "i",
+                "--experiment", "e", "--position", "p", "--output-dir", "o"]
+
+
+def test_measure_cli_usage_error_for_a_word_that_is_no_sigma() -> None:
     from spheroseg.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["measure", "--labels", "l", "--probabilities", "p", "--image", "i",
-              "--experiment", "e", "--position", "p", "--output-dir", "o", *extra])
+        main([*MEASURE_ARGS, "--smoothing", "lots"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--threshold", "0"], "threshold must be in (0.0, 1.0), got 0.0"),
+     (["--smoothing", "-2"], "smoothing must be 'auto', None or a sigma in [0, 50) pixels, got -2.0")],
+    ids=["threshold", "smoothing-negative"],
+)
+def test_measure_cli_checks_values_before_reading(extra: list[str], message: str, capsys) -> None:
+    from spheroseg.cli import main
+
+    assert main([*MEASURE_ARGS, *extra]) == 1  # the inputs do not exist: checked first
+    assert capsys.readouterr().err == f"spheroseg measure: error: {message}\n"
 
 
 def test_measure_cli_bad_channel_is_one_line_error(tmp_path: Path, capsys) -> None:

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from spheroseg.measure.shapes import METRICS, ObjectContour, polygon_metrics
-from spheroseg.measure.trace import check_trace_inputs, trace_in_box
+from spheroseg.measure.trace import DEFAULT_LEVEL, check_trace_inputs, trace_in_box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ObjectMeasurement:
 
 
 def measure_frame(labels: NDArray[np.integer], probabilities: NDArray,
-                  image: NDArray | None = None, *, threshold: float = 0.5,
+                  image: NDArray | None = None, *, threshold: float = DEFAULT_LEVEL,
                   smoothing: str | float | None = "auto") -> list[ObjectMeasurement]:
     """Trace and measure every object of one frame.
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from spheroseg.measure.frame import measure_frame
 from spheroseg.measure.tables import format_csv, geojson_feature, geojson_properties, metric_columns, metric_rows
+from spheroseg.measure.trace import DEFAULT_LEVEL, check_smoothing
+from spheroseg.segmentation import check_threshold
 
 if TYPE_CHECKING:
     from spheroseg.ngff import ImageMetadata
@@ -43,15 +45,15 @@ def _check_same_grid(paths: Mapping[str, str | os.PathLike[str]]) -> tuple[int, 
 
 def _frame_thresholds(labels_path: str | os.PathLike[str], frames: int,
                       threshold: float | None) -> list[float]:
-    """Threshold per frame: the given one, else the one segment recorded, else 0.5."""
+    """Threshold per frame: the given one, else the one segment recorded, else the default."""
     from spheroseg.segmentation import read_thresholds
 
     if threshold is not None:
         return [threshold] * frames
     recorded = read_thresholds(labels_path)
     if recorded is None or len(recorded) != frames:
-        return [0.5] * frames
-    return [t if 0 < t < 1 else 0.5 for t in recorded]
+        return [DEFAULT_LEVEL] * frames
+    return [t if 0 < t < 1 else DEFAULT_LEVEL for t in recorded]
 
 
 def measure_store(labels_path: str | os.PathLike[str],
@@ -79,7 +81,7 @@ def measure_store(labels_path: str | os.PathLike[str],
         Channel of the raw image for ``mean_intensity``.
     threshold : float, optional
         Contour level; by default the per-frame threshold recorded by ``segment``
-        (0.5 if none was recorded).
+        (segment's default if none was recorded).
     smoothing : "auto", float or None
         See :func:`trace_object`.
 
@@ -98,6 +100,9 @@ def measure_store(labels_path: str | os.PathLike[str],
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path, write_text
 
+    if threshold is not None:
+        check_threshold(threshold)
+    check_smoothing(smoothing)
     paths = {"labels": labels_path, "probabilities": probabilities_path, "image": image_path}
     frames, metadata = _check_same_grid(paths)
     units = dict(pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s)

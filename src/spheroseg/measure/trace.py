@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from spheroseg.measure.shapes import ObjectContour, signed_area, smooth_polygon
+from spheroseg.segmentation import SegmentationOptions, check_threshold
 
 # Fraction of boundary probabilities that must be exactly 0 or 1 for a map to count as binary.
 _BINARY_FRACTION = 0.9
@@ -25,6 +26,8 @@ _BINARY_FRACTION = 0.9
 BINARY_SMOOTHING_SIGMA = 1.0
 _CLAMP = 1e-6
 _SQUARE = np.ones((3, 3), dtype=bool)
+# The contour level defaults to the level segment cuts objects at.
+DEFAULT_LEVEL = SegmentationOptions.threshold
 
 
 def _is_binary(values: NDArray) -> bool:
@@ -102,7 +105,7 @@ def _split_contours(contours: list[NDArray]) -> tuple[list[NDArray], list[NDArra
 
 
 def trace_object(probabilities: NDArray, labels: NDArray[np.integer], object_id: int, *,
-                 threshold: float = 0.5, smoothing: str | float | None = "auto",
+                 threshold: float = DEFAULT_LEVEL, smoothing: str | float | None = "auto",
                  ) -> ObjectContour:
     """Trace the sub-pixel boundary of one labelled object.
 
@@ -200,9 +203,12 @@ def check_trace_inputs(probabilities: NDArray, labels: NDArray, threshold: float
                          f"got {labels.shape!r}")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must have an integer dtype, got {labels.dtype!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0 < threshold < 1:
-        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    check_threshold(threshold)
+    check_smoothing(smoothing)
+
+
+def check_smoothing(smoothing: object) -> None:
+    """Raise ValueError unless `smoothing` is ``"auto"``, None or a sigma in [0, 50) pixels."""
     valid = smoothing is None or smoothing == "auto" or (
         isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool)
         and 0 <= smoothing < 50)
