@@ -30,6 +30,10 @@ from numpy.typing import NDArray
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
 FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame")
+# How figures name each flag.
+FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
+              "vanishes": "object vanishes", "uncertain_frame": "model unsure",
+              "touches_border": "touches border"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
 FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
