@@ -160,11 +160,11 @@ def test_ome_delta_t_and_units():
         '<Plane TheT="3" TheC="0" TheZ="0" DeltaT="15" DeltaTUnit="min"/>'
         '</Pixels></Image></OME>'
     )
-    sizes = ingest._ome_sizes(xml)
+    sizes = ingest.metadata._ome_sizes(xml)
     assert sizes.pixel_size_um == pytest.approx(0.65)
     assert sizes.z_step_um == 2.0
     assert sizes.time_interval_s == pytest.approx(300.0)
-    assert ingest._ome_sizes("<not xml") == PhysicalSizes()
+    assert ingest.metadata._ome_sizes("<not xml") == PhysicalSizes()
 
 
 def test_discover_without_pattern(tmp_path):
@@ -271,7 +271,7 @@ def test_failure_while_writing_leaves_nothing(ome_stack, tmp_path, monkeypatch):
     def broken(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ingest, "_write_frame", broken)
+    monkeypatch.setattr(ingest.write, "_write_frame", broken)
     with pytest.raises(OSError, match=r"could not write .*image\.ome\.zarr: No space left"):
         ingest.ingest_position([path], tmp_path / "res" / "image.ome.zarr")
     assert _leftovers(tmp_path / "res") == []

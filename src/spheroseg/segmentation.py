@@ -4,6 +4,10 @@ One frame at a time: :func:`segment_frame` turns a foreground-probability map of
 ``(Y, X)`` into an int32 label image (0 = background), and :class:`ObjectLinker` renumbers
 each frame's labels so that an ``object_id`` names the same body at every timepoint
 (matching by pixel overlap with the previous frame).
+
+Why one module: it is the ``segment`` stage (stage = rule = CLI verb = module), and
+:class:`SegmentationOptions` governs all of it, frame cleanup and linking alike, with one set
+of checks; linking (about 120 lines) moves to a ``tracking`` module when it grows.
 """
 
 from __future__ import annotations
