@@ -53,13 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_optimisation(parser: argparse.ArgumentParser) -> None:
     """Optimisation and augmentation options."""
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--epochs", type=int, help="most epochs")
-    group.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch")
-    group.add_argument("--batch-size", type=int, help="patches per step")
-    group.add_argument("--patch-size", type=int, help="training patch side in pixels")
-    group.add_argument("--learning-rate", type=float, help="peak learning rate")
-    group.add_argument("--patience", type=int, help="early-stopping epochs (0: off)")
-    group.add_argument("--foreground-fraction", type=float, help="share of foreground-centred patches")
+    for flag, kind, text in (
+        ("--epochs", int, "most epochs"), ("--steps-per-epoch", int, "optimiser steps per epoch"),
+        ("--batch-size", int, "patches per step"), ("--patch-size", int, "training patch side in pixels"),
+        ("--learning-rate", float, "peak learning rate"), ("--patience", int, "early-stopping epochs (0: off)"),
+        ("--foreground-fraction", float, "share of foreground-centred patches"),
+    ):
+        group.add_argument(flag, type=kind, help=text)
     group.add_argument("--border-weights", action="store_true", help="U-Net border weight maps (w0=10, sigma=5)")
     group.add_argument("--intensity-augment", dest="level",
                        help="full, mild or none: strength of contrast/gamma/shading/blur/noise augmentation; "
