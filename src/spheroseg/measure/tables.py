@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from spheroseg.measure.frame import ObjectMeasurement, measure_frame  # noqa: F401 - measure_frame: doctest
+from spheroseg.measure.frame import ObjectMeasurement
 from spheroseg.measure.shapes import LENGTH_POWER, METRICS, ObjectContour
 
 
@@ -42,6 +42,7 @@ def metric_rows(measurements: list[ObjectMeasurement], *, experiment: str, posit
 
     Examples
     --------
+    >>> from spheroseg.measure.frame import measure_frame
     >>> labels = np.zeros((9, 9), np.int32); labels[2:7, 2:7] = 1
     >>> rows = metric_rows(measure_frame(labels, labels * 1.0), experiment="e", position="p",
     ...                    timepoint=2, pixel_size_um=0.5, time_interval_s=60.0)
