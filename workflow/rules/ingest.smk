@@ -28,7 +28,10 @@ rule ingest:
             pattern=config["ingest"]["pattern"],
             pixel_size_um=config["ingest"]["pixel_size_um"],
             time_interval_s=config["ingest"]["time_interval_s"],
-        ),
+            z_step_um=config["ingest"]["z_step_um"],
+            workers=config["ingest"]["workers"],
+        )
+        + switches(no_pyramid=not config["ingest"]["pyramid"]),
     log:
         f"{OUT}/{{position}}/logs/ingest.log",
     benchmark:
