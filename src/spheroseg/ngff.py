@@ -6,6 +6,11 @@ level 0 in the array ``"0"`` (raw dtype and values), optional downsampled levels
 ``"2"``, ... for viewing. Axes are a string in NGFF order, a subsequence of ``"tczyx"`` that
 ends in ``"yx"``. Physical sizes live in the ``scale`` transformation of each level together
 with the axis units (``micrometer``, ``second``); an unknown size has no unit and scale 1.
+
+Why one module: it is the one place that knows the on-disk format. The writer
+(`create_image`, `write_frame`, the pyramid) and the reader (`read_metadata`, `open_array`,
+`read_frame`) must agree on every attribute, axis and unit, and share the tables that say so;
+split apart, a change to one side could silently stop matching the other.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def coerce_cli_values(values, schema):
 
 
 with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
-    coerce_cli_values(config, yaml.safe_load(handle))
+    SCHEMA = yaml.safe_load(handle)
+coerce_cli_values(config, SCHEMA)
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call the `spheroseg` command. When snakemake was started as .venv/bin/snakemake
@@ -161,9 +162,9 @@ def ingest_options():
     options = config["ingest"]
     return optional_flags(
         pattern=options["pattern"], pixel_size_um=options["pixel_size_um"],
-        time_interval_s=options["time_interval_s"], axes=options["axes"],
-        fill_nonfinite=options["fill_nonfinite"],
-    )
+        time_interval_s=options["time_interval_s"], z_step_um=options["z_step_um"],
+        workers=options["workers"], axes=options["axes"], fill_nonfinite=options["fill_nonfinite"],
+    ) + switches(no_pyramid=not options["pyramid"])
 
 
 def segment_options(wildcards):
@@ -191,6 +192,22 @@ def annotation_files():
 
 # Training keys that do not change what is trained (where it goes, whether it runs).
 _NOT_TRAINING_SETTINGS = {"enabled", "annotations", "model_name", "models_dir"}
+# Training keys added after models were first trained: they count (in the model's digest and
+# on its command line) only when set away from their default, so that models trained before
+# they existed keep their names and are not trained again.
+_LATER_TRAINING_SETTINGS = {
+    "learning_rate", "patience", "foreground_fraction", "border_weights", "invert_probability",
+    "depth", "base_width", "normalization", "percentiles", "pixel_size_um", "mask_kind",
+    "allow_empty_masks", "val_fraction", "val_names", "device", "amp",
+}
+
+
+def training_settings():
+    """The training settings that name the model (see _LATER_TRAINING_SETTINGS)."""
+    defaults = SCHEMA["properties"]["training"]["properties"]
+    return {key: value for key, value in config["training"].items()
+            if key not in _NOT_TRAINING_SETTINGS
+            and not (key in _LATER_TRAINING_SETTINGS and value == defaults[key]["default"])}
 
 
 @functools.cache
@@ -204,8 +221,7 @@ def annotation_digest():
     for path in annotation_files():
         digest.update(path.encode())
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
-    settings = {k: v for k, v in config["training"].items() if k not in _NOT_TRAINING_SETTINGS}
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(json.dumps(training_settings(), sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -242,6 +258,11 @@ def optional_flags(**options):
     return flags
 
 
+def switches(**options):
+    """Flags without a value for the options that are true: ``no_pyramid=True`` -> ``--no-pyramid``."""
+    return [f"--{name.replace('_', '-')}" for name, value in options.items() if value]
+
+
 def demo_flags(demo):
     """Command-line flags of `spheroseg demo` for the demo config section."""
     flags = [flag for name, count in demo["positions"].items() for flag in ("--position", f"{name}={count}")]
@@ -256,10 +277,28 @@ def segment_flags(options):
     """Command-line flags of `spheroseg segment` for the segment config section."""
     area = ({"min_area_um2": options["min_area_um2"]} if options["min_area_um2"] is not None
             else {"min_area_px": options["min_area_px"]})
-    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area)
-    flags += [] if options["fill_holes"] else ["--no-fill-holes"]
-    flags += ["--split-touching"] if options["split_touching"] else []
-    return flags + (["--keep-largest"] if options["keep_largest"] else [])
+    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area,
+                           split_depth=options["split_depth"], max_gap=options["max_gap"])
+    return flags + switches(no_fill_holes=not options["fill_holes"],
+                            split_touching=options["split_touching"],
+                            keep_largest=options["keep_largest"])
+
+
+def train_flags(settings):
+    """Command-line flags of `spheroseg train` for the training settings that name the model."""
+    values = {key: settings.get(key) for key in (
+        "epochs", "steps_per_epoch", "batch_size", "patch_size", "max_minutes", "intensity_augment",
+        "seed", "learning_rate", "patience", "foreground_fraction", "invert_probability", "depth",
+        "base_width", "normalization", "pixel_size_um", "mask_kind", "val_fraction", "device")}
+    if settings.get("val_names"):
+        values["val_fraction"] = None  # the names choose the validation pairs
+    init = settings.get("init")
+    flags = optional_flags(init=init and resolve_shipped(init), **values)
+    flags += ["--percentiles", *map(str, settings["percentiles"])] if "percentiles" in settings else []
+    flags += ["--val-names", *settings["val_names"]] if settings.get("val_names") else []
+    return flags + switches(border_weights=settings.get("border_weights"),
+                            allow_empty_masks=settings.get("allow_empty_masks"),
+                            no_amp=settings.get("amp") is False)
 
 
 def announce_units():

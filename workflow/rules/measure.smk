@@ -16,6 +16,7 @@ rule measure:
         experiment=lambda wildcards: EXPERIMENT,
         position=position_name,
         channel=config["ingest"]["channel"],
+        smoothing=config["measure"]["smoothing"],
         folder=lambda wildcards, output: Path(output.table).parent,
     log:
         f"{OUT}/{{position}}/logs/measure.log",
@@ -26,7 +27,7 @@ rule measure:
     shell:
         "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
-        " --channel {params.channel} --output-dir {params.folder:q}"
+        " --channel {params.channel} --smoothing {params.smoothing:q} --output-dir {params.folder:q}"
         " 2> {log:q}"
 
 

@@ -114,7 +114,7 @@ def aggregate_metrics(inputs: list[str | os.PathLike[str]],
         timepoint, object id) appears twice.
     """
     from spheroseg.atomic import write_text
-    from spheroseg.morphology import format_csv
+    from spheroseg.measure.tables import format_csv
 
     if not inputs:
         raise ValueError("inputs must name at least one metrics CSV, got none")

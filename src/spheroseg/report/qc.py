@@ -21,6 +21,7 @@ The flags are
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,10 @@ from numpy.typing import NDArray
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
 FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame")
+# How figures name each flag.
+FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
+              "vanishes": "object vanishes", "uncertain_frame": "model unsure",
+              "touches_border": "touches border", "blank_frame": "blank frame"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
 FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
@@ -248,6 +253,15 @@ def _check_metrics(metrics: pd.DataFrame, n_frames: int, source: str | os.PathLi
                          f"{n_frames} frames), got {int(times.max())!r} (in {source})")
 
 
+def check_limits(*, area_jump_fraction: float, uncertain_fraction: float) -> None:
+    """Raise ValueError unless ``area_jump_fraction > 0`` and ``0 < uncertain_fraction <= 1``."""
+    for name, value, high in (("area_jump_fraction", area_jump_fraction, math.inf),
+                              ("uncertain_fraction", uncertain_fraction, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
+            expectation = "> 0" if high == math.inf else f"in (0, {high:g}]"
+            raise ValueError(f"{name} must be {expectation}, got {value!r}")
+
+
 def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: str,
                 position: str, area_jump_fraction: float, uncertain_fraction: float,
                 time_interval_s: float | None = None,
@@ -281,12 +295,10 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     Raises
     ------
     ValueError
-        If a column is missing, a timepoint is outside the frames or a limit is not positive.
+        If a column is missing, a timepoint is outside the frames or a limit is out of range
+        (:func:`check_limits`).
     """
-    for name, value in (("area_jump_fraction", area_jump_fraction),
-                        ("uncertain_fraction", uncertain_fraction)):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
+    check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     _check_metrics(metrics, len(shares), source)
     flags = (area_jump_flags(metrics, fraction=area_jump_fraction)
              + presence_flags(metrics, n_frames=len(shares)) + border_flags(metrics)
