@@ -108,8 +108,10 @@ def test_position_qc_without_objects_or_interval():
     (_metrics(ROWS).drop(columns="touches_border"), [0.0] * 3, (0.2, 0.1), "must have the columns"),
     (_metrics(ROWS).rename(columns={"area_um2": "size"}), [0.0] * 3, (0.2, 0.1), "'area_um2' or 'area_px2'"),
     (_metrics(ROWS), [0.0] * 3, (0.0, 0.1), "area_jump_fraction must be > 0"),
-    (_metrics(ROWS), [0.0] * 3, (0.2, -1.0), "uncertain_fraction must be > 0"),
-], ids=["timepoint-out-of-range", "no-border-column", "no-area", "zero-jump", "negative-uncertain"])
+    (_metrics(ROWS), [0.0] * 3, (0.2, -1.0), r"uncertain_fraction must be in \(0, 1\]"),
+    (_metrics(ROWS), [0.0] * 3, (0.2, 1.5), r"uncertain_fraction must be in \(0, 1\], got 1.5"),
+], ids=["timepoint-out-of-range", "no-border-column", "no-area", "zero-jump", "negative-uncertain",
+        "uncertain-above-1"])
 def test_position_qc_errors(metrics, shares, limits, match):
     with pytest.raises(ValueError, match=match):
         qc.position_qc(metrics, shares, experiment="e", position="p", area_jump_fraction=limits[0],

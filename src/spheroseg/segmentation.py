@@ -4,6 +4,10 @@ One frame at a time: :func:`segment_frame` turns a foreground-probability map of
 ``(Y, X)`` into an int32 label image (0 = background), and :class:`ObjectLinker` renumbers
 each frame's labels so that an ``object_id`` names the same body at every timepoint
 (matching by pixel overlap with the previous frame).
+
+Why one module: it is the ``segment`` stage (stage = rule = CLI verb = module), and
+:class:`SegmentationOptions` governs all of it, frame cleanup and linking alike, with one set
+of checks; linking (about 120 lines) moves to a ``tracking`` module when it grows.
 """
 
 from __future__ import annotations
@@ -20,24 +24,32 @@ METHODS = ("fixed", "otsu")
 # Probabilities may leave [0, 1] by this much through rounding (they are clipped).
 _ROUNDING = 1e-3
 # 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
-# fully connected foreground in spheroseg.morphology).
+# fully connected foreground in spheroseg.measure.trace).
 _CONNECTIVITY = np.ones((3, 3), dtype=bool)
 
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationOptions:
-    """How to turn a probability map into labels.
+    """How the ``segment`` stage turns probability maps into tracked labels.
+
+    The defaults here are the library's; the workflow's live in its config schema
+    (``workflow/schemas/config.schema.yaml``, section ``segment``), and the two agree
+    (``tests/test_parameters.py``) except `min_area_um2`, which the workflow sets to suit
+    spheroids while the library stays usable on images without a pixel size.
 
     Attributes
     ----------
     method : {"fixed", "otsu"}
         Fixed threshold, or Otsu's threshold computed per frame.
     threshold : float
-        Foreground is ``probability > threshold`` (used when ``method == "fixed"``).
+        Foreground is ``probability > threshold`` (used when ``method == "fixed"``), in (0, 1).
     fill_holes : bool
         Fill background regions enclosed by an object.
     min_area_px : float
-        Objects with fewer pixels are removed.
+        Objects with fewer pixels are removed, >= 0.
+    min_area_um2 : float or None
+        Minimum object area in µm², >= 0; replaces `min_area_px` where given (needs an image
+        with a pixel size, see :func:`segment_store`).
     split_touching : bool
         Split touching bodies along necks with a distance-transform watershed.
     split_depth : float
@@ -45,26 +57,53 @@ class SegmentationOptions:
         ``(1 - split_depth)`` times the width of the bodies it joins, in (0, 1).
     keep_largest : bool
         Keep only the largest object of each frame.
+    max_gap : int
+        Frames a body may be missing (out of focus, an empty frame) and keep its id when it
+        reappears, >= 0 (see :class:`ObjectLinker`).
     """
 
     method: str = "fixed"
     threshold: float = 0.5
     fill_holes: bool = True
-    min_area_px: float = 0.0
+    min_area_px: float = 50.0
+    min_area_um2: float | None = None
     split_touching: bool = False
     split_depth: float = 0.3
     keep_largest: bool = False
+    max_gap: int = 2
 
     def __post_init__(self) -> None:
         """Check every field (ValueError/TypeError with the field's name)."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        _check_number("threshold", self.threshold, low=0.0, high=1.0, open_ends=True)
+        check_threshold(self.threshold)
         _check_number("min_area_px", self.min_area_px, low=0.0, high=math.inf)
+        if self.min_area_um2 is not None:
+            _check_number("min_area_um2", self.min_area_um2, low=0.0, high=math.inf)
         _check_number("split_depth", self.split_depth, low=0.0, high=1.0, open_ends=True)
+        _check_max_gap(self.max_gap)
         for name in ("fill_holes", "split_touching", "keep_largest"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+
+def check_threshold(threshold: object) -> None:
+    """Raise unless `threshold` is a probability level in (0, 1) (segment's and measure's).
+
+    Raises
+    ------
+    TypeError
+        If `threshold` is not a real number.
+    ValueError
+        If it is outside (0, 1).
+    """
+    _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
+
+
+def _check_max_gap(max_gap: object) -> None:
+    """Raise ValueError unless `max_gap` is an integer >= 0."""
+    if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
 
 
 def _check_number(name: str, value: object, *, low: float, high: float,
@@ -91,8 +130,9 @@ def _check_frame(name: str, array: object, *, kind: str) -> NDArray:
     return array
 
 
-def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
-                    threshold: float = 0.5) -> tuple[NDArray[np.bool_], float]:
+def threshold_frame(probabilities: NDArray, *, method: str = SegmentationOptions.method,
+                    threshold: float = SegmentationOptions.threshold,
+                    ) -> tuple[NDArray[np.bool_], float]:
     """Foreground mask of one probability map, and the threshold that made it.
 
     Parameters
@@ -127,7 +167,7 @@ def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
     probabilities = _check_frame("probabilities", probabilities, kind="f")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
+    check_threshold(threshold)
     values = np.asarray(probabilities, dtype=np.float32)
     if method == "otsu":
         low, high = float(values.min()), float(values.max())
@@ -193,7 +233,7 @@ def relabel_sequential(labels: NDArray[np.integer]) -> NDArray[np.int32]:
 
 
 def split_touching_objects(labels: NDArray[np.integer], *,
-                           split_depth: float = 0.3) -> NDArray[np.int32]:
+                           split_depth: float = SegmentationOptions.split_depth) -> NDArray[np.int32]:
     """Split objects at necks with a watershed of their distance transform.
 
     Each object's distance-to-background map gets one marker per regional maximum that
@@ -250,7 +290,7 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     probabilities : ndarray of shape (Y, X), float
         Foreground probability in [0, 1].
     options : SegmentationOptions, optional
-        Defaults to ``SegmentationOptions()`` (fixed threshold 0.5, holes filled).
+        Defaults to ``SegmentationOptions()``; `min_area_um2` and `max_gap` are not used here.
 
     Returns
     -------
@@ -268,7 +308,7 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     Examples
     --------
     >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1:3, 4:6] = 0.8
-    >>> segment_frame(p)[0].tolist()
+    >>> segment_frame(p, SegmentationOptions(min_area_px=0))[0].tolist()
     [[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 2, 2], [1, 1, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0]]
     """
     options = SegmentationOptions() if options is None else options
@@ -350,10 +390,8 @@ class ObjectLinker:
     [[0, 0, 3, 0]]
     """
 
-    def __init__(self, *, max_gap: int = 2) -> None:
-        if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) \
-                or max_gap < 0:
-            raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+    def __init__(self, *, max_gap: int = SegmentationOptions.max_gap) -> None:
+        _check_max_gap(max_gap)
         self._max_gap = int(max_gap)
         self._previous: NDArray[np.int32] | None = None
         self._last_seen: dict[int, int] = {}
@@ -431,8 +469,7 @@ def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
 
 def segment_store(probabilities_path: str | os.PathLike[str],
                   output_path: str | os.PathLike[str],
-                  options: SegmentationOptions | None = None, *,
-                  min_area_um2: float | None = None, max_gap: int = 2) -> list[float]:
+                  options: SegmentationOptions | None = None) -> list[float]:
     """Segment every frame of a probability image into a tracked NGFF label image.
 
     Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
@@ -448,11 +485,8 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     output_path : str or PathLike
         Label image to write (replaced if it exists).
     options : SegmentationOptions, optional
-    min_area_um2 : float, optional
-        Minimum object area in µm²; overrides ``options.min_area_px`` and needs a known
-        pixel size.
-    max_gap : int
-        Frames a body may be missing and keep its id (see :class:`ObjectLinker`).
+        Defaults to ``SegmentationOptions()``. Its `min_area_um2`, where given, replaces
+        `min_area_px` and needs a known pixel size; its `max_gap` goes to the linker.
 
     Returns
     -------
@@ -462,18 +496,18 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     Raises
     ------
     ValueError
-        If the input is not an NGFF image, its values leave [0, 1], or `min_area_um2` is
+        If the input is not an NGFF image, its values leave [0, 1], or ``min_area_um2`` is
         given for an image without pixel size.
     """
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
 
     options = SegmentationOptions() if options is None else options
-    linker = ObjectLinker(max_gap=max_gap)
+    linker = ObjectLinker(max_gap=options.max_gap)
     metadata = ngff.read_metadata(probabilities_path)
-    if min_area_um2 is not None:
+    if options.min_area_um2 is not None:
         options = dataclasses.replace(options, min_area_px=_area_in_pixels(
-            min_area_um2, metadata.pixel_size_um, probabilities_path))
+            options.min_area_um2, metadata.pixel_size_um, probabilities_path))
     source = ngff.open_array(probabilities_path)
     frames = _frame_count(metadata.axes, metadata.shape)
     thresholds = []
@@ -495,7 +529,6 @@ def segment_store(probabilities_path: str | os.PathLike[str],
 def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
                     path: str | os.PathLike[str]) -> float:
     """Convert a minimum area from µm² to pixels, or raise if the pixel size is unknown."""
-    _check_number("min_area_um2", min_area_um2, low=0.0, high=math.inf)
     if pixel_size_um is None:
         raise ValueError(f"pixel size must be known to use min_area_um2, got None "
                          f"(in {path}); give the minimum area in pixels instead")

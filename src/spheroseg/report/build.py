@@ -15,30 +15,59 @@ POSITION_FILES = ("metrics_over_time.png", "metrics_over_time.svg", "montage.png
 
 def position_qc_table(metrics_path: str | os.PathLike[str],
                       probabilities_path: str | os.PathLike[str], output: str | os.PathLike[str],
-                      *, experiment: str, position: str, area_jump_fraction: float,
-                      uncertain_fraction: float) -> int:
+                      *, experiment: str, position: str, area_jump_fraction: float = 0.2,
+                      uncertain_fraction: float = 0.05,
+                      image_path: str | os.PathLike[str] | None = None) -> int:
     """Compute one position's QC flags and write them as CSV; return the number of flags.
+
+    Parameters
+    ----------
+    metrics_path, probabilities_path : str or PathLike
+        The position's ``metrics.csv`` and ``probabilities.ome.zarr``.
+    output : str or PathLike
+        ``qc.csv`` to write.
+    experiment, position : str
+        Names written into the table.
+    area_jump_fraction, uncertain_fraction : float
+        Limits of :func:`~spheroseg.report.qc.area_jump_flags` and
+        :func:`~spheroseg.report.qc.uncertain_flags`.
+    image_path : str or PathLike, optional
+        The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
 
     Raises
     ------
     ValueError
-        If an input is unreadable or malformed, or a limit is not positive.
+        If an input is unreadable or malformed, or a limit is out of range (checked first).
     """
     from spheroseg import ngff
 
+    qc.check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     metrics = tables.read_metrics(metrics_path)
     shares = qc.uncertain_shares(probabilities_path)
     interval = ngff.read_metadata(probabilities_path).time_interval_s
+    blank = [] if image_path is None else _blank_frames(image_path)
     table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
                            area_jump_fraction=area_jump_fraction,
                            uncertain_fraction=uncertain_fraction, time_interval_s=interval,
-                           source=metrics_path)
+                           source=metrics_path, blank_frames=blank)
     qc.write_qc(table, output)
     return len(table)
 
 
+def _blank_frames(image_path: str | os.PathLike[str]) -> list[int]:
+    """Timepoints that ingest found constant (``spheroseg.blank_frames`` attribute)."""
+    from spheroseg import ngff
+
+    frames = ngff.read_attributes(image_path).get("spheroseg", {}).get("blank_frames", [])
+    if not isinstance(frames, list) or not all(isinstance(t, int) for t in frames):
+        raise ValueError(f"spheroseg.blank_frames must be a list of timepoints, got "
+                         f"{frames!r} (in {image_path})")
+    return frames
+
+
 def experiment_qc_table(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
-                        *, page: str | os.PathLike[str] | None = None, title: str = "QC") -> int:
+                        *, page: str | os.PathLike[str] | None = None,
+                        title: str = "Quality control flags") -> int:
     """Merge per-position QC tables into ``qc.csv`` (and an HTML page); return the flag count."""
     from spheroseg.atomic import write_text
 
@@ -87,6 +116,10 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     from spheroseg import ngff
     from spheroseg.atomic import write_text
 
+    for name, value in (("montage_frames", montage_frames), ("gif_frames", gif_frames),
+                        ("gif_size", gif_size), ("frame_ms", frame_ms)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     output = Path(output_dir)
     metrics = tables.read_metrics(metrics_path)
     flags_table = qc.read_qc(qc_path)
@@ -155,7 +188,8 @@ def annotate_metrics(metrics_path: str | os.PathLike[str], samples_path: str | o
 
 
 def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str], *,
-                      model_path: str | os.PathLike[str] | None, title: str) -> None:
+                      model_path: str | os.PathLike[str] | None = None,
+                      title: str = "Run parameters") -> None:
     """Write the run-parameters page: configuration and the model card (read and validated)."""
     from spheroseg.atomic import write_text
     from spheroseg.modelcard import card_path_for, read_card

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and legends hold experiment and position names: a '$' there is text, not mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
+from spheroseg.report.qc import FLAG_NAMES  # noqa: E402
+from spheroseg.report.style import FLAG_TEXT_COLOUR, object_colour  # noqa: E402
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-# Okabe-Ito colours without black and yellow: distinct for colour-blind readers, bright
-# enough over a black halo on grey images, dark enough as plot lines on white.
-OBJECT_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#0072B2")
-FLAG_TEXT_COLOUR = "#ff5a36"
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,6 @@ class Frame:
     contours: list[tuple[int, list[NDArray[np.float64]]]]
     title: str
     flags: list[str]
-
-
-def object_colour(object_id: int) -> str:
-    """Colour of an object id, the same in overlays and plots.
-
-    Examples
-    --------
-    >>> object_colour(1), object_colour(7)
-    ('#56B4E9', '#56B4E9')
-    """
-    return OBJECT_COLOURS[(int(object_id) - 1) % len(OBJECT_COLOURS)]
 
 
 def _evenly(n_frames: int, count: int) -> list[int]:
@@ -386,8 +375,6 @@ def render_montage(frames: Sequence[Frame], *, title: str, pixel_size_um: float 
     """
     import matplotlib.pyplot as plt
 
-    from spheroseg.report.plots import FLAG_NAMES
-
     if not frames or columns < 1:
         raise ValueError(f"frames must be non-empty and columns >= 1, got "
                          f"{len(frames)} frames and columns={columns!r}")
@@ -440,8 +427,6 @@ def render_gif_frame(frame: Frame, *, size: int, header: str,
     ndarray of shape (H, W, 3), uint8
     """
     from PIL import Image, ImageDraw
-
-    from spheroseg.report.plots import FLAG_NAMES
 
     height, width = frame.shape
     scale = size / max(height, width)

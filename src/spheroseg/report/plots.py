@@ -14,25 +14,24 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and legends hold experiment and position names: a '$' there is text, not mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from spheroseg.report.qc import FRAME_FLAGS, flagged_timepoints  # noqa: E402
+from spheroseg.report.qc import FLAG_NAMES, FRAME_FLAGS, flagged_timepoints  # noqa: E402
+from spheroseg.report.style import FLAG_COLOUR, object_colours  # noqa: E402
 from spheroseg.report.tables import PLOTTED_METRICS, axis_label, metric_column, time_hours  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FLAG_COLOUR = "#f2d16b"
 # Above this many timepoints per object, lines are drawn without point markers.
 MAX_MARKED_POINTS = 40
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
          "svg.hashsalt": "spheroseg", "axes.spines.top": False, "axes.spines.right": False}
-FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
-              "vanishes": "object vanishes", "uncertain_frame": "model unsure",
-              "touches_border": "touches border"}
 
 
 def frame_step(metrics: pd.DataFrame) -> float:
@@ -47,20 +46,6 @@ def frame_step(metrics: pd.DataFrame) -> float:
     if "time_s" not in metrics.columns or later.empty:
         return 1.0
     return float(np.median(later["time_s"].astype(float) / later["timepoint"]) / 3600.0)
-
-
-def object_colours(object_ids: Sequence[int]) -> dict[int, str]:
-    """Colour per object id, the same as its contour in the overlays.
-
-    Examples
-    --------
-    >>> object_colours([2, 1])
-    {1: '#56B4E9', 2: '#E69F00'}
-    """
-    from spheroseg.report.overlay import object_colour
-
-    return {object_id: object_colour(object_id)
-            for object_id in sorted(set(int(i) for i in object_ids))}
 
 
 def _shade_flags(axes: Axes, flagged: dict[int, list[str]], *, step: float,

@@ -14,10 +14,14 @@ The flags are
 ``uncertain_frame``
     More than a fraction of the frame's pixels have a foreground probability in
     [0.3, 0.7]: the model is unsure there (``value`` is that share; ``object_id`` is empty).
+``blank_frame``
+    The raw frame is constant (every pixel the same value): a blank or padding page, or a
+    shutter that did not open; ingest lists such frames in the image's attributes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +32,13 @@ from numpy.typing import NDArray
 
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
-FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame")
+FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame")
+# How figures name each flag.
+FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
+              "vanishes": "object vanishes", "uncertain_frame": "model unsure",
+              "touches_border": "touches border", "blank_frame": "blank frame"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
-FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame")
+FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
 
 
@@ -219,6 +227,18 @@ def uncertain_flags(shares: Sequence[float], *, fraction: float) -> list[dict[st
             for t, share in enumerate(shares) if share > fraction]
 
 
+def blank_flags(frames: Sequence[int]) -> list[dict[str, object]]:
+    """Flags for constant raw frames (from the image's ``spheroseg.blank_frames``).
+
+    Examples
+    --------
+    >>> [(f["timepoint"], f["flag"]) for f in blank_flags([1])]
+    [(1, 'blank_frame')]
+    """
+    return [_flag(t, None, "blank_frame", None, None,
+                  "the raw frame is constant (blank or padding page?)") for t in frames]
+
+
 def _check_metrics(metrics: pd.DataFrame, n_frames: int, source: str | os.PathLike[str]) -> None:
     """Raise unless the table has the QC columns and timepoints in [0, n_frames)."""
     needed = ["timepoint", "object_id", "touches_border"]
@@ -233,10 +253,20 @@ def _check_metrics(metrics: pd.DataFrame, n_frames: int, source: str | os.PathLi
                          f"{n_frames} frames), got {int(times.max())!r} (in {source})")
 
 
+def check_limits(*, area_jump_fraction: float, uncertain_fraction: float) -> None:
+    """Raise ValueError unless ``area_jump_fraction > 0`` and ``0 < uncertain_fraction <= 1``."""
+    for name, value, high in (("area_jump_fraction", area_jump_fraction, math.inf),
+                              ("uncertain_fraction", uncertain_fraction, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
+            expectation = "> 0" if high == math.inf else f"in (0, {high:g}]"
+            raise ValueError(f"{name} must be {expectation}, got {value!r}")
+
+
 def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: str,
                 position: str, area_jump_fraction: float, uncertain_fraction: float,
                 time_interval_s: float | None = None,
-                source: str | os.PathLike[str] = "metrics") -> pd.DataFrame:
+                source: str | os.PathLike[str] = "metrics",
+                blank_frames: Sequence[int] = ()) -> pd.DataFrame:
     """All QC flags of one position.
 
     Parameters
@@ -254,6 +284,8 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
         Frame interval, for the ``time_h`` column (empty when unknown).
     source : str or PathLike
         Where `metrics` came from, for error messages.
+    blank_frames : sequence of int
+        Timepoints whose raw frame is constant (`blank_flags`).
 
     Returns
     -------
@@ -263,16 +295,15 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     Raises
     ------
     ValueError
-        If a column is missing, a timepoint is outside the frames or a limit is not positive.
+        If a column is missing, a timepoint is outside the frames or a limit is out of range
+        (:func:`check_limits`).
     """
-    for name, value in (("area_jump_fraction", area_jump_fraction),
-                        ("uncertain_fraction", uncertain_fraction)):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
+    check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     _check_metrics(metrics, len(shares), source)
     flags = (area_jump_flags(metrics, fraction=area_jump_fraction)
              + presence_flags(metrics, n_frames=len(shares)) + border_flags(metrics)
-             + uncertain_flags(shares, fraction=uncertain_fraction))
+             + uncertain_flags(shares, fraction=uncertain_fraction)
+             + blank_flags([t for t in blank_frames if 0 <= t < len(shares)]))
     table = pd.DataFrame(flags, columns=["timepoint", "object_id", "flag", "value", "limit",
                                          "message"])
     table.insert(0, "experiment", experiment)
