@@ -80,8 +80,9 @@ def snakemake_command(workdir: Path, *args: str | os.PathLike[str], snakefile: P
 
 
 def run_snakemake(workdir: Path, *args: str | os.PathLike[str], check: bool = True, snakefile: Path = SNAKEFILE,
-                  timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """Run `snakefile` (the repository's by default) in `workdir`, from `workdir`.
+                  timeout: float = 1200, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `snakefile` (the repository's by default) in `workdir`, from `workdir`, with the
+    file-creation mask `umask` if given.
 
     Raises
     ------
@@ -90,7 +91,9 @@ def run_snakemake(workdir: Path, *args: str | os.PathLike[str], check: bool = Tr
     """
     command = snakemake_command(workdir, *args, snakefile=snakefile)
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=tool_env(), timeout=timeout)
+    preexec = None if umask is None else (lambda: os.umask(umask))
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=tool_env(), timeout=timeout,
+                            preexec_fn=preexec)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed (exit {result.returncode}):\n"
                              f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")

@@ -13,7 +13,7 @@ import pytest
 
 import messy_cases as cases
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
