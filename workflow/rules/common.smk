@@ -42,6 +42,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 # without activating the environment, put that environment's bin folder on PATH for jobs.
 if shutil.which("spheroseg") is None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# The conda environments (envs/*.yaml, `--sdm conda`) install this checkout with pip from
+# ${SPHEROSEG_ROOT}: pip expands it when conda, started by this process, creates them.
+os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
 
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
@@ -123,10 +126,37 @@ def annotation_digest():
 
 
 def model_path():
-    """The model predict uses: the trained one when training is on, else config['model']."""
+    """The model predict uses: the trained one when training is on, else config['model']
+    (a bioimage.io package there is imported first, see imported_model_path)."""
     if config["training"]["enabled"]:
         return f"{MODELS_DIR}/{MODEL_NAME}.{annotation_digest()}.pt"
+    if model_package():
+        return imported_model_path(model_package())
     return resolve_shipped(config["model"])
+
+
+def model_package():
+    """config['model'] if it names a bioimage.io package (.zip, rdf.yaml), else None."""
+    from spheroseg.modelzoo.importer import is_package
+
+    model = resolve_shipped(config["model"])
+    return model if is_package(model) else None
+
+
+@functools.cache
+def imported_model_path(package):
+    """Where rule import_bioimageio writes the package's TorchScript model and card, named by
+    the package's SHA-256 (a changed package is imported again). The package is checked
+    here, when the DAG is built, so that what spheroseg cannot run fails before any job."""
+    from spheroseg.modelzoo.importer import check_package
+
+    try:
+        check_package(package)
+    except (ValueError, RuntimeError) as err:
+        raise WorkflowError(f"{err} (config key 'model')") from err
+    digest = hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]
+    name = Path(package).stem if Path(package).suffix == ".zip" else Path(package).resolve().parent.name
+    return f"{MODELS_DIR}/bioimageio/{name}.{digest}.pt"
 
 
 def resolve_shipped(path):
