@@ -160,3 +160,55 @@ def test_cli_imports_checks_and_refuses(tmp_path, default_package, capsys):
     assert (tmp_path / "m.json").is_file()
     assert main(["import-bioimageio", str(tmp_path / "none.zip"), str(tmp_path / "n.pt")]) == 1
     assert "model package not found" in capsys.readouterr().err
+
+
+RDF_0_4 = """
+format_version: 0.4.10
+type: model
+name: format 0.4 model
+description: a description in the older format, as many zoo models still have
+authors: [{name: someone}]
+cite: [{text: a paper, doi: 10.1000/xyz123}]
+license: MIT
+documentation: README.md
+tags: [unet]
+timestamp: "2023-01-01T00:00:00"
+test_inputs: [test_input.npy]
+test_outputs: [test_output.npy]
+inputs:
+  - name: input0
+    axes: bcyx
+    data_type: float32
+    data_range: [-.inf, .inf]
+    shape: {min: [1, 1, 24, 24], step: [0, 0, 8, 8]}
+    preprocessing:
+      - name: scale_range
+        kwargs: {mode: per_sample, axes: cyx, min_percentile: 1.0, max_percentile: 99.8}
+outputs:
+  - name: output0
+    axes: bcyx
+    data_type: float32
+    data_range: [0, 1]
+    shape: {reference_tensor: input0, scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]}
+    halo: [0, 0, 8, 8]
+    postprocessing:
+      - name: sigmoid
+weights:
+  torchscript:
+    source: tiny.pt
+    pytorch_version: "2.4"
+"""
+
+
+def test_format_0_4_package_is_converted_and_imported(tiny_package, tmp_path, offline):
+    from spheroseg.modelzoo.importer import import_bioimageio
+
+    rdf = unpacked(tiny_package, tmp_path / "package")
+    rdf.write_text(RDF_0_4)
+    card = import_bioimageio(rdf, tmp_path / "m.pt")
+    assert card["input"]["normalization"] == {"kind": "percentile", "low": 1.0, "high": 99.8}
+    assert (card["output"]["kind"], card["spatial_divisor"], card["tile"]["halo"], card["tile"]["min_size"]) == (
+        "logits", 8, 8, 24)
+    assert card["bioimageio"]["cite"] == [{"text": "a paper", "doi": "10.1000/xyz123"}]
+    assert card["bioimageio"]["test"]["max_abs_difference"] <= 1e-5
+    assert offline == []
