@@ -76,3 +76,14 @@ def test_readme_lists_validation_figures_and_training_data():
     assert "| real.day2_iou | 0.93 |" in table and "| val_iou | 0.91 |" in table
     text = training_data_citation(card)
     assert "`/data/spheroids`" in text and "1 image and mask files" in text and "1 training and 0 validation" in text
+
+
+def test_without_the_extra_the_message_names_it(monkeypatch, tmp_path):
+    import sys
+
+    from spheroseg.modelzoo.importer import check_package
+
+    monkeypatch.setitem(sys.modules, "bioimageio.spec", None)
+    (tmp_path / "model.zip").write_bytes(b"")
+    with pytest.raises(RuntimeError, match=r'bioimageio.spec must be installed .*pip install -e "\.\[bioimageio\]"'):
+        check_package(tmp_path / "model.zip")
