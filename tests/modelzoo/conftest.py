@@ -1,18 +1,14 @@
-"""Tiny TorchScript models with cards, exported packages, and a guard that nothing goes online."""
+"""Fixtures of the bioimage.io tests: exported packages, the optional extra, a guard that
+nothing goes online (helpers live in zoo_helpers.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import socket
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from zoo_helpers import REPO, write_tiny_model
 
 
 @pytest.fixture
@@ -27,41 +23,6 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     return attempts
-
-
-def write_tiny_model(folder: Path, *, channels: int = 1, output_kind: str = "logits",
-                     normalization: dict | None = None, divisor: int = 8, halo: int = 8,
-                     seed: int = 0) -> Path:
-    """A scripted two-layer convolution net with its card: (N, C, H, W) -> (N, 1, H, W)."""
-    import torch
-
-    from spheroseg.modelcard import write_card
-
-    torch.manual_seed(seed)
-
-    class Tiny(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.first = torch.nn.Conv2d(channels, 4, 3, padding=1)
-            self.second = torch.nn.Conv2d(4, 1, 3, padding=1)
-            self.sigmoid = output_kind == "probabilities"
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.second(torch.relu(self.first(x)))
-            return torch.sigmoid(y) if self.sigmoid else y
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.pt"
-    torch.jit.save(torch.jit.script(Tiny().eval()), str(path))
-    write_card({
-        "name": "tiny",
-        "input": {"channels": channels, "pixel_size_um": 1.5,
-                  "normalization": normalization or {"kind": "percentile", "low": 1.0, "high": 99.8}},
-        "output": {"kind": output_kind, "channels": 1}, "spatial_divisor": divisor,
-        "tile": {"size": 64, "halo": halo}, "metrics": {"val_iou": 0.5},
-        "training": {"annotations": "synthetic disks (test)"},
-    }, path)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -90,34 +51,3 @@ def tiny_package(tmp_path_factory, bioimageio_core) -> Path:
     model = write_tiny_model(folder / "model")
     export_bioimageio(model, folder / "tiny.zip", test=False)
     return folder / "tiny.zip"
-
-
-def unpacked(package: Path, folder: Path, edit=None) -> Path:
-    """The package unzipped into `folder`, its rdf.yaml changed by `edit(rdf)`; returns rdf.yaml."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(package) as archive:
-        archive.extractall(folder)
-    rdf_path = folder / "rdf.yaml"
-    rdf = yaml.safe_load(rdf_path.read_text(encoding="utf-8"))
-    if edit is not None:
-        edit(rdf)
-    rdf_path.write_text(json.dumps(rdf, indent=1), encoding="utf-8")
-    return rdf_path
-
-
-def synthetic_frames(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """uint16 frames of bright disks on a noisy background, shape (T, Y, X)."""
-    rng = np.random.default_rng(seed)
-    frames, height, width = shape
-    yy, xx = np.indices((height, width))
-    images = []
-    for t in range(frames):
-        disk = (yy - height * 0.45) ** 2 + (xx - width * 0.55) ** 2 <= (0.25 * min(height, width) + 2 * t) ** 2
-        images.append(np.clip(200 + 1500 * disk + rng.normal(0, 40, (height, width)), 0, 65535))
-    return np.asarray(images, dtype=np.uint16)
-
-
-@pytest.fixture
-def copy_tree():
-    """shutil.copytree, for tests that edit a package folder."""
-    return shutil.copytree

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, write_tiny_model
+from zoo_helpers import REPO, write_tiny_model
 from spheroseg.cli import main
 from spheroseg.modelcard import ModelCardError
 
@@ -99,7 +99,7 @@ def test_other_normalisations_and_probability_outputs_pass_test_model(tmp_path, 
 def test_a_sample_image_becomes_the_test_input(tmp_path, bioimageio_core):
     import tifffile
 
-    from conftest import synthetic_frames
+    from zoo_helpers import synthetic_frames
     from spheroseg.modelzoo.export import export_bioimageio
 
     model = write_tiny_model(tmp_path / "model")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, synthetic_frames, unpacked, write_tiny_model
+from zoo_helpers import REPO, synthetic_frames, unpacked, write_tiny_model
 from spheroseg.cli import main
 from spheroseg.modelcard import read_verified_card, sha256_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import unpacked
+from zoo_helpers import unpacked
 from spheroseg.modelzoo.contract import PackageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -36,6 +36,7 @@ WRITE_INTO_TEMPORARY = {
     "_record_segmentation": "segmentation: records attributes in the temporary label store",
     "_write_frame": "ingest: writes a frame and its pyramid levels into the temporary store",
     "write_pyramid": "ngff: fills the pyramid levels of the store being written",
+    "_write_files": "modelzoo: stages a package in a private folder inside export's atomic_path block",
 }
 # Deserialisers that can run code from the file they read.
 UNSAFE = {("pickle", "load"), ("pickle", "loads"), ("dill", "load"), ("joblib", "load"), ("pd", "read_pickle"),

@@ -76,7 +76,7 @@ def input_size(tensor: Any, *, source: str) -> tuple[int, int]:
         multiple of ``step`` (spheroseg tiles are multiples of one divisor).
     """
     sizes = {(getattr(axis.size, "min", None), getattr(axis.size, "step", None)) for axis in tensor.axes[2:]}
-    (minimum, step), = sizes if len(sizes) == 1 else ((None, None),)
+    minimum, step = sizes.pop() if len(sizes) == 1 else (None, None)
     if minimum is None or step is None:
         found = [axis.size if isinstance(axis.size, int) else type(axis.size).__name__ for axis in tensor.axes[2:]]
         raise _refuse("input y and x sizes must both be the same parameterized size (min, step): "

@@ -29,7 +29,7 @@ from spheroseg.modelzoo.readme import documentation, training_data_citation, tra
 from spheroseg.modelzoo.sample import cover_image, predict_probabilities, sample_input
 
 TAGS = ["spheroseg", "spheroids", "gastruloids", "organoids", "semantic-segmentation", "2d",
-        "fluorescence-light-microscopy", "unet", "pytorch", "torchscript"]
+        "pytorch", "torchscript"]
 AUTHOR = "spheroseg project"
 DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
@@ -88,8 +88,9 @@ def package_rdf(card: dict[str, Any], *, model_path: Path, license_id: str,
         "type": "model", "format_version": spec.ModelDescr.implemented_format_version,
         "name": package_name(card, model_path),
         "description": "Foreground probability of spheroids, gastruloids and organoids in 2-D "
-                       "microscopy frames (spheroseg U-Net).",
-        "authors": [{"name": AUTHOR}], "license": license_id, "tags": TAGS,
+                       f"microscopy frames (spheroseg model {card.get('name') or model_path.stem!r}).",
+        "authors": [{"name": AUTHOR}], "license": license_id,
+        "tags": TAGS + (["unet"] if (card.get("architecture") or {}).get("kind") == "unet" else []),
         "cite": cite, "documentation": {"source": files["readme"]},
         "covers": [{"source": files["cover"]}],
         "attachments": [{"source": files["card"]}],
@@ -103,8 +104,9 @@ def package_rdf(card: dict[str, Any], *, model_path: Path, license_id: str,
 
 
 def _write_files(staging: Path, card: dict[str, Any], model_path: Path, *, test_input: np.ndarray,
-                 test_output: np.ndarray, minimum: int) -> dict[str, str]:
-    """Write the package's files into `staging`; return their names by role."""
+                 test_output: np.ndarray, minimum: int, license_id: str,
+                 cite: list[dict[str, str]]) -> dict[str, Any]:
+    """Write the package's files and its rdf.yaml into the private folder `staging`; return the rdf."""
     import imageio.v3 as iio
 
     files = {"weights": model_path.name, "card": card_path_for(model_path).name,
@@ -117,7 +119,9 @@ def _write_files(staging: Path, card: dict[str, Any], model_path: Path, *, test_
     iio.imwrite(staging / files["cover"], cover_image(test_input[0, 0], test_output[0, 0]))
     (staging / files["readme"]).write_text(
         documentation(card, model_name=package_name(card, model_path), minimum=minimum), encoding="utf-8")
-    return files
+    rdf = package_rdf(card, model_path=model_path, license_id=license_id, cite=cite, files=files)
+    (staging / "rdf.yaml").write_text(json.dumps(rdf, indent=2), encoding="utf-8")
+    return rdf
 
 
 def _validated(rdf_path: Path) -> Any:
@@ -137,7 +141,7 @@ def _validated(rdf_path: Path) -> Any:
                          f"(in {rdf_path})") from err
 
 
-def test_package(package: str | os.PathLike[str]) -> dict[str, Any]:
+def run_test_model(package: str | os.PathLike[str]) -> dict[str, Any]:
     """Run ``bioimageio.core.test_model`` on a package (CPU); return its status and details.
 
     Returns
@@ -207,20 +211,18 @@ def export_bioimageio(
     minimum = inputs["axes"][2]["size"]["min"]
     test_input = sample_input(card, minimum=minimum, sample=sample)
     test_output = predict_probabilities(module, card, test_input)
-    with tempfile.TemporaryDirectory(prefix="spheroseg-bioimageio-") as folder:
+    # Staged in a private folder; the zip appears under its name only once validated and tested.
+    with atomic_path(output) as target, tempfile.TemporaryDirectory(prefix="spheroseg-bioimageio-") as folder:
         staging = Path(folder) / "package"
         staging.mkdir()
-        files = _write_files(staging, card, model_path, test_input=test_input,
-                             test_output=test_output, minimum=minimum)
-        rdf = package_rdf(card, model_path=model_path, license_id=license_id, cite=citations, files=files)
-        (staging / "rdf.yaml").write_text(json.dumps(rdf, indent=2), encoding="utf-8")
+        rdf = _write_files(staging, card, model_path, test_input=test_input, test_output=test_output,
+                           minimum=minimum, license_id=license_id, cite=citations)
         descr = _validated(staging / "rdf.yaml")
         packed = Path(folder) / "package.zip"
         require("bioimageio.spec").save_bioimageio_package(descr, output_path=packed)
-        result = test_package(packed) if test else None
+        result = run_test_model(packed) if test else None
         if result is not None and result["status"] != "passed":
             raise ValueError(f"package must pass bioimageio.core test_model, got {result['status']}: "
                              f"{' | '.join(result['failures'])} (for {model_path})")
-        with atomic_path(output) as tmp:
-            shutil.copyfile(packed, tmp)
+        shutil.copyfile(packed, target)
     return {"output": str(output), "format_version": rdf["format_version"], "test": result}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pathlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -173,22 +171,19 @@ def verify_test_tensors(module: Any, card: dict[str, Any], descr: Any, *, source
 
 
 def _load_torchscript(data: bytes, *, source: str) -> Any:
-    """Load TorchScript weights from bytes (through a temporary file) on the CPU."""
+    """Load TorchScript weights from bytes on the CPU (``torch.jit.load``: no pickled code runs)."""
     import warnings
 
     import torch
 
-    with tempfile.TemporaryDirectory(prefix="spheroseg-import-") as folder:
-        path = Path(folder) / "weights.pt"
-        path.write_bytes(data)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            try:
-                return torch.jit.load(str(path), map_location="cpu").eval()
-            except (RuntimeError, ValueError, OSError, EOFError, KeyError) as err:
-                raise PackageError(f"weights.torchscript must be a TorchScript archive, got one that "
-                                   f"does not load: {str(err).strip().splitlines()[-1]} (in {source})") from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+        except (RuntimeError, ValueError, OSError, EOFError, KeyError) as err:
+            raise PackageError(f"weights.torchscript must be a TorchScript archive, got one that "
+                               f"does not load: {str(err).strip().splitlines()[-1]} (in {source})") from err
 
 
 def import_bioimageio(package: str | os.PathLike[str], output: str | os.PathLike[str]) -> dict[str, Any]:
