@@ -290,6 +290,29 @@ def _read_group_attrs(path: Path) -> dict[str, Any]:
     )
 
 
+def read_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """All attributes of the Zarr group of an NGFF image (``ome`` and any others).
+
+    Raises
+    ------
+    ValueError
+        If `path` is not a Zarr group with readable metadata.
+    """
+    return _read_group_attrs(Path(path))
+
+
+def update_attributes(path: str | os.PathLike[str], attributes: dict[str, Any]) -> None:
+    """Add top-level attributes (beside ``ome``) to the Zarr group of an NGFF image.
+
+    Call it inside the ``atomic_path`` block that writes the image.
+    """
+    import zarr
+
+    if "ome" in attributes:
+        raise ValueError(f"attributes must not replace 'ome', got {sorted(attributes)!r}")
+    zarr.open_group(store=str(path), mode="r+").attrs.update(attributes)
+
+
 def _read_multiscale(path: Path) -> dict[str, Any]:
     """The first multiscales entry of the NGFF image at `path` (0.5 or 0.4 layout)."""
     attributes = _read_group_attrs(path)

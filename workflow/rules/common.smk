@@ -1,10 +1,13 @@
 # Config validation, experiment discovery and input functions. No job logic here.
+# Everything that can be checked before a job runs is (spheroseg.preflight): a bad file, a
+# bad key or two folders with one name stop the run here, with the file and the key named.
 import functools
 import hashlib
 import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -12,6 +15,24 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+RUN_STARTED = time.time()
+
+
+def cli_scalar(text, kinds):
+    """`text` as the number, boolean or null that the schema `kinds` allow, else unchanged:
+    a string that is none of those (a pattern such as "{position}_t{timepoint}.tif") is
+    never parsed as YAML."""
+    wanted = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+    allowed = tuple(kind for name in kinds for kind in wanted.get(name, ()))
+    if not allowed:
+        return text
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(parsed, bool) and "boolean" not in kinds:
+        return text
+    return parsed if isinstance(parsed, allowed) else text
 
 
 def coerce_cli_values(values, schema):
@@ -27,10 +48,8 @@ def coerce_cli_values(values, schema):
             items = dict(enumerate(value))
             coerce_cli_values(items, {"additionalProperties": spec["items"]})
             values[key] = [items[index] for index in range(len(value))]
-        elif isinstance(value, str) and {"number", "integer", "boolean", "null"} & set(kinds):
-            parsed = yaml.safe_load(value)
-            if not isinstance(parsed, (str, dict, list)):
-                values[key] = parsed
+        elif isinstance(value, str):
+            values[key] = cli_scalar(value, kinds)
 
 
 with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
@@ -46,39 +65,123 @@ if shutil.which("spheroseg") is None:
 # ${SPHEROSEG_ROOT}: pip expands it when conda, started by this process, creates them.
 os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
 
+from spheroseg import preflight  # noqa: E402  (after PATH: the same environment)
+from spheroseg.ingest import PhysicalSizes, check_axes_override  # noqa: E402
+
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
-EXPERIMENT = "demo" if DEMO else EXPERIMENT_DIR.resolve().name
-OUT = f"{config['results']}/{EXPERIMENT}"
+# The experiment's name (metrics, plots) and its results folder (braces become parentheses:
+# Snakemake would read them as wildcards).
+EXPERIMENT = config["experiment_name"] or ("demo" if DEMO else EXPERIMENT_DIR.resolve().name)
+OUT = f"{config['results']}/{preflight.folder_name(EXPERIMENT)}"
 MODELS_DIR = config["training"]["models_dir"]
 MODEL_NAME = config["training"]["model_name"]
+# Header summaries of the raw files, so that the next DAG build reads no file again.
+PREFLIGHT_CACHE = Path(".snakemake/spheroseg/preflight.json")
 
 
 wildcard_constraints:
     position=r"[^/]+",
 
 
-def discover_positions():
-    """Position name -> raw files, from the demo config or the experiment folder."""
+def demo_positions():
+    """Plans of the demo positions, from the demo config (their files come from rule demo)."""
+    demo = config["demo"]
+    shape = (demo["timepoints"], 1, *demo["size"])
+    return {name: preflight.PositionPlan(name, (f"{EXPERIMENT_DIR}/{name}.ome.tif",), 0, shape,
+                                         demo["pixel_size_um"], demo["time_interval_s"])
+            for name in demo["positions"]}
+
+
+def plan_positions():
+    """Position folder name -> preflight.PositionPlan (name, files, series, shape, sizes),
+    from the demo config or the experiment folder's file headers (cached)."""
     if DEMO:
-        return {name: [f"{EXPERIMENT_DIR}/{name}.ome.tif"] for name in config["demo"]["positions"]}
+        return preflight.position_folders(demo_positions())
     if not EXPERIMENT_DIR.is_dir():
-        raise WorkflowError(f"experiment folder not found: {EXPERIMENT_DIR} (config key 'experiment')")
-    from spheroseg.ingest import discover_positions as discover
-
-    try:
-        found = discover(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"])
-    except ValueError as err:
-        raise WorkflowError(str(err)) from err
-    return {name: [str(path) for path in files] for name, files in found.items()}
+        raise ValueError(f"experiment must be an existing folder, got {str(EXPERIMENT_DIR)!r} "
+                         f"(config key 'experiment')")
+    plans = preflight.plan_experiment(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"],
+                                      axes=config["ingest"]["axes"], cache=PREFLIGHT_CACHE)
+    return preflight.position_folders(plans)
 
 
-POSITIONS = discover_positions()
+def check_config_paths():
+    """Config paths become Snakemake file patterns: refuse braces in them."""
+    paths = {"results": config["results"], "model": config["model"],
+             "training.models_dir": MODELS_DIR, "training.annotations": config["training"]["annotations"],
+             "training.init": config["training"]["init"], "samples": config["samples"],
+             "demo.folder": config["demo"]["folder"]}
+    for key, value in paths.items():
+        preflight.check_snakemake_path(value, key)
+    for name in config["demo"]["positions"] if DEMO else []:
+        preflight.check_snakemake_path(name, "demo.positions")
+    if config["ingest"]["axes"] is not None:
+        check_axes_override(config["ingest"]["axes"])
+
+
+def check_before_any_job():
+    """Every check that needs no job: config paths, the data's channels, the model or the
+    annotations, and that the results folder is not another experiment's."""
+    check_config_paths()
+    positions = plan_positions()
+    preflight.check_channel(positions, config["ingest"]["channel"])
+    if not config["training"]["enabled"]:
+        preflight.check_model(model_path())
+    else:
+        preflight.check_annotations(config["training"]["annotations"])
+        if config["training"]["init"] is not None:
+            preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
+    preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
+    return positions
 
 
 def position_files(wildcards):
-    """Raw input files of one position."""
-    return POSITIONS[wildcards.position]
+    """Raw input files of one position that Snakemake can track. A path with braces would be
+    read as a wildcard pattern: such files are tracked by `untracked_sources` instead."""
+    return [path for path in POSITIONS[wildcards.position].files if not has_braces(path)]
+
+
+def has_braces(path):
+    """Whether Snakemake would read `path` as a pattern."""
+    return "{" in path or "}" in path
+
+
+def untracked_sources(wildcards):
+    """Size and mtime of the position's raw files with braces in their path (a params entry:
+    a changed file reruns ingest, as a tracked input would)."""
+    stamps = [f"{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}"
+              for p in POSITIONS[wildcards.position].files if has_braces(p)]
+    return ",".join(stamps)
+
+
+def position_name(wildcards):
+    """The real name of a position (its folder name has parentheses for braces)."""
+    return POSITIONS[wildcards.position].name
+
+
+def ingest_options():
+    """Command-line flags of `spheroseg ingest` for the ingest config section."""
+    options = config["ingest"]
+    return optional_flags(
+        pattern=options["pattern"], pixel_size_um=options["pixel_size_um"],
+        time_interval_s=options["time_interval_s"], z_step_um=options["z_step_um"],
+        workers=options["workers"], axes=options["axes"], fill_nonfinite=options["fill_nonfinite"],
+    ) + switches(no_pyramid=not options["pyramid"])
+
+
+def segment_options(wildcards):
+    """segment_flags for one position: without a known pixel size, the area filter is
+    segment.min_area_px (min_area_um2 cannot be converted to pixels)."""
+    options = dict(config["segment"])
+    if known_pixel_size(POSITIONS[wildcards.position]) is None:
+        options["min_area_um2"] = None
+    return segment_flags(options)
+
+
+def known_pixel_size(plan):
+    """Pixel size the ingested image will have: ingest.pixel_size_um, else the file's."""
+    return config["ingest"]["pixel_size_um"] or plan.pixel_size_um
 
 
 def annotation_files():
@@ -228,7 +331,33 @@ def train_flags(settings):
                             no_amp=settings.get("amp") is False)
 
 
+def announce_units():
+    """Say once, on the console, which positions lack a pixel size or frame interval."""
+    overrides = PhysicalSizes(config["ingest"]["pixel_size_um"], config["ingest"]["time_interval_s"])
+    if workflow.is_main_process:
+        for line in preflight.unit_warnings(POSITIONS, overrides=overrides):
+            print(f"spheroseg: {line}", file=sys.stderr)
+
+
 def final_outputs():
     """Everything `rule all` asks for."""
     per_position = [f"{OUT}/{position}/metrics.csv" for position in POSITIONS]
     return per_position + [f"{OUT}/metrics.csv"]
+
+
+try:
+    POSITIONS = check_before_any_job()
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+announce_units()
+
+
+onstart:
+    preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
+
+
+onerror:
+    from spheroseg.joblog import job_errors
+
+    for line in job_errors([OUT, MODELS_DIR], since=RUN_STARTED):
+        print(f"spheroseg: job failed: {line}", file=sys.stderr)

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
         "physical pixel size and frame interval. The output appears only when complete.",
     )
     parser.add_argument("--experiment", required=True, help="experiment folder")
-    parser.add_argument("--position", required=True, help="position name (see docs/ingest.md)")
+    parser.add_argument("--position", required=True,
+                        help="position name; <file>_<series> for a series of a multi-series "
+                        "file (see docs/ingest.md)")
     parser.add_argument("--output", required=True, help="image.ome.zarr to write")
     parser.add_argument(
         "--pattern",
@@ -33,6 +35,13 @@ def register(subparsers: Any) -> None:
                         help="time between frames in seconds (overrides the file metadata)")
     parser.add_argument("--z-step-um", type=float,
                         help="z spacing in micrometres (overrides the file metadata)")
+    parser.add_argument("--axes",
+                        help="NGFF letters for the file's axes when the reader's guess is "
+                        "wrong or ambiguous, e.g. 'tyx' for a (T, Y, X) stack stored as one "
+                        "page of T samples (config: ingest.axes)")
+    parser.add_argument("--fill-nonfinite", type=float,
+                        help="replace NaN and infinite pixels by this value (default: refuse "
+                        "them; config: ingest.fill_nonfinite)")
     parser.add_argument("--no-pyramid", dest="pyramid", action="store_false",
                         help="do not write downsampled levels for viewing")
     parser.add_argument("--workers", type=int, help="threads compressing frames in parallel")
@@ -40,10 +49,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Discover the position's files and ingest them."""
+    """Find the position's files (and series) and ingest them."""
     import logging
 
-    from spheroseg.ingest import PhysicalSizes, check_overrides, discover_positions, ingest_position
+    from spheroseg.ingest import PhysicalSizes, check_axes_override, check_overrides, ingest_position
+    from spheroseg.preflight import resolve_position
 
     if not getattr(args, "verbose", False):
         # tifffile logs every oddity of a corrupt file; our own error says what matters.
@@ -51,12 +61,10 @@ def run(args: argparse.Namespace) -> None:
 
     overrides = PhysicalSizes(**given(args, SIZES))
     check_overrides(overrides)  # before looking at any file
-    positions = discover_positions(args.experiment, **given(args, ["pattern"]))
-    if args.position not in positions:
-        known = ", ".join(repr(name) for name in list(positions)[:10])
-        raise ValueError(
-            f"position must be one of {known}{' ...' if len(positions) > 10 else ''}, "
-            f"got {args.position!r} (in {args.experiment})"
-        )
-    ingest_position(positions[args.position], args.output, name=args.position, overrides=overrides,
-                    **given(args, ["pyramid", "workers"]))
+    axes = getattr(args, "axes", None)
+    if axes is not None:
+        check_axes_override(axes)
+    plan = resolve_position(args.experiment, args.position, axes=axes, **given(args, ["pattern"]))
+    ingest_position(plan.files, args.output, name=args.position, overrides=overrides,
+                    series=plan.series, **given(args, ["pyramid", "workers", "axes",
+                                                       "fill_nonfinite"]))

@@ -31,6 +31,8 @@ def _add_qc(subparsers: Any) -> None:
         "pixels with probability in [0.3, 0.7]). Writes a tidy CSV, one row per flag.")
     parser.add_argument("--metrics", required=True, help="the position's metrics.csv")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
+    parser.add_argument("--image",
+                        help="image.ome.zarr: flag the frames ingest found constant (blank)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
     parser.add_argument("--area-jump-fraction", type=float,
@@ -141,6 +143,7 @@ def _run_qc(args: argparse.Namespace) -> None:
 
     count = position_qc_table(args.metrics, args.probabilities, args.output,
                               experiment=args.experiment, position=args.position,
+                              image_path=getattr(args, "image", None),
                               **given(args, QC_OPTIONS))
     _log("wrote %s (%d flags)", args.output, count)
 

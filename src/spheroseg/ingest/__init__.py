@@ -19,11 +19,20 @@ from __future__ import annotations
 
 from spheroseg.ingest.discover import compile_pattern, discover_positions
 from spheroseg.ingest.metadata import PhysicalSizes, check_overrides, read_physical_sizes, resolve_sizes
-from spheroseg.ingest.tiff import IngestError, TiffLayout, inspect_tiff, iter_frames, plan_position
+from spheroseg.ingest.tiff import (
+    IngestError,
+    TiffLayout,
+    check_axes_override,
+    inspect_tiff,
+    inspect_tiff_series,
+    iter_frames,
+    plan_position,
+)
 from spheroseg.ingest.write import ingest_position, write_frames
 
 __all__ = [
-    "IngestError", "PhysicalSizes", "TiffLayout", "check_overrides", "compile_pattern",
-    "discover_positions", "ingest_position", "inspect_tiff", "iter_frames", "plan_position",
-    "read_physical_sizes", "resolve_sizes", "write_frames",
+    "IngestError", "PhysicalSizes", "TiffLayout", "check_axes_override", "check_overrides",
+    "compile_pattern", "discover_positions", "ingest_position", "inspect_tiff",
+    "inspect_tiff_series", "iter_frames", "plan_position", "read_physical_sizes",
+    "resolve_sizes", "write_frames",
 ]

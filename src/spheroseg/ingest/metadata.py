@@ -58,8 +58,16 @@ def _positive(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def _ome_sizes(xml: str) -> PhysicalSizes:
-    """Pixel size, z step and frame interval of the first OME image."""
+def _ome_pixels(root: Any, series: int, name: str) -> Any:
+    """The Pixels element of the OME image named `name` (else the `series`-th image)."""
+    images = root.findall("{*}Image")
+    named = [image for image in images if name and image.get("Name") == name]
+    image = named[0] if len(named) == 1 else images[series] if series < len(images) else None
+    return None if image is None else image.find("{*}Pixels")
+
+
+def _ome_sizes(xml: str, series: int = 0, name: str = "") -> PhysicalSizes:
+    """Pixel size, z step and frame interval of one OME image (the first by default)."""
     import xml.etree.ElementTree as ElementTree
 
     try:
@@ -67,7 +75,7 @@ def _ome_sizes(xml: str) -> PhysicalSizes:
     except ElementTree.ParseError:
         LOG.warning("OME-XML metadata could not be parsed; ignoring it")
         return PhysicalSizes()
-    pixels = root.find("{*}Image/{*}Pixels")
+    pixels = _ome_pixels(root, series, name)
     if pixels is None:
         return PhysicalSizes()
 
@@ -121,22 +129,24 @@ def _resolution_um(page: Any, unit_name: str | None) -> float | None:
     return _clean(factor * units_per_pixel) if factor is not None else None
 
 
-def read_physical_sizes(tif: tifffile.TiffFile) -> PhysicalSizes:
+def read_physical_sizes(tif: tifffile.TiffFile, series: int = 0) -> PhysicalSizes:
     """Physical sizes from OME-XML, else ImageJ metadata, else TIFF resolution tags.
 
     Parameters
     ----------
     tif : tifffile.TiffFile
         An open TIFF file.
+    series : int
+        Which series (OME image) of the file.
 
     Returns
     -------
     PhysicalSizes
         Sizes in micrometres and seconds; None where the file does not say.
     """
-    page = tif.pages.first
+    page = tif.series[series].keyframe if series < len(tif.series) else tif.pages.first
     if tif.is_ome and tif.ome_metadata:
-        sizes = _ome_sizes(tif.ome_metadata)
+        sizes = _ome_sizes(tif.ome_metadata, series, tif.series[series].name or "")
         if sizes != PhysicalSizes():
             return sizes
     imagej = tif.imagej_metadata if tif.is_imagej else None

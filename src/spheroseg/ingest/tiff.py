@@ -37,6 +37,13 @@ class TiffLayout:
         Pixel data type.
     sizes : PhysicalSizes
         Physical sizes read from the file metadata.
+    series : int
+        Index of the series in the file (OME-TIFF images, tifffile series).
+    series_name : str
+        Name of the series in the file metadata ("" if it has none).
+    axes_override : str or None
+        NGFF axis letters, one per file axis, that replace the reader's guess
+        (``ingest.axes``); None keeps the guess.
     """
 
     path: Path
@@ -44,6 +51,9 @@ class TiffLayout:
     shape: tuple[int, ...]
     dtype: Any
     sizes: PhysicalSizes
+    series: int = 0
+    series_name: str = ""
+    axes_override: str | None = None
 
     @property
     def axes(self) -> str:
@@ -73,6 +83,62 @@ def _map_axes(file_axes: str, file_shape: Sequence[int], path: Path) -> dict[int
     if not spatial.endswith("yx") or spatial.count("y") != 1:
         raise IngestError(f"file axes must end in Y, X, got {file_axes!r} (in {path})")
     return roles
+
+
+def check_axes_override(axes: str) -> str:
+    """Check an ``ingest.axes`` value: letters of ``tczyx``, each once, with y before x.
+
+    Examples
+    --------
+    >>> check_axes_override("tyx")
+    'tyx'
+    """
+    if not isinstance(axes, str):
+        raise TypeError(f"ingest.axes must be a string such as 'tyx', got {axes!r}")
+    if (set(axes) - set("tczyx") or len(set(axes)) != len(axes)
+            or "".join(letter for letter in axes if letter in "yx") != "yx"):
+        raise ValueError(f"ingest.axes must use each of t, c, z at most once and y before x "
+                         f"(e.g. 'tyx', 'cyx', 'tczyx'), got {axes!r}")
+    return axes
+
+
+def _override_roles(axes: str, file_shape: Sequence[int], path: Path) -> dict[int, str]:
+    """Map file axes to the NGFF axes named by ``ingest.axes``; size-1 extras are dropped."""
+    check_axes_override(axes)
+    if len(axes) != len(file_shape):
+        raise IngestError(f"ingest.axes must have one letter per axis of the file's shape "
+                          f"{tuple(file_shape)}, got {axes!r} (in {path})")
+    return {index: letter for index, (letter, size) in enumerate(zip(axes, file_shape))
+            if size > 1 or letter in "yx"}
+
+
+def _ambiguous_layout(tif: Any, series: Any) -> str | None:
+    """Why the layout of `series` is a guess, or None if the file says what its axes are.
+
+    A bare ``tifffile.imwrite(path, stack)`` of a (3 or 4, Y, X) stack stores one page with
+    3 or 4 samples per pixel in separate planes: channels or timepoints, nothing tells.
+    """
+    if tif.is_ome or tif.is_imagej or "S" not in series.axes:
+        return None
+    samples = series.shape[series.axes.index("S")]
+    if samples < 2 or int(series.keyframe.planarconfig) != 2:  # 2: separate planes
+        return None
+    guess = "".join(TIFF_AXES.get(letter, "?") for letter in series.axes)
+    as_time = guess.replace("c", "t") if "t" not in guess else guess
+    return (f"file axes must be known, got one page with {samples} samples per pixel (shape "
+            f"{tuple(series.shape)}): {samples} channels or {samples} timepoints? Set "
+            f"ingest.axes (spheroseg ingest --axes) to {as_time!r} for timepoints or "
+            f"{guess!r} for channels")
+
+
+def _series_roles(tif: Any, series: Any, path: Path, axes: str | None) -> dict[int, str]:
+    """File axis index -> NGFF axis for `series`: from ``ingest.axes`` or the file."""
+    if axes is not None:
+        return _override_roles(axes, series.shape, path)
+    ambiguity = _ambiguous_layout(tif, series)
+    if ambiguity is not None:
+        raise IngestError(f"{ambiguity} (in {path})")
+    return _map_axes(series.axes, series.shape, path)
 
 
 def _output_shape(roles: dict[int, str], file_shape: Sequence[int]) -> tuple[int, ...]:
@@ -125,13 +191,18 @@ def _check_data_in_file(series: Any, path: Path) -> None:
         _check_plane(number, page, series, path)
 
 
-def inspect_tiff(path: str | os.PathLike[str]) -> TiffLayout:
-    """Read the layout and physical sizes of series 0 of a TIFF file (no pixel data).
+def inspect_tiff(path: str | os.PathLike[str], *, series: int = 0,
+                 axes: str | None = None) -> TiffLayout:
+    """Read the layout and physical sizes of one series of a TIFF file (no pixel data).
 
     Parameters
     ----------
     path : str or PathLike
         A TIFF, OME-TIFF or ImageJ hyperstack file.
+    series : int
+        Which series (OME image) of the file.
+    axes : str, optional
+        NGFF letters, one per file axis (``ingest.axes``), replacing the reader's guess.
 
     Returns
     -------
@@ -141,23 +212,44 @@ def inspect_tiff(path: str | os.PathLike[str]) -> TiffLayout:
     Raises
     ------
     IngestError
-        If the file is not a readable TIFF image, is truncated or has unsupported axes.
+        If the file is not a readable TIFF image, is truncated, has unsupported or
+        ambiguous axes (then it names ``ingest.axes``), or lacks the series.
+    """
+    return inspect_tiff_series(path, axes=axes, only=series)[0]
+
+
+def inspect_tiff_series(path: str | os.PathLike[str], *, axes: str | None = None,
+                        only: int | None = None) -> tuple[TiffLayout, ...]:
+    """Layouts of every image series of a TIFF file (or of series `only`), headers only.
+
+    Raises
+    ------
+    IngestError
+        As `inspect_tiff`.
     """
     import tifffile
 
     path = Path(path)
-    with _reading(path):
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise IngestError(f"file must hold an image, got a TIFF without one "
-                                  f"(in {path})")
-            series = tif.series[0]
-            roles = _map_axes(series.axes, series.shape, path)
-            _check_data_in_file(series, path)
-            return TiffLayout(
-                path=path, file_axes=series.axes, shape=_output_shape(roles, series.shape),
-                dtype=series.dtype, sizes=read_physical_sizes(tif),
-            )
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise IngestError(f"file must hold an image, got a TIFF without one (in {path})")
+        if only is not None and not 0 <= only < len(tif.series):
+            raise IngestError(f"series must be in [0, {len(tif.series) - 1}], got {only} "
+                              f"(in {path})")
+        chosen = range(len(tif.series)) if only is None else [only]
+        return tuple(_layout(tif, index, path, axes) for index in chosen)
+
+
+def _layout(tif: Any, index: int, path: Path, axes: str | None) -> TiffLayout:
+    """TiffLayout of series `index` of an open file."""
+    series = tif.series[index]
+    roles = _series_roles(tif, series, path, axes)
+    _check_data_in_file(series, path)
+    return TiffLayout(
+        path=path, file_axes=series.axes, shape=_output_shape(roles, series.shape),
+        dtype=series.dtype, sizes=read_physical_sizes(tif, index), series=index,
+        series_name=str(series.name or ""), axes_override=axes,
+    )
 
 
 class _reading:
@@ -220,8 +312,8 @@ def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
     import zarr
 
     with _reading(layout.path), tifffile.TiffFile(layout.path) as tif:
-        series = tif.series[0]
-        roles = _map_axes(series.axes, series.shape, layout.path)
+        series = tif.series[layout.series]
+        roles = _series_roles(tif, series, layout.path, layout.axes_override)
         if _output_shape(roles, series.shape) != layout.shape:
             raise IngestError(f"file must not change during ingest, got a new shape "
                               f"(in {layout.path})")
@@ -246,7 +338,8 @@ def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
                 yield t, _to_output_frame(plane, roles, layout.shape)
 
 
-def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, ...]:
+def plan_position(files: Sequence[str | os.PathLike[str]], *, series: int = 0,
+                  axes: str | None = None) -> tuple[TiffLayout, ...]:
     """Inspect the file(s) of one position and check they form one time series.
 
     A single file holds the whole series; several files hold one timepoint each (sorted)
@@ -256,6 +349,10 @@ def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, 
     ----------
     files : sequence of str or PathLike
         One file, or one file per timepoint in time order.
+    series : int
+        Which series (OME image) of each file.
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
 
     Returns
     -------
@@ -269,7 +366,7 @@ def plan_position(files: Sequence[str | os.PathLike[str]]) -> tuple[TiffLayout, 
     """
     if not files:
         raise IngestError("files must list at least one TIFF file, got none")
-    layouts = tuple(inspect_tiff(path) for path in files)
+    layouts = tuple(inspect_tiff(path, series=series, axes=axes) for path in files)
     if len(layouts) == 1:
         return layouts
     first = layouts[0]

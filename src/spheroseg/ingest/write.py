@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spheroseg.ingest.metadata import PhysicalSizes, check_overrides, resolve_sizes
@@ -21,13 +22,48 @@ LOG = logging.getLogger("spheroseg.ingest")
 FRAMES_IN_FLIGHT = 4
 
 
-def _stream_frames(layouts: Sequence[TiffLayout]) -> Iterator[tuple[int, Any]]:
-    """All frames of a position: each file's frames, numbered consecutively."""
+def _stream_frames(layouts: Sequence[TiffLayout], *, fill_nonfinite: float | None = None,
+                   blank: list[tuple[int, float]] | None = None) -> Iterator[tuple[int, Any]]:
+    """All frames of a position: each file's frames, numbered consecutively and checked.
+
+    Non-finite pixels raise (or are replaced by `fill_nonfinite`); constant frames are
+    appended to `blank` as ``(t, value)``.
+    """
     offset = 0
     for layout in layouts:
         for t, frame in iter_frames(layout):
+            frame = _finite_frame(frame, offset + t, layout.path, fill_nonfinite)
+            if blank is not None and frame.size and frame.min() == frame.max():
+                blank.append((offset + t, float(frame.flat[0])))
             yield offset + t, frame
         offset += layout.shape[0]
+
+
+def _finite_frame(frame: Any, t: int, path: Path, fill: float | None) -> Any:
+    """`frame` unchanged if all its pixels are finite, else filled with `fill` or refused."""
+    import numpy as np
+
+    if frame.dtype.kind not in "fc":
+        return frame
+    bad = ~np.isfinite(frame)
+    if not bad.any():
+        return frame
+    if fill is None:
+        raise IngestError(
+            f"pixel values must be finite, got {int(bad.sum())} NaN or infinite pixel(s) in "
+            f"timepoint {t}; set ingest.fill_nonfinite (spheroseg ingest --fill-nonfinite) "
+            f"to a value that replaces them (in {path})")
+    return np.where(bad, np.asarray(fill, dtype=frame.dtype), frame)
+
+
+def _report_blank_frames(blank: list[tuple[int, float]], label: str) -> None:
+    """Log constant frames (blank pages, padding, a shutter that did not open)."""
+    if blank:
+        shown = ", ".join(f"{t} (all {value:g})" for t, value in blank[:10])
+        LOG.warning("%s: %d constant (blank) frame(s) at timepoint %s%s; QC flags them as "
+                    "blank_frame. If they are not timepoints (e.g. an extra padding page), "
+                    "remove them from the file", label, len(blank), shown,
+                    " ..." if len(blank) > 10 else "")
 
 
 def _write_frame(arrays: Sequence[Any], t: int, frame: Any) -> None:
@@ -67,7 +103,8 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
 def ingest_position(
     files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
     overrides: PhysicalSizes = PhysicalSizes(), name: str | None = None,
-    pyramid: bool = True, workers: int = 2,
+    pyramid: bool = True, workers: int = 2, series: int = 0, axes: str | None = None,
+    fill_nonfinite: float | None = None,
 ) -> ImageMetadata:
     """Ingest the file(s) of one position into a new OME-Zarr image, atomically.
 
@@ -85,18 +122,26 @@ def ingest_position(
         Also write 2x downsampled levels for viewing (down to 256 px).
     workers : int
         Threads compressing frames in parallel.
+    series : int
+        Which series (OME image) of each file.
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
+    fill_nonfinite : float, optional
+        Finite value that replaces NaN and infinite pixels; None refuses such pixels.
 
     Returns
     -------
     ImageMetadata
-        What was written (`spheroseg.ngff.read_metadata` of the output).
+        What was written (`spheroseg.ngff.read_metadata` of the output). Constant frames
+        are listed in the group attribute ``spheroseg.blank_frames``.
 
     Raises
     ------
     IngestError
-        If an input is unreadable, truncated or inconsistent; no output is left behind.
+        If an input is unreadable, truncated, inconsistent, ambiguous or has non-finite
+        pixels; no output is left behind.
     ValueError
-        If an override is not a number > 0.
+        If an override is not a number > 0, or `fill_nonfinite` is not finite.
     OSError
         If the output cannot be written (``spheroseg.atomic.OutputError``).
     """
@@ -105,7 +150,9 @@ def ingest_position(
     from spheroseg.progress import progress
 
     check_overrides(overrides)
-    layouts = plan_position(files)
+    if fill_nonfinite is not None and not math.isfinite(fill_nonfinite):
+        raise ValueError(f"fill_nonfinite must be a finite number, got {fill_nonfinite!r}")
+    layouts = plan_position(files, series=series, axes=axes)
     first = layouts[0]
     shape = (sum(layout.shape[0] for layout in layouts), *first.shape[1:])
     label = name if name is not None else first.path.name
@@ -118,12 +165,17 @@ def ingest_position(
             z_step_um=sizes.z_step_um,
         )
         levels = ngff.create_levels(tmp) if pyramid else []
-        frames = progress(_stream_frames(layouts), total=shape[0], description=f"{label}: frames",
-                          unit="frame", pixels_per_item=math.prod(shape[1:]))
+        blank: list[tuple[int, float]] = []
+        frames = progress(_stream_frames(layouts, fill_nonfinite=fill_nonfinite, blank=blank),
+                          total=shape[0], description=f"{label}: frames", unit="frame",
+                          pixels_per_item=math.prod(shape[1:]))
         written = write_frames([level0, *levels], frames, workers=workers)
         if written != shape[0]:
             raise IngestError(f"input must provide {shape[0]} frames, got {written} "
                               f"(in {first.path})")
+        if blank:
+            ngff.update_attributes(tmp, {"spheroseg": {"blank_frames": [t for t, _ in blank]}})
+    _report_blank_frames(blank, label)
     LOG.info("%s: wrote %d frame(s) of shape %s %s to %s", label, shape[0], shape[1:],
              first.dtype, output)
     return ngff.read_metadata(output)

@@ -16,7 +16,8 @@ POSITION_FILES = ("metrics_over_time.png", "metrics_over_time.svg", "montage.png
 def position_qc_table(metrics_path: str | os.PathLike[str],
                       probabilities_path: str | os.PathLike[str], output: str | os.PathLike[str],
                       *, experiment: str, position: str, area_jump_fraction: float = 0.2,
-                      uncertain_fraction: float = 0.05) -> int:
+                      uncertain_fraction: float = 0.05,
+                      image_path: str | os.PathLike[str] | None = None) -> int:
     """Compute one position's QC flags and write them as CSV; return the number of flags.
 
     Parameters
@@ -30,6 +31,8 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     area_jump_fraction, uncertain_fraction : float
         Limits of :func:`~spheroseg.report.qc.area_jump_flags` and
         :func:`~spheroseg.report.qc.uncertain_flags`.
+    image_path : str or PathLike, optional
+        The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
 
     Raises
     ------
@@ -42,12 +45,24 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     metrics = tables.read_metrics(metrics_path)
     shares = qc.uncertain_shares(probabilities_path)
     interval = ngff.read_metadata(probabilities_path).time_interval_s
+    blank = [] if image_path is None else _blank_frames(image_path)
     table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
                            area_jump_fraction=area_jump_fraction,
                            uncertain_fraction=uncertain_fraction, time_interval_s=interval,
-                           source=metrics_path)
+                           source=metrics_path, blank_frames=blank)
     qc.write_qc(table, output)
     return len(table)
+
+
+def _blank_frames(image_path: str | os.PathLike[str]) -> list[int]:
+    """Timepoints that ingest found constant (``spheroseg.blank_frames`` attribute)."""
+    from spheroseg import ngff
+
+    frames = ngff.read_attributes(image_path).get("spheroseg", {}).get("blank_frames", [])
+    if not isinstance(frames, list) or not all(isinstance(t, int) for t in frames):
+        raise ValueError(f"spheroseg.blank_frames must be a list of timepoints, got "
+                         f"{frames!r} (in {image_path})")
+    return frames
 
 
 def experiment_qc_table(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and legends hold experiment and position names: a '$' there is text, not mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402

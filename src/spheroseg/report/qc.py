@@ -14,6 +14,9 @@ The flags are
 ``uncertain_frame``
     More than a fraction of the frame's pixels have a foreground probability in
     [0.3, 0.7]: the model is unsure there (``value`` is that share; ``object_id`` is empty).
+``blank_frame``
+    The raw frame is constant (every pixel the same value): a blank or padding page, or a
+    shutter that did not open; ingest lists such frames in the image's attributes.
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from numpy.typing import NDArray
 
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
-FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame")
+FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame")
 # How figures name each flag.
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
               "vanishes": "object vanishes", "uncertain_frame": "model unsure",
-              "touches_border": "touches border"}
+              "touches_border": "touches border", "blank_frame": "blank frame"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
-FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame")
+FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
 
 
@@ -224,6 +227,18 @@ def uncertain_flags(shares: Sequence[float], *, fraction: float) -> list[dict[st
             for t, share in enumerate(shares) if share > fraction]
 
 
+def blank_flags(frames: Sequence[int]) -> list[dict[str, object]]:
+    """Flags for constant raw frames (from the image's ``spheroseg.blank_frames``).
+
+    Examples
+    --------
+    >>> [(f["timepoint"], f["flag"]) for f in blank_flags([1])]
+    [(1, 'blank_frame')]
+    """
+    return [_flag(t, None, "blank_frame", None, None,
+                  "the raw frame is constant (blank or padding page?)") for t in frames]
+
+
 def _check_metrics(metrics: pd.DataFrame, n_frames: int, source: str | os.PathLike[str]) -> None:
     """Raise unless the table has the QC columns and timepoints in [0, n_frames)."""
     needed = ["timepoint", "object_id", "touches_border"]
@@ -250,7 +265,8 @@ def check_limits(*, area_jump_fraction: float, uncertain_fraction: float) -> Non
 def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: str,
                 position: str, area_jump_fraction: float, uncertain_fraction: float,
                 time_interval_s: float | None = None,
-                source: str | os.PathLike[str] = "metrics") -> pd.DataFrame:
+                source: str | os.PathLike[str] = "metrics",
+                blank_frames: Sequence[int] = ()) -> pd.DataFrame:
     """All QC flags of one position.
 
     Parameters
@@ -268,6 +284,8 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
         Frame interval, for the ``time_h`` column (empty when unknown).
     source : str or PathLike
         Where `metrics` came from, for error messages.
+    blank_frames : sequence of int
+        Timepoints whose raw frame is constant (`blank_flags`).
 
     Returns
     -------
@@ -284,7 +302,8 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     _check_metrics(metrics, len(shares), source)
     flags = (area_jump_flags(metrics, fraction=area_jump_fraction)
              + presence_flags(metrics, n_frames=len(shares)) + border_flags(metrics)
-             + uncertain_flags(shares, fraction=uncertain_fraction))
+             + uncertain_flags(shares, fraction=uncertain_fraction)
+             + blank_flags([t for t in blank_frames if 0 <= t < len(shares)]))
     table = pd.DataFrame(flags, columns=["timepoint", "object_id", "flag", "value", "limit",
                                          "message"])
     table.insert(0, "experiment", experiment)
