@@ -127,7 +127,10 @@ def check_before_any_job():
     positions = plan_positions()
     preflight.check_channel(positions, config["ingest"]["channel"])
     if not config["training"]["enabled"]:
-        preflight.check_model(model_path())
+        # A bioimage.io package is checked by imported_model_path; its model is made by a job.
+        model = model_path()
+        if model_package() is None:
+            preflight.check_model(model)
     else:
         preflight.check_annotations(config["training"]["annotations"])
         if config["training"]["init"] is not None:
