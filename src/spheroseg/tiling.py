@@ -147,7 +147,8 @@ def round_up(value: int, divisor: int) -> int:
 
 
 def plan_tiles(
-    image_shape: Sequence[int], *, frames: int, tile_size: int, overlap: float, divisor: int
+    image_shape: Sequence[int], *, frames: int, tile_size: int, overlap: float, divisor: int,
+    min_tile: int = 1,
 ) -> TilePlan:
     """Plan tiles for frames of `image_shape`.
 
@@ -165,6 +166,9 @@ def plan_tiles(
         of it in pixels.
     divisor : int
         The model's spatial divisor (input sides must be multiples of it).
+    min_tile : int
+        The model's smallest input side (a bioimage.io size ``min``); tiles are never
+        smaller, even for a smaller image.
 
     Returns
     -------
@@ -194,7 +198,8 @@ def plan_tiles(
     if not 0.0 <= overlap < 0.5:
         raise ValueError(f"overlap must be in [0, 0.5), got {overlap!r}")
     halo = int(round(overlap * tile_size / 2))
-    smallest = round_up(2 * halo, divisor) + divisor
+    smallest = max(round_up(2 * halo, divisor) + divisor,
+                   round_up(_positive_int("min_tile", min_tile), divisor))
     shape = tuple(
         max(min(tile_size, round_up(size + 2 * round_up(halo, divisor), divisor)), smallest)
         for size in (height, width)

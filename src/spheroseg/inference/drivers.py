@@ -61,7 +61,8 @@ def plan_for_image(
     image: str | os.PathLike[str], model_path: str | os.PathLike[str], *,
     tile_size: int | None = None, overlap: float | None = None,
 ) -> TilePlan:
-    """Tile plan for an NGFF image and a model; tile size and overlap default to the card's.
+    """Tile plan for an NGFF image and a model; tile size and overlap default to the card's,
+    and tiles are never smaller than the card's ``tile.min_size`` (imported bioimage.io models).
 
     Raises
     ------
@@ -81,7 +82,7 @@ def plan_for_image(
         halo = suggested.get("halo")
         overlap = 2 * halo / tile_size if isinstance(halo, int) and 2 * halo < tile_size else 0.25
     return plan_tiles(image_shape, frames=frames, tile_size=tile_size, overlap=overlap,
-                      divisor=card["spatial_divisor"])
+                      divisor=card["spatial_divisor"], min_tile=int(suggested.get("min_size", 1)))
 
 
 def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path, model: Path) -> None:
