@@ -6,10 +6,12 @@ block of pyproject.toml puts ``tests/`` on ``sys.path``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import snakefile_runner
 from snakefile_runner import require_spheroseg, run_snakemake, running
 
 
@@ -20,10 +22,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
 
 
+@pytest.fixture(scope="session", name="run_snakemake")
+def run_snakemake_fixture() -> Callable[..., object]:
+    """:func:`snakefile_runner.run_snakemake`, for tests that take their helpers as fixtures."""
+    return snakefile_runner.run_snakemake
+
+
 def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime in ns) of every file of a run, Snakemake's own folder aside."""
     return {path.relative_to(workdir).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns)
-            for folder in ("resources", "results") for path in (workdir / folder).rglob("*") if path.is_file()}
+            for path in workdir.rglob("*") if path.is_file() and ".snakemake" not in path.relative_to(workdir).parts}
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +39,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The embedded demo with the shipped config (the README's quick start), run once through
     the Snakefile and shared by every test that only reads it; yields its working directory.
 
-    A test that changes or reruns it works on a copy (``shutil.copytree``); at the end of the
-    session the run's inputs and results must be as the demo left them.
+    Tests that write into it or rerun it take :func:`demo_copy` instead; at the end of the
+    session every file of the run (``.snakemake/`` aside) must be as the demo left it.
     """
     require_spheroseg()
     workdir = tmp_path_factory.mktemp("demo")
@@ -40,4 +48,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     written = _snapshot(workdir)
     yield workdir
     changed = sorted(set(written.items()) ^ set(_snapshot(workdir).items()))
-    assert not changed, f"a test changed the shared demo run (copy it instead): {changed[:10]}"
+    assert not changed, f"a test changed the shared demo run (use demo_copy): {changed[:10]}"
+
+
+@pytest.fixture
+def demo_copy(demo_run: Path, tmp_path: Path) -> Path:
+    """A copy of the shared demo run (files, times and Snakemake's records), for one test to change."""
+    return Path(shutil.copytree(demo_run, tmp_path / "demo", symlinks=True))

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
-from snakefile_runner import run_snakemake
 
 from spheroseg import ngff
 
@@ -67,6 +66,6 @@ def test_metrics_match_ground_truth(demo_run, position, metric, tolerance):
     assert relative.max() <= tolerance, f"{metric} error up to {relative.max():.2%}"
 
 
-def test_second_run_has_nothing_to_do(demo_run):
+def test_second_run_has_nothing_to_do(demo_run, run_snakemake):
     result = run_snakemake(demo_run, "-n", "--cores", "2")
     assert "Nothing to be done" in result.stdout + result.stderr
