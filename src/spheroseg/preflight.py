@@ -349,8 +349,9 @@ def unit_warnings(plans: Mapping[str, PositionPlan], *,
             lines.append(
                 f"{len(missing)} of {len(plans)} position(s) have no pixel size in their "
                 f"metadata: {_names(missing)}. Their objects are filtered by "
-                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels; "
-                f"set ingest.pixel_size_um (micrometres) to measure in micrometres.")
+                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels, "
+                f"and the model sees them at their own scale (predict.rescale needs a pixel "
+                f"size); set ingest.pixel_size_um (micrometres) to measure in micrometres.")
     if overrides.time_interval_s is None:
         series = [plan for plan in plans.values() if plan.frames > 1]
         missing = [plan.name for plan in series if plan.time_interval_s is None]
