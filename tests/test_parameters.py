@@ -176,6 +176,7 @@ CONFIG_NAMES = {
     ("report position", "channel"): "ingest.channel",
     ("measure", "threshold"): None,  # measure traces at the threshold segment recorded
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
+    ("report qc", "labels"): None,  # an input file (the rule passes labels.ome.zarr)
     ("report position", "frame_ms"): "report.gif_frame_ms",
     ("train", "annotations"): "training.annotations",
     ("train", "init"): "training.init",

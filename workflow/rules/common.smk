@@ -326,6 +326,14 @@ onstart:
     preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
 
 
+onsuccess:
+    from spheroseg.report.qc import emptied_positions
+
+    # Nothing vanishes silently: frames whose every object the size filter removed.
+    for line in emptied_positions(f"{OUT}/qc.csv"):
+        print(f"spheroseg: {line}", file=sys.stderr)
+
+
 onerror:
     from spheroseg.joblog import job_errors
 

@@ -27,12 +27,16 @@ def _add_qc(subparsers: Any) -> None:
     parser = add_verb(
         subparsers, "qc", help="temporal QC flags of one position",
         description="Flag area jumps between consecutive frames, objects that appear or "
-        "vanish, objects touching the border and frames where the model is unsure (share of "
-        "pixels with probability in [0.3, 0.7]). Writes a tidy CSV, one row per flag.")
+        "vanish, objects touching the border, frames where the model is unsure (share of "
+        "pixels with probability in [0.3, 0.7]), blank frames and frames whose every object "
+        "the size filter removed. Writes a tidy CSV, one row per flag.")
     parser.add_argument("--metrics", required=True, help="the position's metrics.csv")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
     parser.add_argument("--image",
                         help="image.ome.zarr: flag the frames ingest found constant (blank)")
+    parser.add_argument("--labels",
+                        help="labels.ome.zarr: flag the frames whose every object the size "
+                        "filter removed (no_objects)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
     parser.add_argument("--area-jump-fraction", type=float,
@@ -144,6 +148,7 @@ def _run_qc(args: argparse.Namespace) -> None:
     count = position_qc_table(args.metrics, args.probabilities, args.output,
                               experiment=args.experiment, position=args.position,
                               image_path=getattr(args, "image", None),
+                              labels_path=getattr(args, "labels", None),
                               **given(args, QC_OPTIONS))
     _log("wrote %s (%d flags)", args.output, count)
 

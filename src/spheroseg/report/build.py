@@ -17,7 +17,8 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
                       probabilities_path: str | os.PathLike[str], output: str | os.PathLike[str],
                       *, experiment: str, position: str, area_jump_fraction: float = 0.2,
                       uncertain_fraction: float = 0.05,
-                      image_path: str | os.PathLike[str] | None = None) -> int:
+                      image_path: str | os.PathLike[str] | None = None,
+                      labels_path: str | os.PathLike[str] | None = None) -> int:
     """Compute one position's QC flags and write them as CSV; return the number of flags.
 
     Parameters
@@ -33,6 +34,9 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
         :func:`~spheroseg.report.qc.uncertain_flags`.
     image_path : str or PathLike, optional
         The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
+    labels_path : str or PathLike, optional
+        The position's ``labels.ome.zarr``: frames whose every object segment's size filter
+        removed are flagged as ``no_objects``.
 
     Raises
     ------
@@ -46,10 +50,11 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     shares = qc.uncertain_shares(probabilities_path)
     interval = ngff.read_metadata(probabilities_path).time_interval_s
     blank = [] if image_path is None else _blank_frames(image_path)
+    emptied = [] if labels_path is None else _emptied_frames(labels_path)
     table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
                            area_jump_fraction=area_jump_fraction,
                            uncertain_fraction=uncertain_fraction, time_interval_s=interval,
-                           source=metrics_path, blank_frames=blank)
+                           source=metrics_path, blank_frames=blank, emptied=emptied)
     qc.write_qc(table, output)
     return len(table)
 
@@ -63,6 +68,18 @@ def _blank_frames(image_path: str | os.PathLike[str]) -> list[int]:
         raise ValueError(f"spheroseg.blank_frames must be a list of timepoints, got "
                          f"{frames!r} (in {image_path})")
     return frames
+
+
+def _emptied_frames(labels_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """``no_objects`` flags from what segment recorded in the labels' attributes."""
+    from spheroseg import ngff
+    from spheroseg.segmentation import read_segmentation_record
+
+    record = read_segmentation_record(labels_path)
+    if record is None:
+        raise ValueError(f"labels must be a label image written by spheroseg segment, got no "
+                         f"spheroseg.segment attributes (in {labels_path})")
+    return qc.no_object_flags(record, pixel_size_um=ngff.read_metadata(labels_path).pixel_size_um)
 
 
 def experiment_qc_table(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
