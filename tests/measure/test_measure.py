@@ -352,7 +352,8 @@ def test_measure_is_deterministic_and_uses_pixel_units(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     header, first = (tmp_path / "a" / "metrics.csv").read_text().splitlines()[:2]
     assert header.split(",")[3] == "time_frame" and "area_px2" in header
-    assert first.split(",")[-2] == "7.000000"  # mean intensity of channel 1
+    assert header.split(",")[-3:] == ["mean_intensity", "touches_border", "is_main_body"]
+    assert first.split(",")[-3] == "7.000000"  # mean intensity of channel 1
 
 
 def test_measure_rejects_mismatched_grids(tmp_path: Path) -> None:

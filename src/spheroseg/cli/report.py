@@ -65,9 +65,10 @@ def _add_position(subparsers: Any) -> None:
     parser = add_verb(
         subparsers, "position", help="metric plots, contour montage and GIF of one position",
         description="Write OUTPUT_DIR/metrics_over_time.{png,svg} (area, perimeter, "
-        "circularity, aspect ratio over time, one line per object, QC-flagged frames "
-        "shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif (contours on the frames) "
-        "and OUTPUT_DIR/overlay.html (the GIF for the Snakemake report).")
+        "circularity, aspect ratio over time, one line per main body, shed fragments counted, "
+        "QC-flagged frames shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif "
+        "(contours on the frames, main bodies numbered) and OUTPUT_DIR/overlay.html (the GIF "
+        "for the Snakemake report).")
     for name, text in (("metrics", "the position's metrics.csv"), ("qc", "its qc.csv"),
                        ("image", "its image.ome.zarr"), ("contours", "its contours.geojson"),
                        ("output-dir", "folder for the figures"),
@@ -87,7 +88,8 @@ def _add_experiment(subparsers: Any) -> None:
         subparsers, "experiment", help="experiment-wide comparison figure",
         description="Plot area, perimeter, circularity and aspect ratio over time for all "
         "positions, one colour per condition when a sample sheet is given (else per "
-        "position), thin lines per object and thick lines for group means.")
+        "position), thin lines per main body and thick lines for group means; shed fragments "
+        "are counted in a third row.")
     parser.add_argument("--metrics", required=True, help="the experiment's metrics.csv")
     parser.add_argument("--samples", dest="samples_path",
                         help="sample sheet (TSV with position, condition, ...)")

@@ -298,9 +298,9 @@ def polygon_metrics(contour: ObjectContour) -> dict[str, float]:
     Area is the polygon's area plus the thin segments between its edges and the smooth
     boundary through its vertices (:func:`arc_area`), minus holes; perimeter is the length
     of the outer boundary, likewise of the smooth curve through its vertices
-    (:func:`arc_length`), so that a disk's circularity does not exceed 1; moments, and hence centroid and axes, are those of the filled
-    polygon minus its holes; convex hull (with the same chord correction) and Feret
-    diameters are those of the outer boundary.
+    (:func:`arc_length`), so that a disk's circularity does not exceed 1; moments, and
+    hence centroid and axes, are those of the filled polygon minus its holes; convex hull
+    (with the same chord correction) and Feret diameters are those of the outer boundary.
 
     For a contour traced on a Gaussian-smoothed mask (``contour.sigma``), the 0.5 level
     lies inside the true boundary by ``sigma**2 * curvature / 2`` (to first order), which

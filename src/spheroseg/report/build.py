@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spheroseg.report import html, overlay, plots, qc, samples, tables
+from spheroseg.report import html, overlay, plots, qc, samples, series, tables
 
 POSITION_FILES = ("metrics_over_time.png", "metrics_over_time.svg", "montage.png",
                   "overlay.gif", "overlay.html")
@@ -145,15 +145,16 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     metadata = ngff.read_metadata(image_path)
     n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
     flagged = qc.flagged_timepoints(flags_table)
+    fragments = series.fragment_ids(metrics)
     chosen = overlay.choose_frames(n_frames, max_frames=montage_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
-                                 channel=channel, max_size=512)
+                                 channel=channel, max_size=512, fragments=fragments)
     plots.save_figure(overlay.render_montage(frames, title=title,
                                              pixel_size_um=metadata.pixel_size_um),
                       [output / "montage.png"], dpi=100)
     chosen = overlay.choose_frames(n_frames, max_frames=gif_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
-                                 channel=channel, max_size=gif_size)
+                                 channel=channel, max_size=gif_size, fragments=fragments)
     images = [overlay.render_gif_frame(frame, size=gif_size, header=title,
                                        pixel_size_um=metadata.pixel_size_um) for frame in frames]
     overlay.write_gif(images, output / "overlay.gif", frame_ms=frame_ms)

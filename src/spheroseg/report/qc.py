@@ -11,6 +11,9 @@ The flags are
     previous frame but not at ``timepoint`` (``value`` is empty).
 ``touches_border``
     The object touches the image border, so its shape is cut off (``value`` is empty).
+
+These four concern the main bodies only (``is_main_body``): shed fragments come and go in
+every frame, and flagging each would shade every frame.
 ``uncertain_frame``
     More than a fraction of the frame's pixels have a foreground probability in
     [0.3, 0.7]: the model is unsure there (``value`` is that share; ``object_id`` is empty).
@@ -34,6 +37,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from spheroseg.report.series import main_body_mask
+
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
 FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame",
@@ -42,7 +47,7 @@ FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame"
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
               "vanishes": "object vanishes", "uncertain_frame": "model unsure",
               "touches_border": "touches border", "blank_frame": "blank frame",
-              "no_objects": "every object removed by the size filter"}
+              "no_objects": "no object left (size filter)"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
 FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame", "no_objects")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
@@ -323,8 +328,10 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     Parameters
     ----------
     metrics : DataFrame
-        The position's metrics (``timepoint``, ``object_id``, an area column and
-        ``touches_border``); frames without objects have no rows.
+        The position's metrics (``timepoint``, ``object_id``, an area column,
+        ``touches_border`` and ``is_main_body``, computed when absent); frames without objects
+        have no rows. Object flags (area jumps, appearances, border contact) concern the main
+        bodies only: shed fragments come and go in every frame.
     shares : sequence of float, length T
         :func:`uncertain_share` of each frame; its length is the number of frames.
     experiment, position : str
@@ -353,8 +360,9 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     """
     check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     _check_metrics(metrics, len(shares), source)
-    flags = (area_jump_flags(metrics, fraction=area_jump_fraction)
-             + presence_flags(metrics, n_frames=len(shares)) + border_flags(metrics)
+    bodies = metrics[main_body_mask(metrics)] if len(metrics) else metrics
+    flags = (area_jump_flags(bodies, fraction=area_jump_fraction)
+             + presence_flags(bodies, n_frames=len(shares)) + border_flags(bodies)
              + uncertain_flags(shares, fraction=uncertain_fraction)
              + blank_flags([t for t in blank_frames if 0 <= t < len(shares)])
              + [flag for flag in emptied if 0 <= int(flag["timepoint"]) < len(shares)])
