@@ -198,7 +198,8 @@ def render_at(pixel_sizes_um: list[float]) -> dict[float, np.ndarray]:
     return images
 
 
-def measured_areas(folder: Path, frame: np.ndarray, *, pixel_size_um: float, rescale: str) -> list[float]:
+def measured_areas(folder: Path, frame: np.ndarray, *, pixel_size_um: float,
+                   rescale: str) -> list[float]:
     """Areas (um2) of the objects the shipped model finds, largest first."""
     image = write_image(folder / "image.ome.zarr", frame[None], pixel_size_um=pixel_size_um)
     probabilities = predict_chain(folder, image, SHIPPED_MODEL, rescale=rescale)
