@@ -126,7 +126,8 @@ def check_before_any_job():
     if not config["training"]["enabled"]:
         preflight.check_model(model_path())
     else:
-        preflight.check_annotations(config["training"]["annotations"])
+        preflight.check_annotations(config["training"]["annotations"],
+                                    val_names=config["training"]["val_names"])
         if config["training"]["init"] is not None:
             preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
