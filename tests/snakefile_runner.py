@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 BIN = Path(sys.executable).parent
+SPHEROSEG = str(BIN / "spheroseg")  # the command line tool of this environment
 _running: list[pytest.Item] = []  # the test being set up, run or torn down (at most one)
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from snakefile_runner import SPHEROSEG
 
 # torch.jit is deprecated in torch >= 2.13 but is the model format spheroseg ships.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 TINY = ["--synthetic", "4", "--synthetic-size", "64", "--patch-size", "64", "--batch-size", "2",
         "--steps-per-epoch", "3", "--epochs", "3", "--patience", "0", "--depth", "2", "--base-width", "4",
         "--seed", "0", "--device", "cpu", "--no-progress"]
