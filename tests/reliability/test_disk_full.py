@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 OUTPUTS = ("image.ome.zarr", "tiles.json", "tiles.zarr", "probabilities.ome.zarr", "labels.ome.zarr",
            "contours.geojson", "metrics", "metrics.csv")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from snakefile_runner import SPHEROSEG
 
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 
 
 @pytest.fixture(scope="module")

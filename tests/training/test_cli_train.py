@@ -108,6 +108,7 @@ def _command(annotations: Path, output: Path, checkpoints: Path) -> list[str]:
             "--patch-size", "32", "--depth", "2", "--base-width", "4", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_from_the_last_checkpoint(annotations, tmp_path):
     output, checkpoints = tmp_path / "resumed.pt", tmp_path / "ckpt"
     command = _command(annotations, output, checkpoints)
