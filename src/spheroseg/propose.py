@@ -408,3 +408,13 @@ def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotatio
     proposal = write_proposals(rank_frames(candidates), positions, annotations, n=n, channel=channel)
     record_proposals(annotations, proposal, model=model)
     return proposal
+
+
+def run_summary(path: str | os.PathLike[str], *, since: float) -> list[str]:
+    """Console lines of a ``spheroseg propose --output`` file written after `since` (epoch
+    seconds); none if it is older or absent."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_mtime < since:
+        return []
+    run = json.loads(path.read_text(encoding="utf-8"))
+    return Proposal(run["written"], run["skipped"]).summary(run["annotations"])
