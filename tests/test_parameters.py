@@ -93,7 +93,7 @@ def library_defaults() -> dict[str, Any]:
         "training.percentiles": [DEFAULT_NORMALIZATION["low"], DEFAULT_NORMALIZATION["high"]],
         "training.intensity_augment": keyword_default(AugmentConfig.with_intensity, "level"),
         "training.invert_probability": keyword_default(AugmentConfig.with_intensity, "p_invert"),
-        "training.recipe": keyword_default(recipe_settings, "name"),
+        "training.recipe": keyword_default(recipe_settings, "recipe"),
         "propose.n": keyword_default(propose_frames, "n"),
         "ingest.pattern": keyword_default(discover_positions, "pattern"),
         "ingest.pyramid": keyword_default(ingest_position, "pyramid"),

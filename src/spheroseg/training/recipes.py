@@ -24,22 +24,22 @@ RECIPES: dict[str, dict[str, Any]] = {
 NEEDS_INIT = ("finetune",)
 
 
-def recipe_settings(name: str = "custom", *, init: object = None) -> dict[str, Any]:
-    """The settings of recipe `name`.
+def recipe_settings(recipe: str = "custom", *, init: object = None) -> dict[str, Any]:
+    """The settings of `recipe` (a name of :data:`RECIPES`).
 
     Raises
     ------
     ValueError
-        If `name` is not a recipe, or it fine-tunes and `init` is None.
+        If `recipe` is not a recipe, or it fine-tunes and `init` is None.
 
     Examples
     --------
     >>> recipe_settings("finetune", init="models/default.pt")["patience"]
     3
     """
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r} (config key 'training.recipe')")
-    if name in NEEDS_INIT and init is None:
-        raise ValueError(f"recipe {name!r} must start from a model: give --init (config key 'training.init', "
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {recipe!r} (config key 'training.recipe')")
+    if recipe in NEEDS_INIT and init is None:
+        raise ValueError(f"recipe {recipe!r} must start from a model: give --init (config key 'training.init', "
                          f"or the workflow's 'model'), got none")
-    return dict(RECIPES[name])
+    return dict(RECIPES[recipe])
