@@ -50,15 +50,19 @@ def loop(tmp_path_factory, run_snakemake):
     workdir = tmp_path_factory.mktemp("propose-loop")
     off = _config(workdir, "off.yaml", training={**TRAINING, "enabled": False}, propose={"n": 2})
     on = _config(workdir, "on.yaml", training={**TRAINING, "enabled": True}, propose={"n": 2})
+    # The demo's 3 positions (p0 here, pos0 and pos1 from config/config.yaml) x 3 frames: ask for
+    # all 9, so the 2 corrected frames must be met and skipped.
+    every = _config(workdir, "every.yaml", training={**TRAINING, "enabled": True}, propose={"n": 9})
     seen = {"plain": run_snakemake(workdir, "--configfile", off, "--cores", "2")}
     seen["plain_written"] = (workdir / "annotations").exists()
     seen["propose"] = run_snakemake(workdir, "--configfile", off, "--cores", "2", "propose")
     masks = sorted((workdir / "annotations" / "masks").glob("*.tif"))
+    seen["first_masks"] = [path.name for path in masks]
     seen["corrected"] = {path: _correct(path) for path in masks}
     seen["train_plan"] = run_snakemake(workdir, "--configfile", on, "-n")
     seen["train"] = run_snakemake(workdir, "--configfile", on, "--cores", "2")
     seen["again"] = run_snakemake(workdir, "--configfile", on, "-n")
-    seen["propose_again"] = run_snakemake(workdir, "--configfile", on, "--cores", "2", "propose")
+    seen["propose_again"] = run_snakemake(workdir, "--configfile", every, "--cores", "2", "propose")
     return workdir, seen
 
 
@@ -72,8 +76,9 @@ def test_propose_writes_pairs_training_reads(loop):
     from spheroseg.training.data import find_annotation_pairs
 
     workdir, seen = loop
-    pairs = find_annotation_pairs(workdir / "annotations")
-    assert len(pairs) == 2 and all(re.fullmatch(r"p0_t\d{4}", p.name) for p in pairs)
+    assert len(seen["first_masks"]) == 2
+    pairs = [p for p in find_annotation_pairs(workdir / "annotations") if f"{p.name}.tif" in seen["first_masks"]]
+    assert len(pairs) == 2 and all(re.fullmatch(r"\w+_t\d{4}", p.name) for p in pairs)
     assert "proposed 2 frame(s)" in seen["propose"].stderr
     with tifffile.TiffFile(pairs[0].image_path) as tif:
         x_resolution = tif.pages[0].tags["XResolution"].value
@@ -98,10 +103,10 @@ def test_a_second_rerun_does_nothing(loop):
 def test_a_later_propose_never_overwrites_a_corrected_mask(loop):
     workdir, seen = loop
     err = seen["propose_again"].stderr
-    assert "skipped 2 frame(s) whose mask exists" in err and "proposed 1 frame(s)" in err
+    assert "skipped 2 frame(s) whose mask exists" in err and "proposed 7 frame(s)" in err
     for path, corrected in seen["corrected"].items():
         assert np.array_equal(tifffile.imread(path), corrected)
-    assert len(list((workdir / "annotations" / "masks").glob("*.tif"))) == 3
+    assert len(list((workdir / "annotations" / "masks").glob("*.tif"))) == 9
 
 
 @pytest.mark.parametrize(("sections", "match"), [
