@@ -14,7 +14,8 @@ import pytest
 import tifffile
 import yaml
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+# Six Snakemake runs, one of them training: minutes on a quiet laptop, more on a shared machine.
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 DEMO = {"folder": "resources/demo", "positions": {"p0": 1}, "timepoints": 3, "size": [64, 64],
         "seed": 0, "pixel_size_um": 4.0, "time_interval_s": 3600, "artefact": None}
