@@ -54,7 +54,7 @@ def dry_run(tmp_path: Path, profile: str) -> dict[str, list[dict[str, str]]]:
     (tmp_path / "model.pt").write_bytes(b"")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                "--profile", str(PROFILES / profile), "--dry-run", "--forceall", "--config", "model=model.pt",
-               f"training={{enabled: true, annotations: {annotations}, epochs: 1}}"]
+               f"training={{enabled: true, annotations: {annotations}, epochs: 1, recipe: custom}}"]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
