@@ -30,6 +30,7 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/modelzoo.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/propose.smk"
 
 
 rule all:

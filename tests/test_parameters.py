@@ -76,6 +76,8 @@ def library_defaults() -> dict[str, Any]:
     from spheroseg.training.augment import AugmentConfig
     from spheroseg.training.loop import TrainConfig
     from spheroseg.training.pipeline import DEFAULT_NORMALIZATION, TrainingJob
+    from spheroseg.training.recipes import recipe_settings
+    from spheroseg.propose import propose_frames
 
     defaults = {f"segment.{field.name}": field_default(SegmentationOptions, field.name)
                 for field in dataclasses.fields(SegmentationOptions)}
@@ -91,6 +93,8 @@ def library_defaults() -> dict[str, Any]:
         "training.percentiles": [DEFAULT_NORMALIZATION["low"], DEFAULT_NORMALIZATION["high"]],
         "training.intensity_augment": keyword_default(AugmentConfig.with_intensity, "level"),
         "training.invert_probability": keyword_default(AugmentConfig.with_intensity, "p_invert"),
+        "training.recipe": keyword_default(recipe_settings, "recipe"),
+        "propose.n": keyword_default(propose_frames, "n"),
         "ingest.pattern": keyword_default(discover_positions, "pattern"),
         "ingest.pyramid": keyword_default(ingest_position, "pyramid"),
         "ingest.workers": keyword_default(ingest_position, "workers"),
@@ -123,6 +127,8 @@ def library_defaults() -> dict[str, Any]:
 WORKFLOW_CHOICES = {
     "segment.min_area_um2": "a physical minimum suits spheroids; the library must also work on "
                             "images without a pixel size, where a size in µm² cannot apply",
+    "training.recipe": "the workflow's human-in-the-loop fine-tunes the current model briefly; the "
+                       "library trains exactly with the settings it is given",
     "predict.batch_size": "the workflow fixes 8 tiles per batch (its results were made with it); "
                           "the library chooses by device, and the config may say null for that",
 }
@@ -187,13 +193,17 @@ CONFIG_NAMES = {
     ("train", "synthetic_size"): None,
     ("train", "checkpoint_dir"): None,  # the workflow keeps checkpoints beside the model
     ("train", "progress"): None,  # logs always get progress lines
+    ("propose", "channel"): "ingest.channel",
+    ("propose", "samples"): None,  # the sample sheet, config key `samples` (a top-level key)
+    ("propose", "annotations"): "training.annotations",
+    ("propose", "model"): None,  # the model the workflow predicted with, recorded
     ("demo", "n_timepoints"): "demo.timepoints",
     ("demo", "shape"): "demo.size",
     ("demo", "training_set"): None,  # a training set is not the demo experiment
 }
 SECTIONS = {"ingest": "ingest", "tile": "tiling", "predict": "predict", "stitch": "stitch",
             "segment": "segment", "measure": "measure", "train": "training", "report qc": "report",
-            "report position": "report", "demo": "demo"}
+            "report position": "report", "demo": "demo", "propose": "propose"}
 
 
 @pytest.mark.parametrize("verb", sorted(SECTIONS))

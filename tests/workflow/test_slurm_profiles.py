@@ -50,7 +50,7 @@ def dry_run(tmp_path: Path, profile: str) -> dict[str, list[dict[str, str]]]:
         (annotations / name).write_bytes(b"")
     (tmp_path / "model.pt").write_bytes(b"")
     result = run_snakemake(tmp_path, "--profile", PROFILES / profile, "--dry-run", "--forceall", "--config",
-                           "model=model.pt", f"training={{enabled: true, annotations: {annotations}, epochs: 1}}",
+                           "model=model.pt", f"training={{enabled: true, annotations: {annotations}, epochs: 1, recipe: custom}}",
                            timeout=300)
     jobs: dict[str, list[dict[str, str]]] = {}
     rule = None

@@ -132,12 +132,21 @@ def check_before_any_job():
         if model_package() is None:
             preflight.check_model(model)
     else:
-        preflight.check_annotations(config["training"]["annotations"],
-                                    val_names=config["training"]["val_names"])
-        if config["training"]["init"] is not None:
-            preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
+        check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
     return positions
+
+
+def check_training():
+    """The annotations, the validation names and the model training starts from."""
+    preflight.check_annotations(config["training"]["annotations"], val_names=config["training"]["val_names"])
+    init = training_settings()["init"]
+    if init is None:
+        return
+    if config["training"]["init"] is None and model_package() is not None:
+        raise ValueError("training.init must name a TorchScript model when model is a bioimage.io package "
+                         "(recipe finetune starts from model), got null (config key 'training.init')")
+    preflight.check_model(resolve_shipped(init), key="training.init" if config["training"]["init"] else "model")
 
 
 def position_files(wildcards):
@@ -209,12 +218,27 @@ _LATER_TRAINING_SETTINGS = {
 }
 
 
+def recipe_keys():
+    """Config keys that the training recipe sets (spheroseg.training.recipes, the one home of
+    their values); a key set away from its default wins over the recipe."""
+    from spheroseg.training.recipes import RECIPES
+
+    names = {"level": "intensity_augment"}
+    return {names.get(key, key) for key in RECIPES[config["training"]["recipe"]]}
+
+
 def training_settings():
-    """The training settings that name the model (see _LATER_TRAINING_SETTINGS)."""
+    """The training settings that name the model (see _LATER_TRAINING_SETTINGS). With a
+    recipe, keys left at their default are the recipe's, and recipe finetune without
+    training.init starts from `model`, the current model."""
     defaults = SCHEMA["properties"]["training"]["properties"]
-    return {key: value for key, value in config["training"].items()
-            if key not in _NOT_TRAINING_SETTINGS
-            and not (key in _LATER_TRAINING_SETTINGS and value == defaults[key]["default"])}
+    from_recipe = recipe_keys()
+    settings = {key: value for key, value in config["training"].items()
+                if key not in _NOT_TRAINING_SETTINGS
+                and not (key in _LATER_TRAINING_SETTINGS | from_recipe and value == defaults[key]["default"])}
+    if config["training"]["recipe"] == "finetune" and settings["init"] is None:
+        settings["init"] = config["model"]
+    return settings
 
 
 @functools.cache
@@ -321,7 +345,7 @@ def segment_flags(options):
 def train_flags(settings):
     """Command-line flags of `spheroseg train` for the training settings that name the model."""
     values = {key: settings.get(key) for key in (
-        "epochs", "steps_per_epoch", "batch_size", "patch_size", "max_minutes", "intensity_augment",
+        "recipe", "epochs", "steps_per_epoch", "batch_size", "patch_size", "max_minutes", "intensity_augment",
         "seed", "learning_rate", "patience", "foreground_fraction", "invert_probability", "depth",
         "base_width", "normalization", "pixel_size_um", "mask_kind", "val_fraction", "device")}
     if settings.get("val_names"):
@@ -343,6 +367,20 @@ def announce_units():
             print(f"spheroseg: {line}", file=sys.stderr)
 
 
+def announce_uncorrected():
+    """Say once which proposed masks are still as `snakemake propose` wrote them: training uses
+    them as they are (see docs/annotate.md)."""
+    folder = config["training"]["annotations"]
+    if not (config["training"]["enabled"] and workflow.is_main_process and folder and Path(folder).is_dir()):
+        return
+    from spheroseg.propose import proposal_status
+
+    unchanged = [row["frame"] for row in proposal_status(folder) if row["state"] == "as proposed"]
+    if unchanged:
+        print(f"spheroseg: {len(unchanged)} proposed mask(s) in {folder} are unchanged since `snakemake "
+              f"propose` wrote them (training uses them as they are): {', '.join(unchanged[:8])}", file=sys.stderr)
+
+
 def final_outputs():
     """Everything `rule all` asks for."""
     per_position = [f"{OUT}/{position}/metrics.csv" for position in POSITIONS]
@@ -354,6 +392,7 @@ try:
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 announce_units()
+announce_uncorrected()
 
 
 onstart:
@@ -361,7 +400,12 @@ onstart:
 
 
 onsuccess:
+    from spheroseg.propose import run_summary
     from spheroseg.report.qc import emptied_positions
+
+    # What `snakemake propose` wrote and skipped (its log is not shown on success).
+    for line in run_summary(f"{OUT}/proposals.json", since=RUN_STARTED):
+        print(f"spheroseg: {line}", file=sys.stderr)
 
     # Nothing vanishes silently: frames whose every object the size filter removed.
     for line in emptied_positions(f"{OUT}/qc.csv"):

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--output", type=Path, required=True, help="model file to write, e.g. models/NAME.pt")
     model.add_argument("--init", type=Path, help="fine-tune this exported model (NAME.pt with NAME.json)")
+    model.add_argument("--recipe", help="custom (the settings given) or finetune (few short epochs from --init, "
+                       "lower learning rate, mild intensity augmentation, patience 3; options given win)")
     model.add_argument("--depth", type=int, help="U-Net downsamplings")
     model.add_argument("--base-width", type=int, help="channels of the first U-Net level")
     model.add_argument("--normalization", help="percentile, zscore or none (as the model card records it)")
@@ -81,13 +83,16 @@ def run(args: argparse.Namespace) -> None:
     from spheroseg.training.augment import AugmentConfig
     from spheroseg.training.loop import TrainConfig
     from spheroseg.training.pipeline import TrainingJob, run_training
+    from spheroseg.training.recipes import recipe_settings
 
     if not hasattr(args, "annotations") and not hasattr(args, "synthetic"):
         raise ValueError("--annotations must be given (or --synthetic N), got neither")
     if args.output.suffix != ".pt":
         raise ValueError(f"--output must end in .pt, got {str(args.output)!r}")
-    config = TrainConfig(**given(args, CONFIG_OPTIONS))
-    augment = AugmentConfig.with_intensity(**given(args, ("level", "p_invert")))
+    recipe = recipe_settings(**given(args, ["recipe"]), init=getattr(args, "init", None))
+    config = TrainConfig(**({k: v for k, v in recipe.items() if k != "level"} | given(args, CONFIG_OPTIONS)))
+    augment = AugmentConfig.with_intensity(**({k: v for k, v in recipe.items() if k == "level"}
+                                              | given(args, ("level", "p_invert"))))
     default_checkpoints = not hasattr(args, "checkpoint_dir")
     checkpoint_dir = getattr(args, "checkpoint_dir", args.output.with_suffix(".checkpoints"))
     with tempfile.TemporaryDirectory(prefix="spheroseg-synthetic-") as scratch:
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
         if "val_names" in options:
             options["val_names"] = tuple(options["val_names"])
         job = TrainingJob(annotations=annotations, output=args.output, checkpoint_dir=checkpoint_dir,
-                          provenance=provenance, **options)
+                          provenance=provenance | given(args, ["recipe"]), **options)
         paths = run_training(job, config, augment, **given(args, ["progress"]))
     if default_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -212,6 +212,10 @@ def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str],
     from spheroseg.atomic import write_text
     from spheroseg.modelcard import card_path_for, read_card
 
+    from spheroseg.propose import proposal_status
+
     card = None if model_path is None else read_card(card_path_for(model_path))
-    write_text(output, html.parameters_page(config, card, title=title,
-                                            model_path=str(model_path or "")))
+    annotations = (card or {}).get("training", {}).get("annotations")
+    proposals = proposal_status(annotations) if annotations and Path(annotations).is_dir() else []
+    write_text(output, html.parameters_page(config, card, title=title, model_path=str(model_path or ""),
+                                            proposals=proposals))

@@ -17,7 +17,7 @@ from spheroseg.normalization import validate_normalization
 from spheroseg.training.augment import AugmentConfig
 from spheroseg.training.data import find_annotation_pairs, load_samples, split_pairs
 from spheroseg.training.export import file_records, load_init_model, save_model, versions
-from spheroseg.training.loop import TrainConfig, TrainResult, train_model
+from spheroseg.training.loop import TrainConfig, TrainResult, resolve_device, train_model, validate_model
 from spheroseg.unet import UNet
 
 LOGGER = logging.getLogger("spheroseg.training")
@@ -115,14 +115,28 @@ def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     fingerprint = _fingerprint(job, config, augment, files, architecture, init_card and init_card["sha256"])
     LOGGER.info("training on %d pairs, validating on %d (%s)", len(train_pairs), len(val_pairs),
                 ", ".join(p.name for p in val_pairs) or "none")
+    before = _init_scores(model, val_samples, config, divisor=2**job.depth) if init_card else None
     started = time.monotonic()
     result = train_model(model, train_samples, val_samples, config, augment, divisor=2**job.depth,
                          checkpoint_dir=job.checkpoint_dir, fingerprint=fingerprint, progress=progress)
     card = _card(job, config, augment, result, files, architecture, init_card,
                  train=[p.name for p in train_pairs], val=[p.name for p in val_pairs],
                  wall_s=time.monotonic() - started)
+    card["training"]["init_metrics"] = before
     side = config.patch_size
     return save_model(result.model, job.output, card, result.history, example_shape=(2, 1, side, side))
+
+
+def _init_scores(model: torch.nn.Module, val_samples: list, config: TrainConfig, *, divisor: int
+                 ) -> dict[str, float | None] | None:
+    """Validation IoU/Dice of the init model before any training (the "before" of fine-tuning)."""
+    if not val_samples:
+        return None
+    device = resolve_device(config.device)
+    scores = validate_model(model.to(device), val_samples, divisor=divisor, tile=max(config.patch_size, 512),
+                            device=device)
+    model.to("cpu")
+    return {key: _finite(scores[key]) for key in ("val_iou", "val_dice")}
 
 
 def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result: TrainResult, files: list[dict],
