@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spheroseg.ingest.metadata import PhysicalSizes, check_overrides, resolve_sizes
-from spheroseg.ingest.tiff import IngestError, TiffLayout, iter_frames, plan_position
+from spheroseg.ingest.sources import iter_frames, plan_position
+from spheroseg.ingest.tiff import IngestError, TiffLayout
 
 if TYPE_CHECKING:
     from spheroseg.ngff import ImageMetadata
@@ -111,7 +112,8 @@ def ingest_position(
     Parameters
     ----------
     files : sequence of str or PathLike
-        One TIFF holding the whole series, or one TIFF per timepoint in time order.
+        One file holding the whole series (TIFF, or ND2/CZI/LIF with the ``vendor`` extra),
+        or one file per timepoint in time order.
     output : str or PathLike
         The ``image.ome.zarr`` to write; replaced only if the whole ingest succeeds.
     overrides : PhysicalSizes
@@ -123,7 +125,7 @@ def ingest_position(
     workers : int
         Threads compressing frames in parallel.
     series : int
-        Which series (OME image) of each file.
+        Which series (OME image, vendor scene) of each file.
     axes : str, optional
         NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
     fill_nonfinite : float, optional
