@@ -95,8 +95,9 @@ def _opened(path: Path) -> Iterator[Any]:
         raise
     except Exception as err:  # reader libraries raise anything on a bad file
         detail = " ".join(str(err).split())[:200] or type(err).__name__
-        raise IngestError(f"file must be a complete, readable {path.suffix} image, got "
-                          f"{type(err).__name__}: {detail} (in {path})") from err
+        raise IngestError(f"file must be a complete {path.suffix} image that bioio reads, got "
+                          f"{type(err).__name__}: {detail}; if the file is fine, export it to "
+                          f"OME-TIFF (Fiji, bfconvert) (in {path})") from err
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
