@@ -5,11 +5,12 @@ one Zarr v3 group per image whose ``ome`` attribute holds NGFF 0.5 ``multiscales
 level 0 in the array ``"0"`` (raw dtype and values), optional downsampled levels ``"1"``,
 ``"2"``, ... for viewing, and label images nested under it in ``labels/<name>`` (listed
 by the NGFF ``labels`` group, so that viewers open the image with its labels). Axes are a
-string in NGFF order, a subsequence of ``"tczyx"`` that ends in ``"yx"``. Physical sizes live in the ``scale`` transformation of each level together
-with the axis units (``micrometer``, ``second``); an unknown size has no unit and scale 1.
-The metadata is built and read through ``ome_zarr_models`` (pydantic models of the NGFF
-spec), so what is written is checked against the spec and what is read is validated;
-the pixels go through a direct chunk writer (`write_frame`) for speed.
+string in NGFF order, a subsequence of ``"tczyx"`` that ends in ``"yx"``. Physical sizes
+live in the ``scale`` transformation of each level together with the axis units
+(``micrometer``, ``second``); an unknown size has no unit and scale 1. The metadata is
+built and read through ``ome_zarr_models`` (pydantic models of the NGFF spec), so what is
+written is checked against the spec and what is read is validated; the pixels go through a
+direct chunk writer (`write_frame`) for speed.
 
 Why one module: it is the one place that knows the on-disk format. The writer
 (`create_image`, `write_frame`, the pyramid) and the reader (`read_metadata`, `open_array`,
