@@ -306,6 +306,33 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
     assert (recorded["method"], recorded["min_area_um2"], recorded["max_gap"]) == ("otsu", 20.0, 2)
 
 
+def test_segment_store_records_what_the_size_filter_removed(tmp_path) -> None:
+    from spheroseg.segmentation import read_segmentation_record
+
+    kept = disks((40, 40), (12, 12, 8))          # about 200 px: kept
+    specks = disks((40, 40), (30, 30, 2.5), (8, 32, 1.5))  # about 20 and 7 px: removed
+    write_probabilities(tmp_path / "p.ome.zarr", [kept + specks, specks, np.zeros((40, 40), np.float32)],
+                        pixel_size_um=1.0)
+    segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr", SegmentationOptions(min_area_um2=50.0))
+    record = read_segmentation_record(tmp_path / "l.ome.zarr")
+    assert record["objects"] == [1, 0, 0]  # frame 2 is empty: nothing was there to remove
+    assert record["removed_objects"] == [2, 2, 0]
+    largest = int(np.count_nonzero(disks((40, 40), (30, 30, 2.5)) > 0.5))
+    assert record["largest_removed_px"] == [largest, largest, 0.0] and record["min_area_px"] == 50.0
+
+
+def test_segment_frame_details_says_when_the_filter_emptied_a_frame() -> None:
+    from spheroseg.segmentation import segment_frame_details
+
+    specks = disks((30, 30), (10, 10, 2), (20, 20, 3))
+    emptied = segment_frame_details(specks, SegmentationOptions(min_area_px=100))
+    assert emptied.emptied and emptied.objects == 0 and emptied.removed_objects == 2
+    assert emptied.largest_removed_px == np.count_nonzero(disks((30, 30), (20, 20, 3)) > 0.5)
+    assert not segment_frame_details(np.zeros((8, 8)), SegmentationOptions()).emptied
+    kept = segment_frame_details(specks, SegmentationOptions(min_area_px=20))
+    assert (kept.objects, kept.removed_objects, kept.emptied) == (1, 1, False)
+
+
 def test_segment_store_needs_pixel_size_for_um2(tmp_path) -> None:
     write_probabilities(tmp_path / "p.ome.zarr", two_body_series()[:1], pixel_size_um=None)
     with pytest.raises(ValueError, match="pixel size must be known to use min_area_um2"):

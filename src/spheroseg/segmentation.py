@@ -281,6 +281,42 @@ def split_touching_objects(labels: NDArray[np.integer], *,
     return labels
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameSegmentation:
+    """One frame segmented, with what the size filter took away.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (Y, X), int32
+        Objects numbered 1..n in raster order of their first pixel, 0 = background.
+    threshold : float
+        The threshold used.
+    objects : int
+        Objects kept.
+    removed_objects : int
+        Objects the size filter (`min_area_px`) removed.
+    largest_removed_px : float
+        Pixel count of the largest of them (0 when none was removed).
+    """
+
+    labels: NDArray[np.int32]
+    threshold: float
+    objects: int
+    removed_objects: int = 0
+    largest_removed_px: float = 0.0
+
+    @property
+    def emptied(self) -> bool:
+        """Whether the size filter removed every object of the frame."""
+        return self.removed_objects > 0 and self.objects == 0
+
+    def summary(self) -> dict[str, float | int]:
+        """What :func:`segment_store` records per frame (everything but the labels)."""
+        return {"threshold": float(self.threshold), "objects": self.objects,
+                "removed_objects": self.removed_objects,
+                "largest_removed_px": self.largest_removed_px}
+
+
 def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = None,
                   ) -> tuple[NDArray[np.int32], float]:
     """Labels of one probability map: threshold, fill, remove small, split, keep largest.
@@ -311,6 +347,26 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     >>> segment_frame(p, SegmentationOptions(min_area_px=0))[0].tolist()
     [[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 2, 2], [1, 1, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0]]
     """
+    result = segment_frame_details(probabilities, options)
+    return result.labels, result.threshold
+
+
+def segment_frame_details(probabilities: NDArray,
+                          options: SegmentationOptions | None = None) -> FrameSegmentation:
+    """:func:`segment_frame` with what the size filter removed (for QC: nothing vanishes silently).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`segment_frame`.
+
+    Examples
+    --------
+    >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1, 5] = 0.8
+    >>> result = segment_frame_details(p, SegmentationOptions(min_area_px=5))
+    >>> result.removed_objects, result.largest_removed_px, result.emptied
+    (2, 4.0, True)
+    """
     options = SegmentationOptions() if options is None else options
     if not isinstance(options, SegmentationOptions):
         raise TypeError(f"options must be a SegmentationOptions, got {type(options).__name__}")
@@ -319,13 +375,18 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     if options.fill_holes:
         mask = ndimage.binary_fill_holes(mask)
     labels = label_objects(mask)
+    removed = np.zeros(0)
     if options.min_area_px > 0:
+        areas = np.bincount(labels.ravel())[1:]
+        removed = areas[(areas > 0) & (areas < options.min_area_px)]
         labels = remove_small_objects(labels, min_area_px=options.min_area_px)
     if options.split_touching:
         labels = split_touching_objects(labels, split_depth=options.split_depth)
     if options.keep_largest:
         labels = keep_largest_object(labels)
-    return relabel_sequential(labels), threshold
+    labels = relabel_sequential(labels)
+    return FrameSegmentation(labels, threshold, int(labels.max(initial=0)), int(removed.size),
+                             float(removed.max(initial=0)))
 
 
 def border_object_ids(labels: NDArray[np.integer]) -> NDArray[np.int32]:
@@ -475,8 +536,10 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
     written one at a time. The label image has axes ``"tyx"``, dtype int32, the pixel size
     and frame interval of the probabilities, is marked as an NGFF label image
-    (``"image-label"``), and records the options and per-frame thresholds under the group
-    attribute ``"spheroseg"``; it appears only when complete.
+    (``"image-label"``), and records under the group attribute ``"spheroseg.segment"`` the
+    options (``min_area_px`` as applied) and per frame the ``thresholds``, the ``objects``
+    kept, and the ``removed_objects`` and ``largest_removed_px`` of the size filter (so that
+    a frame it emptied can be flagged); it appears only when complete.
 
     Parameters
     ----------
@@ -510,7 +573,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
             options.min_area_um2, metadata.pixel_size_um, probabilities_path))
     source = ngff.open_array(probabilities_path)
     frames = _frame_count(metadata.axes, metadata.shape)
-    thresholds = []
+    frames_done: list[dict[str, float | int]] = []
     with atomic_path(output_path, directory=True) as tmp:
         target = ngff.create_image(
             tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
@@ -519,11 +582,11 @@ def segment_store(probabilities_path: str | os.PathLike[str],
         for t in range(frames):
             probabilities = _checked_probabilities(ngff.read_frame(source, t), t,
                                                    probabilities_path)
-            labels, threshold = segment_frame(probabilities, options)
-            target[t] = linker.link(labels)
-            thresholds.append(threshold)
-        _record_segmentation(tmp, options, thresholds)
-    return thresholds
+            result = segment_frame_details(probabilities, options)
+            target[t] = linker.link(result.labels)
+            frames_done.append(result.summary())
+        _record_segmentation(tmp, options, frames_done)
+    return [float(frame["threshold"]) for frame in frames_done]
 
 
 def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
@@ -549,27 +612,37 @@ def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str])
 
 
 def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
-                         thresholds: list[float]) -> None:
-    """Mark the image as an NGFF label image; record the options and per-frame thresholds."""
+                         frames: list[dict[str, float | int]]) -> None:
+    """Mark the image as an NGFF label image; record the options and, per frame, the
+    threshold, the objects kept and the objects the size filter removed (count, largest)."""
     import zarr
 
     from spheroseg.ngff import image_label_metadata
 
     group = zarr.open_group(store=str(path), mode="r+")
     group.attrs["ome"] = {**group.attrs["ome"], "image-label": image_label_metadata()}
-    group.attrs["spheroseg"] = {"segment": {**dataclasses.asdict(options),
-                                            "thresholds": [float(t) for t in thresholds]}}
+    group.attrs["spheroseg"] = {"segment": {
+        **dataclasses.asdict(options),
+        "thresholds": [frame["threshold"] for frame in frames],
+        **{key: [frame[key] for frame in frames]
+           for key in ("objects", "removed_objects", "largest_removed_px")}}}
 
 
-def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
-    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+def read_segmentation_record(labels_path: str | os.PathLike[str]) -> dict[str, object] | None:
+    """The ``spheroseg.segment`` attributes :func:`segment_store` wrote, or None if absent."""
     import zarr
 
     try:
         attributes = zarr.open_group(store=str(labels_path), mode="r").attrs.asdict()
     except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
         return None
-    thresholds = attributes.get("spheroseg", {}).get("segment", {}).get("thresholds")
+    record = attributes.get("spheroseg", {}).get("segment")
+    return record if isinstance(record, dict) else None
+
+
+def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
+    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+    thresholds = (read_segmentation_record(labels_path) or {}).get("thresholds")
     if not isinstance(thresholds, list) or not all(
             isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
         return None

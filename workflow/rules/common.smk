@@ -132,7 +132,8 @@ def check_before_any_job():
         if model_package() is None:
             preflight.check_model(model)
     else:
-        preflight.check_annotations(config["training"]["annotations"])
+        preflight.check_annotations(config["training"]["annotations"],
+                                    val_names=config["training"]["val_names"])
         if config["training"]["init"] is not None:
             preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
@@ -357,6 +358,14 @@ announce_units()
 
 onstart:
     preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
+
+
+onsuccess:
+    from spheroseg.report.qc import emptied_positions
+
+    # Nothing vanishes silently: frames whose every object the size filter removed.
+    for line in emptied_positions(f"{OUT}/qc.csv"):
+        print(f"spheroseg: {line}", file=sys.stderr)
 
 
 onerror:

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spheroseg.measure.frame import measure_frame
-from spheroseg.measure.tables import format_csv, geojson_feature, geojson_properties, metric_columns, metric_rows
+from spheroseg.measure.tables import (
+    format_csv,
+    geojson_feature,
+    geojson_properties,
+    mark_main_bodies,
+    metric_columns,
+    metric_rows,
+)
 from spheroseg.measure.trace import DEFAULT_LEVEL, check_smoothing
 from spheroseg.segmentation import check_threshold
 
@@ -67,7 +74,9 @@ def measure_store(labels_path: str | os.PathLike[str],
     Writes, each atomically, ``contours.geojson`` (a FeatureCollection, one Feature per
     object per timepoint), ``metrics/t<NNNN>.csv`` (one per timepoint; header only when
     the frame has no object) and ``metrics.csv`` (all timepoints) in `output_dir`.
-    Frames are processed one at a time. Units come from the labels' metadata.
+    Frames are processed one at a time; the rows (text) are kept until the end, since
+    ``is_main_body`` (:mod:`spheroseg.measure.bodies`) needs every frame of the position.
+    Units come from the labels' metadata.
 
     Parameters
     ----------
@@ -110,7 +119,7 @@ def measure_store(labels_path: str | os.PathLike[str],
     arrays = {name: ngff.open_array(path) for name, path in paths.items()}
     thresholds = _frame_thresholds(labels_path, frames, threshold)
     output = Path(output_dir)
-    all_rows: list[list[str]] = []
+    frame_rows: list[list[list[str]]] = []
     with atomic_path(output / "contours.geojson") as geojson_tmp, \
             atomic_path(output / "metrics", directory=True) as metrics_tmp, \
             open(geojson_tmp, "w", encoding="utf-8") as geojson:
@@ -124,11 +133,21 @@ def measure_store(labels_path: str | os.PathLike[str],
                 threshold=thresholds[t], smoothing=smoothing)
             rows = metric_rows(measurements, experiment=experiment, position=position,
                                timepoint=t, **units)
-            write_text(metrics_tmp / f"t{t:04d}.csv", format_csv(columns, rows))
-            all_rows.extend(rows)
+            frame_rows.append(rows)
             for item, row in zip(measurements, rows, strict=True):
                 geojson.write(separator + geojson_feature(item, geojson_properties(columns, row)))
                 separator = ",\n"
         geojson.write("\n]}\n")
+        _write_frame_tables(metrics_tmp, columns, frame_rows)
+    all_rows = [row for rows in frame_rows for row in rows]
     write_text(output / "metrics.csv", format_csv(columns, all_rows))
     return len(all_rows)
+
+
+def _write_frame_tables(folder: Path, columns: list[str], frames: list[list[list[str]]]) -> None:
+    """Mark the main bodies (they need every frame) and write ``t<NNNN>.csv`` per frame."""
+    from spheroseg.atomic import write_text
+
+    mark_main_bodies(columns, frames)
+    for t, rows in enumerate(frames):
+        write_text(folder / f"t{t:04d}.csv", format_csv(columns, rows))
