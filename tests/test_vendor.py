@@ -25,6 +25,7 @@ DATA = Path(__file__).parent / "data" / "vendor"
 READERS = {".nd2": "bioio_nd2", ".czi": "bioio_czi", ".lif": "bioio_lif"}
 CZI = DATA / "CD_s_1_t_3_c_2_z_5.czi"
 LIF = DATA / "LeicaLASX_wavelength-sweep_example.lif"
+ND2 = DATA / "cluster.nd2"
 
 
 def require_reader(suffix: str):
@@ -129,6 +130,29 @@ def test_czi_time_series_has_its_frames_pixel_size_and_interval(tmp_path):
     assert meta.time_interval_s == pytest.approx(60.045434)
     assert ngff.read_attributes(tmp_path / "image.ome.zarr")["ome"]["multiscales"][0]["axes"][0] \
         == {"name": "t", "type": "time", "unit": "second"}
+
+
+def test_nd2_time_series_has_its_frames_pixel_size_and_no_invented_interval(tmp_path):
+    from spheroseg.ingest import ingest_position
+
+    require_reader(".nd2")
+    if not ND2.is_file():
+        pytest.skip(f"{ND2.name} is absent")
+    import nd2
+
+    meta = ingest_position([ND2], tmp_path / "image.ome.zarr", name="cluster")
+    with nd2.ND2File(ND2) as document:
+        voxel = document.voxel_size()
+        sizes = document.sizes
+        (time_loop,) = [loop for loop in document.experiment if loop.type == "TimeLoop"]
+        pixels = document.asarray()  # T, Z, C, Y, X
+    assert meta.axes == "tczyx"
+    assert meta.shape == (sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]) == (3, 2, 10, 31, 38)
+    assert meta.pixel_size_um == pytest.approx(voxel.x) and meta.z_step_um == pytest.approx(voxel.z)
+    # The time loop ran "no delay" (period 0 ms): the file states no interval, so none is stored.
+    assert time_loop.parameters.periodMs == 0 and meta.time_interval_s is None
+    np.testing.assert_array_equal(np.asarray(ngff.open_array(tmp_path / "image.ome.zarr")),
+                                  pixels.transpose(0, 2, 1, 3, 4))
 
 
 def test_multi_scene_lif_gives_one_position_per_scene(tmp_path):

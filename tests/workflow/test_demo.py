@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_second_run_has_nothing_to_do(demo_run, run_snakemake):
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_every_store_validates_and_readers_find_labels_under_their_image(demo_run, position):
+def test_every_store_validates_and_readers_find_labels_under_their_image(demo_run, position, caplog):
     import zarr
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
@@ -83,7 +84,9 @@ def test_every_store_validates_and_readers_find_labels_under_their_image(demo_ru
     labels = image.labels  # validated with the image: the labels group and each label image
     assert labels is not None and labels.label_paths == ["segmentation"]
     Image.from_zarr(zarr.open_group(str(results / "probabilities.ome.zarr"), mode="r"))
+    caplog.set_level(logging.WARNING, logger="ome_zarr")
     nodes = list(Reader(parse_url(str(results / "image.ome.zarr")))())
+    assert "no parent found" not in caplog.text, "the label must be found under its image"
     found = {Path(node.zarr.path).relative_to(results).as_posix(): node for node in nodes}
     assert list(found) == ["image.ome.zarr", "image.ome.zarr/labels",
                            "image.ome.zarr/labels/segmentation"]
