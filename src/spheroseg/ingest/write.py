@@ -84,12 +84,15 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
     Reading stays on the calling thread (TIFF readers are not thread-safe); compression
     of different frames runs in parallel. Returns the number of frames written.
     """
+    from spheroseg.atomic import signals_held
+
     pending: list[Future[None]] = []
     count = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         try:
             for t, frame in frames:
-                pending.append(pool.submit(_write_frame, arrays, t, frame))
+                with signals_held():  # a SIGTERM inside submit would leave a writer unjoined
+                    pending.append(pool.submit(_write_frame, arrays, t, frame))
                 count += 1
                 while len(pending) >= max(FRAMES_IN_FLIGHT, workers + 1):
                     pending.pop(0).result()
