@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
+# The top page of `snakemake --report report.html`.
+report: "workflow/report/workflow.rst"
+
+
 # Jobs find the `spheroseg` command on PATH (see workflow/rules/common.smk).
 envvars:
     "PATH",
