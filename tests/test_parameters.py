@@ -181,8 +181,9 @@ CONFIG_NAMES = {
     ("measure", "channel"): "ingest.channel",
     ("report position", "channel"): "ingest.channel",
     ("measure", "threshold"): None,  # measure traces at the threshold segment recorded
+    ("segment", "record"): None,  # an output file (the rule passes segment.json)
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
-    ("report qc", "labels"): None,  # an input file (the rule passes labels.ome.zarr)
+    ("report qc", "labels"): None,  # an input (the rule passes image.ome.zarr/labels/segmentation)
     ("report position", "frame_ms"): "report.gif_frame_ms",
     ("train", "annotations"): "training.annotations",
     ("train", "init"): "training.init",

@@ -1,11 +1,12 @@
 # Labels + probabilities -> contours and metrics per timepoint, per position and per experiment.
-# measure traces contours at the threshold segment recorded in labels.ome.zarr (per frame, so
-# Otsu thresholds are honoured too); no --threshold here.
+# measure traces contours at the threshold segment recorded with the labels (per frame, so
+# Otsu thresholds are honoured too); no --threshold here. The labels live in
+# image.ome.zarr/labels/segmentation; segment.json says they are complete.
 
 
 rule measure:
     input:
-        labels=f"{OUT}/{{position}}/labels.ome.zarr",
+        segmentation=f"{OUT}/{{position}}/segment.json",
         probabilities=f"{OUT}/{{position}}/probabilities.ome.zarr",
         image=f"{OUT}/{{position}}/image.ome.zarr",
     output:
@@ -18,6 +19,7 @@ rule measure:
         channel=config["ingest"]["channel"],
         smoothing=config["measure"]["smoothing"],
         folder=lambda wildcards, output: Path(output.table).parent,
+        labels=lambda wildcards, input: Path(input.image) / "labels" / "segmentation",
     log:
         f"{OUT}/{{position}}/logs/measure.log",
     benchmark:
@@ -25,7 +27,7 @@ rule measure:
     conda:
         "../../envs/io.yaml"
     shell:
-        "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
+        "spheroseg measure --labels {params.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
         " --channel {params.channel} --smoothing {params.smoothing:q} --output-dir {params.folder:q}"
         " 2> {log:q}"

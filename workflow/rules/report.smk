@@ -21,10 +21,11 @@ rule report_position_qc:
         metrics=f"{OUT}/{{position}}/metrics.csv",
         probabilities=f"{OUT}/{{position}}/probabilities.ome.zarr",
         image=f"{OUT}/{{position}}/image.ome.zarr",
-        labels=f"{OUT}/{{position}}/labels.ome.zarr",
+        segmentation=f"{OUT}/{{position}}/segment.json",  # the labels in the image are complete
     output:
         f"{OUT}/{{position}}/qc.csv",
     params:
+        labels=lambda wildcards, input: Path(input.image) / "labels" / "segmentation",
         experiment=lambda wildcards: EXPERIMENT,
         position=position_name,
         area_jump_fraction=config["report"]["area_jump_fraction"],
@@ -35,7 +36,7 @@ rule report_position_qc:
         "../../envs/io.yaml"
     shell:
         "spheroseg report qc --metrics {input.metrics:q} --probabilities {input.probabilities:q}"
-        " --image {input.image:q} --labels {input.labels:q} --experiment {params.experiment:q}"
+        " --image {input.image:q} --labels {params.labels:q} --experiment {params.experiment:q}"
         " --position {params.position:q}"
         " --area-jump-fraction {params.area_jump_fraction}"
         " --uncertain-fraction {params.uncertain_fraction} --output {output:q} 2> {log:q}"

@@ -35,8 +35,8 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     image_path : str or PathLike, optional
         The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
     labels_path : str or PathLike, optional
-        The position's ``labels.ome.zarr``: frames whose every object segment's size filter
-        removed are flagged as ``no_objects``.
+        The position's label image (``image.ome.zarr/labels/segmentation``): frames whose
+        every object segment's size filter removed are flagged as ``no_objects``.
 
     Raises
     ------
