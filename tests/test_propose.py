@@ -41,7 +41,7 @@ def _position(folder: Path, *, unsure_frame: int | None, n_frames: int = 4) -> P
         probabilities[unsure_frame, :8] = 0.5
     _store(folder / "image.ome.zarr", (40 + 150 * disks).astype(np.uint16), axes="tcyx")
     _store(folder / "probabilities.ome.zarr", probabilities)
-    _store(folder / "labels.ome.zarr", disks.astype(np.int32))
+    _store(folder / "image.ome.zarr" / "labels" / "segmentation", disks.astype(np.int32))  # nested, as segment writes
     return folder
 
 

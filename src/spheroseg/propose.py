@@ -163,10 +163,14 @@ class PositionResults:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> PositionResults:
         """The results of the position whose folder is `folder` (named after it)."""
+        from spheroseg.ngff import label_path
+        from spheroseg.segmentation import LABEL_NAME
+
         folder = Path(folder)
         qc = folder / "qc.csv"
-        return cls(folder.name, folder / "image.ome.zarr", folder / "probabilities.ome.zarr",
-                   folder / "labels.ome.zarr", qc if qc.is_file() else None)
+        image = folder / "image.ome.zarr"
+        return cls(folder.name, image, folder / "probabilities.ome.zarr", label_path(image, LABEL_NAME),
+                   qc if qc.is_file() else None)
 
 
 def _frame_count(path: Path) -> int:

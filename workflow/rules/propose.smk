@@ -9,7 +9,7 @@ def proposal_inputs(wildcards):
         raise WorkflowError("training.annotations must name the folder to write proposed frames into, "
                             "got null (config key 'training.annotations')")
     return [f"{OUT}/{position}/{name}" for position in POSITIONS
-            for name in ("image.ome.zarr", "probabilities.ome.zarr", "labels.ome.zarr", "qc.csv")]
+            for name in ("image.ome.zarr", "probabilities.ome.zarr", "segment.json", "qc.csv")]
 
 
 rule propose:
