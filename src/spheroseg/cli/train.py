@@ -10,6 +10,10 @@ import tempfile
 from pathlib import Path
 
 LOGGER = logging.getLogger("spheroseg.training")
+#: ``spheroseg.synthetic.TRAINING_MODALITIES`` and ``spheroseg.normalization.NORMALIZATION_KINDS``,
+#: repeated so that building the parser imports neither (tests keep them equal).
+TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
+NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(or DIR/labels/X), or DIR/X + DIR/X_mask (TIFF or PNG). Writes NAME.pt (TorchScript), "
                     "NAME.json (model card), NAME.training_log.csv and NAME.learning_curve.png.")
     data = parser.add_argument_group("data")
-    data.add_argument("--annotations", type=Path, help="annotation folder (with --synthetic: where to write it)")
+    data.add_argument("--annotations", type=Path, nargs="+", default=[], metavar="DIR",
+                      help="annotation folder(s); several are combined (pair names must be unique)")
+    data.add_argument("--annotation-pixel-size-um", type=float, nargs="+", default=[], metavar="UM",
+                      help="pixel size of the annotation images, one for all folders or one per folder: they "
+                           "are resampled to --pixel-size-um (default: used as they are)")
     data.add_argument("--synthetic", type=int, metavar="N",
-                      help="train on N synthetic pairs from spheroseg.synthetic (the default model's recipe)")
+                      help="add N synthetic pairs from spheroseg.synthetic (drawn at 2 um/px)")
     data.add_argument("--synthetic-size", type=int, default=256, metavar="PX", help="side of synthetic images")
+    data.add_argument("--synthetic-modalities", nargs="+", choices=TRAINING_MODALITIES, metavar="KIND",
+                      help=f"render synthetic pairs in these modalities in turn ({', '.join(TRAINING_MODALITIES)}; "
+                           "default: the demo's rendering)")
+    data.add_argument("--synthetic-dir", type=Path, help="keep the synthetic pairs in this new or empty folder")
     data.add_argument("--mask-kind", choices=("auto", "binary", "labels"), default="auto",
                       help="binary: only 0/1 or 0/255 allowed; labels/auto: every value > 0 is foreground")
     data.add_argument("--allow-empty-masks", action="store_true", help="accept masks without foreground")
@@ -35,8 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--init", type=Path, help="fine-tune this exported model (NAME.pt with NAME.json)")
     model.add_argument("--depth", type=int, default=3, help="U-Net downsamplings")
     model.add_argument("--base-width", type=int, default=16, help="channels of the first U-Net level")
-    model.add_argument("--normalization", choices=("percentile", "zscore", "none"), default="percentile")
+    model.add_argument("--normalization", choices=NORMALIZATION_KINDS, default="percentile",
+                       help="percentile: (x - p_low) / (p_high - p_low); robust: the same with the top at least "
+                            "the brightest block mean (sparse fields) and, with --polarity auto, dark objects "
+                            "negated first (docs/training.md)")
     model.add_argument("--percentiles", type=float, nargs=2, default=(1.0, 99.8), metavar=("LOW", "HIGH"))
+    model.add_argument("--normalization-block", type=int, default=8, metavar="PX",
+                       help="block side of the robust normalisation")
+    model.add_argument("--polarity", choices=("auto", "bright"), default="auto",
+                       help="robust normalisation: auto negates images whose objects are darker than the background")
     model.add_argument("--pixel-size-um", type=float, help="pixel size of the annotations (recorded in the card)")
     _add_optimisation(parser)
 
@@ -72,10 +91,11 @@ def run(args: argparse.Namespace) -> None:
     from spheroseg.training.loop import TrainConfig
     from spheroseg.training.pipeline import TrainingJob, run_training
 
-    if args.annotations is None and args.synthetic is None:
+    if not args.annotations and args.synthetic is None:
         raise ValueError("--annotations must be given (or --synthetic N), got neither")
     if args.output.suffix != ".pt":
         raise ValueError(f"--output must end in .pt, got {str(args.output)!r}")
+    _check_sources(args)
     config = TrainConfig(
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         patch_size=args.patch_size, learning_rate=args.learning_rate, patience=args.patience,
@@ -83,8 +103,10 @@ def run(args: argparse.Namespace) -> None:
         device=args.device, amp=not args.no_amp)
     augment = AugmentConfig.with_intensity(args.intensity_augment, p_invert=args.invert_probability)
     normalization = {"kind": args.normalization}
-    if args.normalization == "percentile":
+    if args.normalization in ("percentile", "robust"):
         normalization.update(low=args.percentiles[0], high=args.percentiles[1])
+    if args.normalization == "robust":
+        normalization.update(block=args.normalization_block, polarity=args.polarity)
     default_checkpoints = args.checkpoint_dir is None
     checkpoint_dir = args.checkpoint_dir or args.output.with_suffix(".checkpoints")
     with tempfile.TemporaryDirectory(prefix="spheroseg-synthetic-") as scratch:
@@ -101,17 +123,47 @@ def run(args: argparse.Namespace) -> None:
     print("\n".join(str(p) for p in paths.values()), file=sys.stdout)
 
 
-def _annotations(args: argparse.Namespace, scratch: Path) -> tuple[Path, dict]:
-    """The annotation folder to train on, writing synthetic data first if asked."""
-    if args.synthetic is None:
-        return args.annotations, {}
-    from spheroseg.synthetic import write_training_set
+def _check_sources(args: argparse.Namespace) -> None:
+    """Refuse pixel-size lists that do not match the folders, before anything is written."""
+    sizes = args.annotation_pixel_size_um
+    if sizes and len(sizes) not in (1, len(args.annotations)):
+        raise ValueError(f"--annotation-pixel-size-um must give one value or one per --annotations folder "
+                         f"({len(args.annotations)}), got {len(sizes)}: {sizes}")
+    if sizes and args.pixel_size_um is None:
+        raise ValueError("--pixel-size-um (the training pixel size) must be given with --annotation-pixel-size-um, "
+                         "got none")
+    if args.synthetic is not None and args.synthetic < 1:
+        raise ValueError(f"--synthetic must be >= 1, got {args.synthetic!r}")
+    folder = args.synthetic_dir
+    if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"--synthetic-dir must be a new or empty folder, got {str(folder)!r}")
 
-    folder = args.annotations or scratch
-    if folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"--annotations must be a new or empty folder with --synthetic, got {str(folder)!r}")
+
+def _annotations(args: argparse.Namespace, scratch: Path) -> tuple[Path | tuple, dict]:
+    """What to train on: one folder as it is, or several sources (annotation folders, synthetic pairs)."""
+    from spheroseg.training.data import AnnotationSource
+
+    sizes = args.annotation_pixel_size_um or [None]
+    sources = [AnnotationSource(folder, sizes[min(i, len(sizes) - 1)]) for i, folder in enumerate(args.annotations)]
+    if args.synthetic is not None:
+        sources.append(_synthetic_source(args, args.synthetic_dir or scratch))
+    if args.synthetic is None and len(sources) == 1 and sources[0].pixel_size_um is None:
+        return args.annotations[0], {}
+    if args.synthetic is not None and len(sources) == 1 and args.synthetic_modalities is None:
+        return sources[0].folder, {"annotations": sources[0].label}  # the original default-model recipe
+    return tuple(sources), {}
+
+
+def _synthetic_source(args: argparse.Namespace, folder: Path):
+    """Write the synthetic pairs into `folder`; return them as a source labelled with the recipe."""
+    from spheroseg.synthetic import SYNTHETIC_PIXEL_SIZE_UM, write_training_set
+    from spheroseg.training.data import AnnotationSource
+
     shape = (args.synthetic_size, args.synthetic_size)
+    modalities = None if args.synthetic_modalities is None else tuple(args.synthetic_modalities)
     LOGGER.info("writing %d synthetic training pairs of %dx%d px (seed %d)", args.synthetic, *shape, args.seed)
-    write_training_set(folder, n_images=args.synthetic, shape=shape, seed=args.seed)
-    recipe = f"spheroseg.synthetic.write_training_set(n_images={args.synthetic}, shape={shape}, seed={args.seed})"
-    return folder, {"annotations": recipe}
+    write_training_set(folder, n_images=args.synthetic, shape=shape, seed=args.seed, modalities=modalities)
+    recipe = f"spheroseg.synthetic.write_training_set(n_images={args.synthetic}, shape={shape}, seed={args.seed}"
+    recipe += ")" if modalities is None else f", modalities={modalities})"
+    pixel = SYNTHETIC_PIXEL_SIZE_UM if args.pixel_size_um is not None else None
+    return AnnotationSource(folder, pixel, recipe)

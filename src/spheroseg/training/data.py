@@ -7,12 +7,15 @@ Two layouts are accepted (masks matched to images by file stem):
 
 Images and masks may be TIFF or PNG. Masks are binary (0/1 or 0/255) or label images
 (every value > 0 is foreground). All checks run before any training starts.
+
+Several folders can be combined (:class:`AnnotationSource`, :func:`find_source_pairs`);
+a folder whose pixel size is known is resampled to the training pixel size on loading.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +32,26 @@ class AnnotationError(ValueError):
 
 @dataclass(frozen=True)
 class AnnotationPair:
-    """One image and its mask, matched by name."""
+    """One image and its mask, matched by name; `pixel_size_um` of the files if known."""
 
     name: str
     image_path: Path
     mask_path: Path
+    pixel_size_um: float | None = None
+
+
+@dataclass(frozen=True)
+class AnnotationSource:
+    """An annotation folder, the pixel size of its images (None: unknown, used as they are),
+    and how the model card describes it (None: the folder's path)."""
+
+    folder: Path
+    pixel_size_um: float | None = None
+    label: str | None = None
+
+    def describe(self) -> dict[str, object]:
+        """``{"annotations": label or folder, "pixel_size_um": ...}`` for the model card."""
+        return {"annotations": self.label or str(self.folder), "pixel_size_um": self.pixel_size_um}
 
 
 @dataclass
@@ -117,6 +135,54 @@ def find_annotation_pairs(folder: str | os.PathLike[str]) -> list[AnnotationPair
             f"got an empty folder (in {folder})"
         )
     return _match(images, masks, folder)
+
+
+def find_source_pairs(sources: list[AnnotationSource]) -> list[AnnotationPair]:
+    """The pairs of several annotation folders, in folder order, each with its folder's pixel size.
+
+    Raises
+    ------
+    AnnotationError
+        If a folder is bad (:func:`find_annotation_pairs`), its pixel size is not positive,
+        or two folders hold pairs of the same name.
+    """
+    pairs: list[AnnotationPair] = []
+    seen: dict[str, Path] = {}
+    for source in sources:
+        if source.pixel_size_um is not None and not source.pixel_size_um > 0:
+            raise AnnotationError(f"annotation pixel size must be > 0, got {source.pixel_size_um!r} (in {source.folder})")
+        for pair in find_annotation_pairs(source.folder):
+            if pair.name in seen:
+                raise AnnotationError(f"annotation names must be unique across folders, got {pair.name!r} in "
+                                      f"{seen[pair.name]} and in {source.folder}")
+            seen[pair.name] = source.folder
+            pairs.append(replace(pair, pixel_size_um=source.pixel_size_um))
+    return pairs
+
+
+def resample_pair(image: np.ndarray, mask: np.ndarray | None, *, factor: float
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resample an image (linear, anti-aliased when shrinking) and its mask by `factor`.
+
+    Parameters
+    ----------
+    image : ndarray of shape (Y, X), real
+    mask : ndarray of shape (Y, X), bool, or None
+    factor : float
+        Output size over input size (``source pixel size / target pixel size``).
+
+    Returns
+    -------
+    image : ndarray of shape (round(Y * factor), round(X * factor)), float32
+    mask : ndarray of the same shape, bool (area share >= 0.5), or None
+    """
+    from skimage.transform import rescale
+
+    def scaled(array: np.ndarray) -> np.ndarray:
+        return rescale(array.astype(np.float32), factor, order=1, anti_aliasing=factor < 1, preserve_range=True,
+                       mode="reflect").astype(np.float32)
+
+    return scaled(image), None if mask is None else scaled(mask) >= 0.5
 
 
 def read_plane(path: Path) -> np.ndarray:
@@ -223,9 +289,9 @@ def load_pair(pair: AnnotationPair, *, mask_kind: str = "auto", allow_empty: boo
 
 def load_samples(
     pairs: list[AnnotationPair], *, normalization: dict, mask_kind: str = "auto",
-    allow_empty: bool = False, border_weights: bool = False,
+    allow_empty: bool = False, border_weights: bool = False, pixel_size_um: float | None = None,
 ) -> list[Sample]:
-    """Load, check and normalise every pair; all errors come before any training.
+    """Load, check, resample and normalise every pair; all errors come before any training.
 
     Parameters
     ----------
@@ -237,6 +303,9 @@ def load_samples(
         Accept masks without foreground (pure background examples).
     border_weights : bool
         Precompute U-Net border weight maps (see :func:`spheroseg.training.loss.border_weight_map`).
+    pixel_size_um : float, optional
+        Training pixel size: pairs with a known, different pixel size are resampled to it
+        (:func:`resample_pair`) before normalisation.
 
     Returns
     -------
@@ -257,6 +326,8 @@ def load_samples(
     checked = [load_pair(pair, mask_kind=mask_kind, allow_empty=allow_empty) for pair in pairs]
     samples = []
     for pair, (image, mask) in zip(pairs, checked):
+        if pixel_size_um is not None and pair.pixel_size_um is not None and pair.pixel_size_um != pixel_size_um:
+            image, mask = resample_pair(image, mask, factor=pair.pixel_size_um / pixel_size_um)
         weight = border_weight_map(mask) if border_weights else None
         samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight))
     return samples
