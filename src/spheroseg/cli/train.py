@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "NAME.json (model card), NAME.training_log.csv and NAME.learning_curve.png.")
     data = parser.add_argument_group("data")
     data.add_argument("--annotations", type=Path, nargs="+", default=[], metavar="DIR",
-                      help="annotation folder(s); several are combined (pair names must be unique)")
+                      help="annotation folder(s); several are combined (pair names must be unique; a folder may "
+                           "be repeated with another --annotation-pixel-size-um to train on it at two scales)")
     data.add_argument("--annotation-pixel-size-um", type=float, nargs="+", default=[], metavar="UM",
                       help="pixel size of the annotation images, one for all folders or one per folder: they "
                            "are resampled to --pixel-size-um (default: used as they are)")
@@ -70,6 +71,9 @@ def _add_optimisation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--learning-rate", type=float, default=2e-3)
     group.add_argument("--patience", type=int, default=10, help="early-stopping epochs (0: off)")
     group.add_argument("--foreground-fraction", type=float, default=0.5, help="share of foreground-centred patches")
+    group.add_argument("--sampling", choices=("area", "source"), default="area",
+                       help="area: images drawn in proportion to their area; source: every annotation folder "
+                            "(and the synthetic pairs) gets the same share of patches")
     group.add_argument("--border-weights", action="store_true", help="U-Net border weight maps (w0=10, sigma=5)")
     group.add_argument("--intensity-augment", choices=("full", "mild", "none"), default="full",
                        help="strength of contrast/gamma/shading/blur/noise augmentation; use mild or none when "
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
     config = TrainConfig(
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         patch_size=args.patch_size, learning_rate=args.learning_rate, patience=args.patience,
-        foreground_fraction=args.foreground_fraction, seed=args.seed, max_minutes=args.max_minutes,
+        foreground_fraction=args.foreground_fraction, sampling=args.sampling, seed=args.seed, max_minutes=args.max_minutes,
         device=args.device, amp=not args.no_amp)
     augment = AugmentConfig.with_intensity(args.intensity_augment, p_invert=args.invert_probability)
     normalization = {"kind": args.normalization}

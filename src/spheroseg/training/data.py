@@ -24,6 +24,7 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 MASK_FOLDERS = ("masks", "labels")
 MASK_SUFFIX = "_mask"
 MASK_KINDS = ("auto", "binary", "labels")
+SAMPLING_KINDS = ("area", "source")
 
 
 class AnnotationError(ValueError):
@@ -32,12 +33,14 @@ class AnnotationError(ValueError):
 
 @dataclass(frozen=True)
 class AnnotationPair:
-    """One image and its mask, matched by name; `pixel_size_um` of the files if known."""
+    """One image and its mask, matched by name; `pixel_size_um` of the files if known; `source`:
+    the index of the annotation folder it came from."""
 
     name: str
     image_path: Path
     mask_path: Path
     pixel_size_um: float | None = None
+    source: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Sample:
     image: np.ndarray  # (Y, X) float32, normalised
     mask: np.ndarray  # (Y, X) float32 in {0, 1}
     weight: np.ndarray | None = None  # (Y, X) float32 per-pixel loss weight
+    source: int = 0  # index of the annotation folder (PatchSampler's sampling="source")
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -140,23 +144,37 @@ def find_annotation_pairs(folder: str | os.PathLike[str]) -> list[AnnotationPair
 def find_source_pairs(sources: list[AnnotationSource]) -> list[AnnotationPair]:
     """The pairs of several annotation folders, in folder order, each with its folder's pixel size.
 
+    A folder may be given again with another pixel size (the same pictures declared at two
+    scales, so that a model learns both); the pairs of a repeated folder are named
+    ``NAME@<pixel size>um``.
+
     Raises
     ------
     AnnotationError
         If a folder is bad (:func:`find_annotation_pairs`), its pixel size is not positive,
-        or two folders hold pairs of the same name.
+        a folder is repeated with the same pixel size, or two folders hold pairs of the same name.
     """
     pairs: list[AnnotationPair] = []
     seen: dict[str, Path] = {}
-    for source in sources:
+    sizes: dict[Path, list[float | None]] = {}
+    for index, source in enumerate(sources):
         if source.pixel_size_um is not None and not source.pixel_size_um > 0:
             raise AnnotationError(f"annotation pixel size must be > 0, got {source.pixel_size_um!r} (in {source.folder})")
+        key = Path(source.folder).resolve()
+        if source.pixel_size_um in sizes.get(key, []):
+            raise AnnotationError(f"an annotation folder may be repeated only with another pixel size, got "
+                                  f"{source.pixel_size_um!r} twice (in {source.folder})")
+        repeated = key in sizes
+        sizes.setdefault(key, []).append(source.pixel_size_um)
         for pair in find_annotation_pairs(source.folder):
-            if pair.name in seen:
-                raise AnnotationError(f"annotation names must be unique across folders, got {pair.name!r} in "
-                                      f"{seen[pair.name]} and in {source.folder}")
-            seen[pair.name] = source.folder
-            pairs.append(replace(pair, pixel_size_um=source.pixel_size_um))
+            name = f"{pair.name}@{source.pixel_size_um:g}um" if repeated and source.pixel_size_um else pair.name
+            if repeated and source.pixel_size_um is None:
+                name = f"{pair.name}@native"
+            if name in seen:
+                raise AnnotationError(f"annotation names must be unique across folders, got {name!r} in "
+                                      f"{seen[name]} and in {source.folder}")
+            seen[name] = source.folder
+            pairs.append(replace(pair, name=name, pixel_size_um=source.pixel_size_um, source=index))
     return pairs
 
 
@@ -329,7 +347,8 @@ def load_samples(
         if pixel_size_um is not None and pair.pixel_size_um is not None and pair.pixel_size_um != pixel_size_um:
             image, mask = resample_pair(image, mask, factor=pair.pixel_size_um / pixel_size_um)
         weight = border_weight_map(mask) if border_weights else None
-        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight))
+        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight,
+                              source=pair.source))
     return samples
 
 
@@ -390,7 +409,11 @@ class PatchSampler:
         Patch side in pixels.
     foreground_fraction : float
         Probability that a patch is centred on a random foreground pixel; otherwise its
-        position is uniform. Images are chosen with probability proportional to their area.
+        position is uniform.
+    sampling : {"area", "source"}
+        area: images are chosen with probability proportional to their area; source: each
+        annotation folder (``Sample.source``) gets the same share of patches, its images
+        proportional to their area (so large images in one folder do not crowd out the others).
 
     Raises
     ------
@@ -398,13 +421,16 @@ class PatchSampler:
         If `samples` is empty, `size` < 1 or the fraction is outside [0, 1].
     """
 
-    def __init__(self, samples: list[Sample], *, size: int, foreground_fraction: float = 0.5) -> None:
+    def __init__(self, samples: list[Sample], *, size: int, foreground_fraction: float = 0.5,
+                 sampling: str = "area") -> None:
         if not samples:
             raise ValueError("samples must not be empty, got []")
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"patch size must be a positive integer, got {size!r}")
         if not 0.0 <= foreground_fraction <= 1.0:
             raise ValueError(f"foreground_fraction must be in [0, 1], got {foreground_fraction!r}")
+        if sampling not in SAMPLING_KINDS:
+            raise ValueError(f"sampling must be one of {SAMPLING_KINDS}, got {sampling!r}")
         self.size = size
         self.foreground_fraction = foreground_fraction
         self.images = [_pad_to(s.image, size) for s in samples]
@@ -412,6 +438,10 @@ class PatchSampler:
         self.weights = [None if s.weight is None else _pad_to(s.weight, size) for s in samples]
         self.foreground = [np.flatnonzero(m > 0.5) for m in self.masks]
         areas = np.array([m.size for m in self.masks], dtype=np.float64)
+        if sampling == "source":
+            sources = np.array([s.source for s in samples])
+            totals = {int(k): areas[sources == k].sum() for k in np.unique(sources)}
+            areas = areas / np.array([totals[int(k)] * len(totals) for k in sources])
         self.probabilities = areas / areas.sum()
 
     def _corner(self, index: int, rng: np.random.Generator) -> tuple[int, int]:

@@ -72,7 +72,7 @@ def _file_records(job: TrainingJob, pairs: list[AnnotationPair]) -> list[dict[st
         return file_records([f for p in pairs for f in (p.image_path, p.mask_path)], Path(job.annotations))
     records = []
     for index, source in enumerate(job.annotations):
-        paths = [f for p in pairs for f in (p.image_path, p.mask_path) if f.is_relative_to(source.folder)]
+        paths = [f for p in pairs if p.source == index for f in (p.image_path, p.mask_path)]
         records += [{"source": index, **record} for record in file_records(paths, source.folder)]
     return records
 
