@@ -53,15 +53,48 @@ SPHEROID_PIXEL_SIZE_UM = 0.75488  # Keyence BZ-X, 10x objective (the data's sour
 SPHEROID_NUMBERS = (1, 2, 5, 9)
 SYNTHETIC_TEST_SEED = 20241
 SYNTHETIC_TEST_PER_MODALITY = 6
-#: ``spheroseg train --annotations <spheroid folder> <RECIPE> --output <model>`` is the default model's recipe.
+#: ``spheroseg train --annotations <spheroid folder> <spheroid folder> <RECIPE> --output <model>`` is the
+#: default model's recipe: the spheroid folder twice, once resampled from its assumed 0.75488 um/px to the
+#: model's 2 um/px and once declared at 2 um/px (so used at its native scale: files without a pixel size
+#: are predicted at their native scale), each annotation source and the synthetic pairs a third of the patches.
 RECIPE = [
-    "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "--pixel-size-um", "2.0",
+    "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "2.0", "--pixel-size-um", "2.0",
     "--synthetic", "40", "--synthetic-size", "256",
     "--synthetic-modalities", "fluorescence", "invasive", "brightfield", "phase",
     "--normalization", "robust", "--intensity-augment", "mild",
-    "--epochs", "40", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
-    "--val-fraction", "0", "--seed", "0", "--no-progress",
+    "--epochs", "60", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
+    "--sampling", "source", "--val-fraction", "0", "--seed", "0", "--no-progress",
 ]
+#: The recipe before native-scale spheroids were added (the spheroid folder given once, resampled).
+SINGLE_SCALE_RECIPE = [
+    "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), *RECIPE[3:RECIPE.index("--sampling")],
+    *RECIPE[RECIPE.index("--sampling") + 2:],
+]
+#: The card's ``data`` entry for the shipped model (added by the ``train-shipped`` section).
+CARD_DATA = {
+    "sources": [
+        {"data": "../shared/data/spheroids: tumour spheroids 1, 2, 5 and 9 at day 0 and day 2 (8 images, "
+                 "1920 x 1440, 8-bit fluorescence; masks of core plus invading cells, thresholded and corrected "
+                 "by hand by the original authors)",
+         "origin": "github.com/rmungai/SpheroidInvasionAnalysis (R. W. Mungai, Billiar Lab, Worcester "
+                   "Polytechnic Institute), '3D dynamic' set", "licence": "MIT",
+         "pixel_size_um": SPHEROID_PIXEL_SIZE_UM, "pixel_size_note": "assumed: the files carry no pixel size",
+         "used": "twice: resampled to 2.0 um/px, and as they are (declared 2.0 um/px, so at native scale)"},
+        {"data": "40 synthetic 256 x 256 frames, spheroseg.synthetic.training_frame (10 each of fluorescence, "
+                 "invasive, brightfield, phase; random polarity, gain, offset, bit depth)",
+         "origin": "this project", "licence": "MIT", "pixel_size_um": 2.0},
+    ],
+    "training_pixel_size_um": 2.0,
+    "assumed_scale": (
+        f"{SPHEROID_PIXEL_SIZE_UM} um/px for the spheroid images: their original names end in _10x_, and the "
+        "source's analysis script (Quant_imageset.m) gives its Keyence BZ-X's scale, 1.88721 um/px at 4x and "
+        "0.75488 um/px at 10x; shed nuclei are 10-15 px across (8-11 um at 0.755 um/px) and day-0 spheroids "
+        "150-280 px (115-210 um), as expected at 10x."),
+    "native_scale_copy": (
+        "the spheroids are also used at their native scale because image files without a pixel size are "
+        "predicted at their native scale (predict.rescale cannot resample them)"),
+}
+KEEP_MODELS: Path | None = None  # --keep-models: where fold models are copied for inspection
 TARGETS = {"day0_iou": 0.96, "day2_iou": 0.92, "area_error": 0.05, "inverted_iou_gap": 0.02}
 
 
@@ -190,12 +223,18 @@ def demo_rows(model_path: Path, scratch: Path) -> list[dict]:
 # --- sections ------------------------------------------------------------------------------
 
 
-def train(annotations: Path, output: Path, recipe: list[str]) -> float:
-    """Run ``spheroseg train`` in a child process (as a user would); return its wall time in s."""
+def train(annotations: Path, output: Path, recipe: list[str], *, cwd: Path | None = None) -> float:
+    """Run ``spheroseg train`` in a child process (as a user would); return its wall time in s.
+
+    The folder is given once per value of ``--annotation-pixel-size-um`` in `recipe`.
+    """
+    sizes = recipe[recipe.index("--annotation-pixel-size-um") + 1:]
+    count = next(i for i, value in enumerate(sizes) if value.startswith("--"))
     command = [sys.executable, "-c", "import sys; from spheroseg.cli import main; sys.exit(main(sys.argv[1:]))",
-               "train", "--annotations", str(annotations), *recipe, "--output", str(output)]
+               "train", "--annotations", *[str(annotations)] * count, *recipe, "--output", str(output)]
+    print("+ spheroseg " + " ".join(command[3:]), flush=True)
     started = time.monotonic()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, cwd=cwd)
     return time.monotonic() - started
 
 
@@ -218,9 +257,29 @@ def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict
     model = scratch / f"fold{held_out}.pt"
     wall = train(fold_folder(scratch, held_out), model, recipe)
     card = json.loads(model.with_suffix(".json").read_text())
+    if KEEP_MODELS is not None:
+        KEEP_MODELS.mkdir(parents=True, exist_ok=True)
+        suffix = "" if recipe == RECIPE else "-variant"
+        for path in (model, model.with_suffix(".json")):
+            shutil.copy(path, KEEP_MODELS / f"{path.stem}{suffix}{path.suffix}")
     return {"held_out": held_out, "settings": " ".join(recipe), "wall_s": wall,
             "training_s": card["training"]["training_time_s"], "epochs_run": card["training"]["epochs_run"],
             "rows": spheroid_rows(model, (held_out,)), "synthetic": synthetic_rows(model)}
+
+
+def bench_train_shipped(scratch: Path) -> dict:
+    """Train ``models/default.pt`` on all four spheroids plus the synthetic frames, as models/README.md says.
+
+    Run from the repository root with the relative paths of the README's command, so that the card
+    records the same folders; the card then gains :data:`CARD_DATA` (sources, licences, scale).
+    """
+    from spheroseg.modelcard import read_verified_card, write_card
+
+    wall = train(Path("../shared/data/spheroids"), Path("models/default.pt"), RECIPE, cwd=ROOT)
+    card = read_verified_card(DEFAULT_MODEL)
+    write_card(dict(card, data=CARD_DATA), DEFAULT_MODEL)
+    return {"settings": " ".join(RECIPE), "wall_s": wall, "training_s": card["training"]["training_time_s"],
+            "sha256": card["sha256"], "size_bytes": DEFAULT_MODEL.stat().st_size}
 
 
 def ablation_recipe() -> list[str]:
@@ -376,6 +435,24 @@ def _render_folds(results: dict) -> list[str]:
 def _render_other(results: dict) -> list[str]:
     """Ablation, shipped model and speed sections."""
     lines: list[str] = []
+    if "fold9-single-scale" in results:
+        section = results["fold9-single-scale"]
+        lines += ["## The recipe before the native-scale copy (spheroid 9 held out)", "",
+                  "The spheroid folder given once (resampled to 2 um/px only), patches drawn by area: fine at the "
+                  "model's scale, but images fed at their native scale (no pixel size known, as the spheroid files) "
+                  "lose the invading cells on day 2; hence the native-scale copy in the recipe.", "",
+                  f"Settings: `{section['settings']}` ({section['date']}, load {section['load']}; training "
+                  f"{section['training_s']:.0f} s).", ""]
+        lines += _table(section["rows"], ["image", "iou", "area_error", "inverted_iou", "native_scale_iou",
+                                          "otsu_iou"]) + [""]
+        lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
+    if "train-shipped" in results:
+        section = results["train-shipped"]
+        lines += ["## Training the shipped model", "",
+                  f"`spheroseg train --annotations ../shared/data/spheroids ../shared/data/spheroids "
+                  f"{section['settings']} --output models/default.pt`: {section['training_s']:.0f} s of training "
+                  f"({section['date']}, load {section['load']}); {section['size_bytes'] / 1e6:.1f} MB; "
+                  f"SHA-256 {section['sha256']}.", ""]
     if "ablation-invert" in results:
         section = results["ablation-invert"]
         lines += ["## Polarity by augmentation instead (ablation, spheroid 9 held out)", "",
@@ -420,6 +497,8 @@ def render(results: dict) -> str:
 SECTIONS = {
     **{f"fold{n}": (lambda scratch, n=n: bench_fold(scratch, n)) for n in SPHEROID_NUMBERS},
     "ablation-invert": lambda scratch: bench_fold(scratch, 9, ablation_recipe()),
+    "fold9-single-scale": lambda scratch: bench_fold(scratch, 9, SINGLE_SCALE_RECIPE),
+    "train-shipped": bench_train_shipped,
     "shipped": bench_shipped,
     "speed": bench_speed,
 }
@@ -431,7 +510,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), required=True)
+    parser.add_argument("--keep-models", type=Path, help="copy the fold models (and cards) into this folder")
     args = parser.parse_args(argv)
+    global KEEP_MODELS
+    KEEP_MODELS = args.keep_models
     if not SPHEROIDS.is_dir():
         print(f"{SPHEROIDS} is absent: the spheroid sections need it", file=sys.stderr)
         return 1
