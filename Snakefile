@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
+# The top page of `snakemake --report report.html`.
+report: "workflow/report/workflow.rst"
+
+
 # Jobs find the `spheroseg` command on PATH (see workflow/rules/common.smk).
 envvars:
     "PATH",
@@ -24,6 +28,7 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/modelzoo.smk"
 include: "workflow/rules/report.smk"
 
 

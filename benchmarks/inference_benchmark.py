@@ -115,21 +115,24 @@ def forward_only(image: Path, plan_path: Path, tiles: Path, model: Path, result:
     import torch
     import zarr
 
-    from spheroseg import inference, ngff
+    from spheroseg import ngff
+    from spheroseg.inference.device import configure_allocator
+    from spheroseg.inference.model import load_model, prepare_model
+    from spheroseg.normalization import normalize_image
     from spheroseg.tiling import pad_frame, read_plan, tile_slices
 
-    inference.configure_allocator()
+    configure_allocator()
     info = zarr.open_array(store=str(tiles), mode="r").attrs["spheroseg"]
     plan = read_plan(plan_path)
     device = torch.device(info["device"])
     precision = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[info["precision"]]
-    module, card = inference.load_model(model, device=device)
-    module = inference.prepare_model(module, channels=1, tile_shape=plan.tile_shape, device=device)
+    module, card = load_model(model, device=device)
+    module = prepare_model(module, channels=1, tile_shape=plan.tile_shape, device=device)
     array = ngff.open_array(image)
     seconds = 0.0
     batch_size = info["batch_size"]
     for t in range(plan.frames):
-        frame = inference.normalize_image(ngff.read_frame(array, t)[None], card["input"]["normalization"])
+        frame = normalize_image(ngff.read_frame(array, t)[None], card["input"]["normalization"])
         padded = pad_frame(frame, plan)
         tiles_np = np.stack([padded[(slice(None), *tile_slices(plan, i))] for i in range(len(plan.origins))])
         batches = [torch.from_numpy(tiles_np[i:i + batch_size]).to(device).contiguous(

@@ -160,11 +160,11 @@ def test_ome_delta_t_and_units():
         '<Plane TheT="3" TheC="0" TheZ="0" DeltaT="15" DeltaTUnit="min"/>'
         '</Pixels></Image></OME>'
     )
-    sizes = ingest._ome_sizes(xml)
+    sizes = ingest.metadata._ome_sizes(xml)
     assert sizes.pixel_size_um == pytest.approx(0.65)
     assert sizes.z_step_um == 2.0
     assert sizes.time_interval_s == pytest.approx(300.0)
-    assert ingest._ome_sizes("<not xml") == PhysicalSizes()
+    assert ingest.metadata._ome_sizes("<not xml") == PhysicalSizes()
 
 
 def test_discover_without_pattern(tmp_path):
@@ -271,7 +271,7 @@ def test_failure_while_writing_leaves_nothing(ome_stack, tmp_path, monkeypatch):
     def broken(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ingest, "_write_frame", broken)
+    monkeypatch.setattr(ingest.write, "_write_frame", broken)
     with pytest.raises(OSError, match=r"could not write .*image\.ome\.zarr: No space left"):
         ingest.ingest_position([path], tmp_path / "res" / "image.ome.zarr")
     assert _leftovers(tmp_path / "res") == []
@@ -341,13 +341,20 @@ def test_cli_bad_input_one_line_error(tmp_path, capsys, setup, extra, message):
     assert _leftovers(tmp_path / "res") == []
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "inf"], ids=["zero", "neg", "text", "inf"])
-def test_cli_rejects_bad_override(tmp_path, capsys, value):
+@pytest.mark.parametrize("value", ["0", "-1", "inf"], ids=["zero", "neg", "inf"])
+def test_cli_rejects_bad_override_before_reading(tmp_path, capsys, value):
+    assert main(["ingest", "--experiment", str(tmp_path), "--position", "a", "--output",
+                 str(tmp_path / "o.ome.zarr"), "--pixel-size-um", value]) == 1
+    assert capsys.readouterr().err == (f"spheroseg ingest: error: pixel_size_um must be a number > 0, "
+                                       f"got {float(value)!r}\n")
+
+
+def test_cli_override_that_is_not_a_number_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["ingest", "--experiment", str(tmp_path), "--position", "a", "--output",
-              str(tmp_path / "o.ome.zarr"), "--pixel-size-um", value])
+              str(tmp_path / "o.ome.zarr"), "--time-interval-s", "abc"])
     assert exit_info.value.code == 2
-    assert "must be a number > 0" in capsys.readouterr().err
+    assert "invalid float value: 'abc'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

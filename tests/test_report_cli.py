@@ -102,19 +102,26 @@ def test_errors_exit_1_with_one_line(experiment, capsys, monkeypatch, args, mess
     assert len(error.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--area-jump-fraction", "0"), ("--uncertain-fraction", "1.5"), ("--uncertain-fraction", "x"),
-], ids=["zero-jump", "fraction-above-1", "not-a-number"])
-def test_bad_qc_options_are_usage_errors(option, value, capsys):
+QC_ARGS = ["report", "qc", "--metrics", "m", "--probabilities", "p", "--experiment", "e",
+           "--position", "p", "--output", "o"]
+POSITION_ARGS = ["report", "position", "--metrics", "m", "--qc", "q", "--image", "i", "--contours", "c",
+                 "--output-dir", "o", "--title", "t"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([*QC_ARGS, "--area-jump-fraction", "0"], "area_jump_fraction must be > 0, got 0.0"),
+    ([*QC_ARGS, "--uncertain-fraction", "1.5"], "uncertain_fraction must be in (0, 1], got 1.5"),
+    ([*POSITION_ARGS, "--gif-frames", "0"], "gif_frames must be an integer >= 1, got 0"),
+], ids=["zero-jump", "fraction-above-1", "no-gif-frames"])
+def test_out_of_range_options_fail_before_reading_anything(argv, message, capsys):
+    # The inputs do not exist: the option is checked first, with one line naming it.
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert error == f"spheroseg report: error: {message}\n"
+
+
+def test_option_that_is_not_a_number_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["report", "qc", "--metrics", "m", "--probabilities", "p", "--experiment", "e",
-              "--position", "p", "--output", "o", option, value])
+        main([*QC_ARGS, "--uncertain-fraction", "x"])
     assert exit_info.value.code == 2
-    assert "must be a number" in capsys.readouterr().err
-
-
-def test_bad_count_is_usage_error(capsys):
-    with pytest.raises(SystemExit):
-        main(["report", "position", "--metrics", "m", "--qc", "q", "--image", "i", "--contours", "c",
-              "--output-dir", "o", "--title", "t", "--gif-frames", "0"])
-    assert "must be an integer >= 1" in capsys.readouterr().err
+    assert "invalid float value: 'x'" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from PIL import Image
 
 from spheroseg import ngff
 from spheroseg.atomic import atomic_path
-from spheroseg.report import html, overlay, plots, qc, tables
+from spheroseg.report import html, overlay, plots, qc, style, tables
 from spheroseg.report.build import POSITION_FILES, experiment_figure, position_report
 
 SHAPE = (40, 48)
@@ -40,7 +40,8 @@ def position(tmp_path):
     metrics = pd.DataFrame({
         "experiment": "e", "position": "p0", "timepoint": [0, 1, 2, 2], "time_s": [0.0, 1800.0, 3600.0, 3600.0],
         "object_id": [1, 1, 1, 2], "area_um2": [400.0, 576.0, 784.0, 64.0], "perimeter_um": [80.0, 96.0, 112.0, 32.0],
-        "circularity": [0.785] * 4, "aspect_ratio": [1.0] * 4, "touches_border": ["false", "false", "false", "true"]})
+        "circularity": [0.785] * 4, "aspect_ratio": [1.0] * 4, "touches_border": ["false", "false", "false", "true"],
+        "is_main_body": "true"})  # declared: by its area alone (64 beside 576) object 2 is a fragment
     metrics.to_csv(tmp_path / "metrics.csv", index=False)
     table = qc.position_qc(metrics, [0.0, 0.0, 0.0], experiment="e", position="p0", area_jump_fraction=0.2,
                            uncertain_fraction=0.05, time_interval_s=1800.0)
@@ -91,7 +92,7 @@ def test_gif_frame_draws_contour_in_object_colour_over_black_halo(position):
                                  timepoints=[0], max_size=64, crop=False)
     picture = overlay.render_gif_frame(frames[0], size=96, header="p0", pixel_size_um=None)
     assert picture.shape == (80, 96, 3) and picture.dtype == np.uint8
-    colour = np.all(picture == _rgb(overlay.object_colour(1)), axis=-1)
+    colour = np.all(picture == _rgb(style.object_colour(1)), axis=-1)
     assert colour.sum() > 40, "the contour colour must be drawn"
     rows, cols = np.nonzero(colour)
     assert 18 <= rows.min() and rows.max() <= 42 and 22 <= cols.min() and cols.max() <= 46  # square x2
@@ -108,7 +109,7 @@ def test_flagged_frame_gets_red_border_and_caption(position):
     assert frames[1].title == "t2 · 1.0 h" and [i for i, _ in frames[1].contours] == [1, 2]
     assert len(frames[1].contours[1][1]) == 2  # MultiPolygon -> two rings
     picture = overlay.render_gif_frame(frames[1], size=96, header="p0", pixel_size_um=2.0)
-    assert tuple(picture[40, 0]) == _rgb(overlay.FLAG_TEXT_COLOUR)
+    assert tuple(picture[40, 0]) == _rgb(style.FLAG_TEXT_COLOUR)
 
 
 def test_crop_is_one_window_for_all_frames_with_shifted_contours(position):

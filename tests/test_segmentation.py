@@ -95,8 +95,11 @@ def test_threshold_rejects_bad_frames(frame: object, error: type, match: str) ->
         ({"split_depth": 1.0}, ValueError, "split_depth must be in"),
         ({"fill_holes": 1}, TypeError, "fill_holes must be a bool"),
         ({"keep_largest": "yes"}, TypeError, "keep_largest must be a bool"),
+        ({"min_area_um2": -5.0}, ValueError, "min_area_um2 must be in"),
+        ({"max_gap": -1}, ValueError, "max_gap must be an integer >= 0"),
     ],
-    ids=["method", "threshold", "min-area", "split-depth", "fill-holes", "keep-largest"],
+    ids=["method", "threshold", "min-area", "split-depth", "fill-holes", "keep-largest",
+         "min-area-um2", "max-gap"],
 )
 def test_options_reject_bad_values(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
@@ -290,7 +293,7 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
 
     write_probabilities(tmp_path / "p.ome.zarr", two_body_series())
     thresholds = segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr",
-                               SegmentationOptions(method="otsu"), min_area_um2=20.0)
+                               SegmentationOptions(method="otsu", min_area_um2=20.0))
     meta = ngff.read_metadata(tmp_path / "l.ome.zarr")
     assert (meta.axes, meta.shape, meta.dtype) == ("tyx", (6, 70, 80), np.int32)
     assert (meta.pixel_size_um, meta.time_interval_s) == (0.65, 60.0)
@@ -299,13 +302,42 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
     assert read_thresholds(tmp_path / "l.ome.zarr") == thresholds and len(thresholds) == 6
     attributes = zarr.open_group(str(tmp_path / "l.ome.zarr"), mode="r").attrs
     assert "image-label" in attributes["ome"]  # viewers open it as a label image
-    assert attributes["spheroseg"]["segment"]["method"] == "otsu"
+    recorded = attributes["spheroseg"]["segment"]
+    assert (recorded["method"], recorded["min_area_um2"], recorded["max_gap"]) == ("otsu", 20.0, 2)
+
+
+def test_segment_store_records_what_the_size_filter_removed(tmp_path) -> None:
+    from spheroseg.segmentation import read_segmentation_record
+
+    kept = disks((40, 40), (12, 12, 8))          # about 200 px: kept
+    specks = disks((40, 40), (30, 30, 2.5), (8, 32, 1.5))  # about 20 and 7 px: removed
+    write_probabilities(tmp_path / "p.ome.zarr", [kept + specks, specks, np.zeros((40, 40), np.float32)],
+                        pixel_size_um=1.0)
+    segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr", SegmentationOptions(min_area_um2=50.0))
+    record = read_segmentation_record(tmp_path / "l.ome.zarr")
+    assert record["objects"] == [1, 0, 0]  # frame 2 is empty: nothing was there to remove
+    assert record["removed_objects"] == [2, 2, 0]
+    largest = int(np.count_nonzero(disks((40, 40), (30, 30, 2.5)) > 0.5))
+    assert record["largest_removed_px"] == [largest, largest, 0.0] and record["min_area_px"] == 50.0
+
+
+def test_segment_frame_details_says_when_the_filter_emptied_a_frame() -> None:
+    from spheroseg.segmentation import segment_frame_details
+
+    specks = disks((30, 30), (10, 10, 2), (20, 20, 3))
+    emptied = segment_frame_details(specks, SegmentationOptions(min_area_px=100))
+    assert emptied.emptied and emptied.objects == 0 and emptied.removed_objects == 2
+    assert emptied.largest_removed_px == np.count_nonzero(disks((30, 30), (20, 20, 3)) > 0.5)
+    assert not segment_frame_details(np.zeros((8, 8)), SegmentationOptions()).emptied
+    kept = segment_frame_details(specks, SegmentationOptions(min_area_px=20))
+    assert (kept.objects, kept.removed_objects, kept.emptied) == (1, 1, False)
 
 
 def test_segment_store_needs_pixel_size_for_um2(tmp_path) -> None:
     write_probabilities(tmp_path / "p.ome.zarr", two_body_series()[:1], pixel_size_um=None)
     with pytest.raises(ValueError, match="pixel size must be known to use min_area_um2"):
-        segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr", min_area_um2=5.0)
+        segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr",
+                      SegmentationOptions(min_area_um2=5.0))
     assert not (tmp_path / "l.ome.zarr").exists()
 
 
@@ -344,11 +376,8 @@ def test_cli_segment_runs_and_reports_errors(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra",
-    [["--threshold", "1"], ["--min-area-px", "-3"], ["--method", "kmeans"],
-     ["--min-area-px", "3", "--min-area-um2", "3"], ["--max-gap", "-1"],
-     ["--split-depth", "x"]],
-    ids=["threshold", "negative-area", "method", "both-areas", "max-gap", "split-depth"],
+    "extra", [["--min-area-px", "3", "--min-area-um2", "3"], ["--split-depth", "x"]],
+    ids=["both-areas", "split-depth-word"],
 )
 def test_cli_segment_usage_errors(extra: list[str], tmp_path) -> None:
     from spheroseg.cli import main
@@ -356,3 +385,20 @@ def test_cli_segment_usage_errors(extra: list[str], tmp_path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["segment", "--probabilities", "p", "--output", "o", *extra])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--threshold", "1"], r"threshold must be in (0.0, 1.0), got 1.0"),
+     (["--min-area-px", "-3"], "min_area_px must be in [0.0, inf], got -3.0"),
+     (["--method", "kmeans"], "method must be one of ('fixed', 'otsu'), got 'kmeans'"),
+     (["--max-gap", "-1"], "max_gap must be an integer >= 0, got -1"),
+     (["--split-depth", "0"], "split_depth must be in (0.0, 1.0), got 0.0")],
+    ids=["threshold", "negative-area", "method", "max-gap", "split-depth"],
+)
+def test_cli_segment_checks_options_before_reading(extra: list[str], message: str, capsys) -> None:
+    from spheroseg.cli import main
+
+    # The input does not exist: SegmentationOptions checks the value first, in one line.
+    assert main(["segment", "--probabilities", "p", "--output", "o", *extra]) == 1
+    assert capsys.readouterr().err == f"spheroseg segment: error: {message}\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +31,14 @@ def _remove_stale_temporaries(final: Path) -> None:
     """
     for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
         _remove(stale)
+
+
+def _new_temporary(final: Path) -> Path:
+    """An unused temporary name beside `final` (``.NAME.tmp-XXXXXXXX``); nothing is created."""
+    while True:
+        tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
+        if not (tmp.exists() or tmp.is_symlink()):
+            return tmp
 
 
 @contextlib.contextmanager
@@ -68,9 +76,9 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    if not directory:
-        tmp.rmdir()
+    tmp = _new_temporary(final)
+    if directory:
+        tmp.mkdir()  # mode 0777 less the umask, like any other output (mkdtemp gives 0700)
     try:
         yield tmp
         _remove(final)

@@ -6,6 +6,11 @@ level 0 in the array ``"0"`` (raw dtype and values), optional downsampled levels
 ``"2"``, ... for viewing. Axes are a string in NGFF order, a subsequence of ``"tczyx"`` that
 ends in ``"yx"``. Physical sizes live in the ``scale`` transformation of each level together
 with the axis units (``micrometer``, ``second``); an unknown size has no unit and scale 1.
+
+Why one module: it is the one place that knows the on-disk format. The writer
+(`create_image`, `write_frame`, the pyramid) and the reader (`read_metadata`, `open_array`,
+`read_frame`) must agree on every attribute, axis and unit, and share the tables that say so;
+split apart, a change to one side could silently stop matching the other.
 """
 
 from __future__ import annotations
@@ -283,6 +288,29 @@ def _read_group_attrs(path: Path) -> dict[str, Any]:
         f"path must be an NGFF image (an OME-Zarr group), got no Zarr group metadata "
         f"(in {path})"
     )
+
+
+def read_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """All attributes of the Zarr group of an NGFF image (``ome`` and any others).
+
+    Raises
+    ------
+    ValueError
+        If `path` is not a Zarr group with readable metadata.
+    """
+    return _read_group_attrs(Path(path))
+
+
+def update_attributes(path: str | os.PathLike[str], attributes: dict[str, Any]) -> None:
+    """Add top-level attributes (beside ``ome``) to the Zarr group of an NGFF image.
+
+    Call it inside the ``atomic_path`` block that writes the image.
+    """
+    import zarr
+
+    if "ome" in attributes:
+        raise ValueError(f"attributes must not replace 'ome', got {sorted(attributes)!r}")
+    zarr.open_group(store=str(path), mode="r+").attrs.update(attributes)
 
 
 def _read_multiscale(path: Path) -> dict[str, Any]:

@@ -4,6 +4,10 @@ One frame at a time: :func:`segment_frame` turns a foreground-probability map of
 ``(Y, X)`` into an int32 label image (0 = background), and :class:`ObjectLinker` renumbers
 each frame's labels so that an ``object_id`` names the same body at every timepoint
 (matching by pixel overlap with the previous frame).
+
+Why one module: it is the ``segment`` stage (stage = rule = CLI verb = module), and
+:class:`SegmentationOptions` governs all of it, frame cleanup and linking alike, with one set
+of checks; linking (about 120 lines) moves to a ``tracking`` module when it grows.
 """
 
 from __future__ import annotations
@@ -20,24 +24,32 @@ METHODS = ("fixed", "otsu")
 # Probabilities may leave [0, 1] by this much through rounding (they are clipped).
 _ROUNDING = 1e-3
 # 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
-# fully connected foreground in spheroseg.morphology).
+# fully connected foreground in spheroseg.measure.trace).
 _CONNECTIVITY = np.ones((3, 3), dtype=bool)
 
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationOptions:
-    """How to turn a probability map into labels.
+    """How the ``segment`` stage turns probability maps into tracked labels.
+
+    The defaults here are the library's; the workflow's live in its config schema
+    (``workflow/schemas/config.schema.yaml``, section ``segment``), and the two agree
+    (``tests/test_parameters.py``) except `min_area_um2`, which the workflow sets to suit
+    spheroids while the library stays usable on images without a pixel size.
 
     Attributes
     ----------
     method : {"fixed", "otsu"}
         Fixed threshold, or Otsu's threshold computed per frame.
     threshold : float
-        Foreground is ``probability > threshold`` (used when ``method == "fixed"``).
+        Foreground is ``probability > threshold`` (used when ``method == "fixed"``), in (0, 1).
     fill_holes : bool
         Fill background regions enclosed by an object.
     min_area_px : float
-        Objects with fewer pixels are removed.
+        Objects with fewer pixels are removed, >= 0.
+    min_area_um2 : float or None
+        Minimum object area in µm², >= 0; replaces `min_area_px` where given (needs an image
+        with a pixel size, see :func:`segment_store`).
     split_touching : bool
         Split touching bodies along necks with a distance-transform watershed.
     split_depth : float
@@ -45,26 +57,53 @@ class SegmentationOptions:
         ``(1 - split_depth)`` times the width of the bodies it joins, in (0, 1).
     keep_largest : bool
         Keep only the largest object of each frame.
+    max_gap : int
+        Frames a body may be missing (out of focus, an empty frame) and keep its id when it
+        reappears, >= 0 (see :class:`ObjectLinker`).
     """
 
     method: str = "fixed"
     threshold: float = 0.5
     fill_holes: bool = True
-    min_area_px: float = 0.0
+    min_area_px: float = 50.0
+    min_area_um2: float | None = None
     split_touching: bool = False
     split_depth: float = 0.3
     keep_largest: bool = False
+    max_gap: int = 2
 
     def __post_init__(self) -> None:
         """Check every field (ValueError/TypeError with the field's name)."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        _check_number("threshold", self.threshold, low=0.0, high=1.0, open_ends=True)
+        check_threshold(self.threshold)
         _check_number("min_area_px", self.min_area_px, low=0.0, high=math.inf)
+        if self.min_area_um2 is not None:
+            _check_number("min_area_um2", self.min_area_um2, low=0.0, high=math.inf)
         _check_number("split_depth", self.split_depth, low=0.0, high=1.0, open_ends=True)
+        _check_max_gap(self.max_gap)
         for name in ("fill_holes", "split_touching", "keep_largest"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+
+def check_threshold(threshold: object) -> None:
+    """Raise unless `threshold` is a probability level in (0, 1) (segment's and measure's).
+
+    Raises
+    ------
+    TypeError
+        If `threshold` is not a real number.
+    ValueError
+        If it is outside (0, 1).
+    """
+    _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
+
+
+def _check_max_gap(max_gap: object) -> None:
+    """Raise ValueError unless `max_gap` is an integer >= 0."""
+    if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
 
 
 def _check_number(name: str, value: object, *, low: float, high: float,
@@ -91,8 +130,9 @@ def _check_frame(name: str, array: object, *, kind: str) -> NDArray:
     return array
 
 
-def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
-                    threshold: float = 0.5) -> tuple[NDArray[np.bool_], float]:
+def threshold_frame(probabilities: NDArray, *, method: str = SegmentationOptions.method,
+                    threshold: float = SegmentationOptions.threshold,
+                    ) -> tuple[NDArray[np.bool_], float]:
     """Foreground mask of one probability map, and the threshold that made it.
 
     Parameters
@@ -127,7 +167,7 @@ def threshold_frame(probabilities: NDArray, *, method: str = "fixed",
     probabilities = _check_frame("probabilities", probabilities, kind="f")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    _check_number("threshold", threshold, low=0.0, high=1.0, open_ends=True)
+    check_threshold(threshold)
     values = np.asarray(probabilities, dtype=np.float32)
     if method == "otsu":
         low, high = float(values.min()), float(values.max())
@@ -193,7 +233,7 @@ def relabel_sequential(labels: NDArray[np.integer]) -> NDArray[np.int32]:
 
 
 def split_touching_objects(labels: NDArray[np.integer], *,
-                           split_depth: float = 0.3) -> NDArray[np.int32]:
+                           split_depth: float = SegmentationOptions.split_depth) -> NDArray[np.int32]:
     """Split objects at necks with a watershed of their distance transform.
 
     Each object's distance-to-background map gets one marker per regional maximum that
@@ -241,6 +281,42 @@ def split_touching_objects(labels: NDArray[np.integer], *,
     return labels
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameSegmentation:
+    """One frame segmented, with what the size filter took away.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (Y, X), int32
+        Objects numbered 1..n in raster order of their first pixel, 0 = background.
+    threshold : float
+        The threshold used.
+    objects : int
+        Objects kept.
+    removed_objects : int
+        Objects the size filter (`min_area_px`) removed.
+    largest_removed_px : float
+        Pixel count of the largest of them (0 when none was removed).
+    """
+
+    labels: NDArray[np.int32]
+    threshold: float
+    objects: int
+    removed_objects: int = 0
+    largest_removed_px: float = 0.0
+
+    @property
+    def emptied(self) -> bool:
+        """Whether the size filter removed every object of the frame."""
+        return self.removed_objects > 0 and self.objects == 0
+
+    def summary(self) -> dict[str, float | int]:
+        """What :func:`segment_store` records per frame (everything but the labels)."""
+        return {"threshold": float(self.threshold), "objects": self.objects,
+                "removed_objects": self.removed_objects,
+                "largest_removed_px": self.largest_removed_px}
+
+
 def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = None,
                   ) -> tuple[NDArray[np.int32], float]:
     """Labels of one probability map: threshold, fill, remove small, split, keep largest.
@@ -250,7 +326,7 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     probabilities : ndarray of shape (Y, X), float
         Foreground probability in [0, 1].
     options : SegmentationOptions, optional
-        Defaults to ``SegmentationOptions()`` (fixed threshold 0.5, holes filled).
+        Defaults to ``SegmentationOptions()``; `min_area_um2` and `max_gap` are not used here.
 
     Returns
     -------
@@ -268,8 +344,28 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     Examples
     --------
     >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1:3, 4:6] = 0.8
-    >>> segment_frame(p)[0].tolist()
+    >>> segment_frame(p, SegmentationOptions(min_area_px=0))[0].tolist()
     [[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 2, 2], [1, 1, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0]]
+    """
+    result = segment_frame_details(probabilities, options)
+    return result.labels, result.threshold
+
+
+def segment_frame_details(probabilities: NDArray,
+                          options: SegmentationOptions | None = None) -> FrameSegmentation:
+    """:func:`segment_frame` with what the size filter removed (for QC: nothing vanishes silently).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`segment_frame`.
+
+    Examples
+    --------
+    >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1, 5] = 0.8
+    >>> result = segment_frame_details(p, SegmentationOptions(min_area_px=5))
+    >>> result.removed_objects, result.largest_removed_px, result.emptied
+    (2, 4.0, True)
     """
     options = SegmentationOptions() if options is None else options
     if not isinstance(options, SegmentationOptions):
@@ -279,13 +375,18 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     if options.fill_holes:
         mask = ndimage.binary_fill_holes(mask)
     labels = label_objects(mask)
+    removed = np.zeros(0)
     if options.min_area_px > 0:
+        areas = np.bincount(labels.ravel())[1:]
+        removed = areas[(areas > 0) & (areas < options.min_area_px)]
         labels = remove_small_objects(labels, min_area_px=options.min_area_px)
     if options.split_touching:
         labels = split_touching_objects(labels, split_depth=options.split_depth)
     if options.keep_largest:
         labels = keep_largest_object(labels)
-    return relabel_sequential(labels), threshold
+    labels = relabel_sequential(labels)
+    return FrameSegmentation(labels, threshold, int(labels.max(initial=0)), int(removed.size),
+                             float(removed.max(initial=0)))
 
 
 def border_object_ids(labels: NDArray[np.integer]) -> NDArray[np.int32]:
@@ -350,10 +451,8 @@ class ObjectLinker:
     [[0, 0, 3, 0]]
     """
 
-    def __init__(self, *, max_gap: int = 2) -> None:
-        if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) \
-                or max_gap < 0:
-            raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+    def __init__(self, *, max_gap: int = SegmentationOptions.max_gap) -> None:
+        _check_max_gap(max_gap)
         self._max_gap = int(max_gap)
         self._previous: NDArray[np.int32] | None = None
         self._last_seen: dict[int, int] = {}
@@ -431,15 +530,16 @@ def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
 
 def segment_store(probabilities_path: str | os.PathLike[str],
                   output_path: str | os.PathLike[str],
-                  options: SegmentationOptions | None = None, *,
-                  min_area_um2: float | None = None, max_gap: int = 2) -> list[float]:
+                  options: SegmentationOptions | None = None) -> list[float]:
     """Segment every frame of a probability image into a tracked NGFF label image.
 
     Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
     written one at a time. The label image has axes ``"tyx"``, dtype int32, the pixel size
     and frame interval of the probabilities, is marked as an NGFF label image
-    (``"image-label"``), and records the options and per-frame thresholds under the group
-    attribute ``"spheroseg"``; it appears only when complete.
+    (``"image-label"``), and records under the group attribute ``"spheroseg.segment"`` the
+    options (``min_area_px`` as applied) and per frame the ``thresholds``, the ``objects``
+    kept, and the ``removed_objects`` and ``largest_removed_px`` of the size filter (so that
+    a frame it emptied can be flagged); it appears only when complete.
 
     Parameters
     ----------
@@ -448,11 +548,8 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     output_path : str or PathLike
         Label image to write (replaced if it exists).
     options : SegmentationOptions, optional
-    min_area_um2 : float, optional
-        Minimum object area in µm²; overrides ``options.min_area_px`` and needs a known
-        pixel size.
-    max_gap : int
-        Frames a body may be missing and keep its id (see :class:`ObjectLinker`).
+        Defaults to ``SegmentationOptions()``. Its `min_area_um2`, where given, replaces
+        `min_area_px` and needs a known pixel size; its `max_gap` goes to the linker.
 
     Returns
     -------
@@ -462,21 +559,21 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     Raises
     ------
     ValueError
-        If the input is not an NGFF image, its values leave [0, 1], or `min_area_um2` is
+        If the input is not an NGFF image, its values leave [0, 1], or ``min_area_um2`` is
         given for an image without pixel size.
     """
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
 
     options = SegmentationOptions() if options is None else options
-    linker = ObjectLinker(max_gap=max_gap)
+    linker = ObjectLinker(max_gap=options.max_gap)
     metadata = ngff.read_metadata(probabilities_path)
-    if min_area_um2 is not None:
+    if options.min_area_um2 is not None:
         options = dataclasses.replace(options, min_area_px=_area_in_pixels(
-            min_area_um2, metadata.pixel_size_um, probabilities_path))
+            options.min_area_um2, metadata.pixel_size_um, probabilities_path))
     source = ngff.open_array(probabilities_path)
     frames = _frame_count(metadata.axes, metadata.shape)
-    thresholds = []
+    frames_done: list[dict[str, float | int]] = []
     with atomic_path(output_path, directory=True) as tmp:
         target = ngff.create_image(
             tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
@@ -485,17 +582,16 @@ def segment_store(probabilities_path: str | os.PathLike[str],
         for t in range(frames):
             probabilities = _checked_probabilities(ngff.read_frame(source, t), t,
                                                    probabilities_path)
-            labels, threshold = segment_frame(probabilities, options)
-            target[t] = linker.link(labels)
-            thresholds.append(threshold)
-        _record_segmentation(tmp, options, thresholds)
-    return thresholds
+            result = segment_frame_details(probabilities, options)
+            target[t] = linker.link(result.labels)
+            frames_done.append(result.summary())
+        _record_segmentation(tmp, options, frames_done)
+    return [float(frame["threshold"]) for frame in frames_done]
 
 
 def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
                     path: str | os.PathLike[str]) -> float:
     """Convert a minimum area from µm² to pixels, or raise if the pixel size is unknown."""
-    _check_number("min_area_um2", min_area_um2, low=0.0, high=math.inf)
     if pixel_size_um is None:
         raise ValueError(f"pixel size must be known to use min_area_um2, got None "
                          f"(in {path}); give the minimum area in pixels instead")
@@ -516,25 +612,35 @@ def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str])
 
 
 def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
-                         thresholds: list[float]) -> None:
-    """Mark the image as an NGFF label image; record the options and per-frame thresholds."""
+                         frames: list[dict[str, float | int]]) -> None:
+    """Mark the image as an NGFF label image; record the options and, per frame, the
+    threshold, the objects kept and the objects the size filter removed (count, largest)."""
     import zarr
 
     group = zarr.open_group(store=str(path), mode="r+")
     group.attrs["ome"] = {**group.attrs["ome"], "image-label": {}}
-    group.attrs["spheroseg"] = {"segment": {**dataclasses.asdict(options),
-                                            "thresholds": [float(t) for t in thresholds]}}
+    group.attrs["spheroseg"] = {"segment": {
+        **dataclasses.asdict(options),
+        "thresholds": [frame["threshold"] for frame in frames],
+        **{key: [frame[key] for frame in frames]
+           for key in ("objects", "removed_objects", "largest_removed_px")}}}
 
 
-def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
-    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+def read_segmentation_record(labels_path: str | os.PathLike[str]) -> dict[str, object] | None:
+    """The ``spheroseg.segment`` attributes :func:`segment_store` wrote, or None if absent."""
     import zarr
 
     try:
         attributes = zarr.open_group(store=str(labels_path), mode="r").attrs.asdict()
     except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
         return None
-    thresholds = attributes.get("spheroseg", {}).get("segment", {}).get("thresholds")
+    record = attributes.get("spheroseg", {}).get("segment")
+    return record if isinstance(record, dict) else None
+
+
+def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
+    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+    thresholds = (read_segmentation_record(labels_path) or {}).get("thresholds")
     if not isinstance(thresholds, list) or not all(
             isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
         return None

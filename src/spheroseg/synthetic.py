@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 SUPERSAMPLING = 4
 GROUND_TRUTH_FOLDER = "ground_truth"
+# The demo experiment (config section ``demo`` restates these as the workflow's defaults).
+DEMO_POSITIONS: Mapping[str, int] = MappingProxyType({"pos0": 1, "pos1": 2})
+TRAINING_SHAPE = (256, 256)
 
 
 @dataclass(frozen=True)
@@ -333,8 +338,8 @@ def write_ome_tiff(path: str | os.PathLike[str], images: np.ndarray, *, pixel_si
 
 
 def write_demo_experiment(
-    folder: str | os.PathLike[str], *, positions: dict[str, int], n_timepoints: int,
-    shape: tuple[int, int] = (256, 256), seed: int = 0, pixel_size_um: float = 2.0,
+    folder: str | os.PathLike[str], *, positions: Mapping[str, int] = DEMO_POSITIONS,
+    n_timepoints: int = 8, shape: tuple[int, int] = (256, 256), seed: int = 0, pixel_size_um: float = 2.0,
     time_interval_s: float = 3600.0, artefact: tuple[str, int] | None = None,
 ) -> list[Path]:
     """Write a demo experiment: one OME-TIFF per position plus ground truth.
@@ -344,7 +349,7 @@ def write_demo_experiment(
     folder : str or PathLike
         Experiment folder. Receives ``<position>.ome.tif`` and ``ground_truth/<position>.csv``
         (truth table) and ``ground_truth/<position>_masks.tif`` (exact label masks).
-    positions : dict of str to int
+    positions : mapping of str to int
         Position name -> number of bodies in it.
     n_timepoints : int
         Frames per position.
@@ -408,7 +413,7 @@ def _crowd(rng: np.random.Generator, *, shape: tuple[int, int], n_bodies: int, n
 
 
 def write_training_set(
-    folder: str | os.PathLike[str], *, n_images: int, shape: tuple[int, int] = (256, 256), seed: int = 0,
+    folder: str | os.PathLike[str], *, n_images: int, shape: tuple[int, int] = TRAINING_SHAPE, seed: int = 0,
     modalities: tuple[str, ...] | None = None,
 ) -> None:
     """Write `n_images` annotated synthetic frames as ``images/NAME.tif`` + ``masks/NAME.tif`` (0/1).

@@ -32,10 +32,12 @@ WRITE_INTO_TEMPORARY = {
     "create_levels": "ngff: adds pyramid levels to the store being written",
     "write_frame": "ngff: fills a frame of the store being written",
     "_write_chunks": "ngff: fills chunks of the store being written",
-    "_create_tile_store": "inference: creates the tile store in predict's temporary folder",
+    "create_tile_store": "inference: creates the tile store in predict's temporary folder",
     "_record_segmentation": "segmentation: records attributes in the temporary label store",
-    "_write_frame": "inference: background writer of stitch's temporary store",
+    "_write_frame": "ingest: writes a frame and its pyramid levels into the temporary store",
     "write_pyramid": "ngff: fills the pyramid levels of the store being written",
+    "_write_files": "modelzoo: stages a package in a private folder inside export's atomic_path block",
+    "update_attributes": "ngff: adds group attributes to the store being written",
 }
 # Deserialisers that can run code from the file they read.
 UNSAFE = {("pickle", "load"), ("pickle", "loads"), ("dill", "load"), ("joblib", "load"), ("pd", "read_pickle"),

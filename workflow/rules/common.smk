@@ -1,10 +1,13 @@
 # Config validation, experiment discovery and input functions. No job logic here.
+# Everything that can be checked before a job runs is (spheroseg.preflight): a bad file, a
+# bad key or two folders with one name stop the run here, with the file and the key named.
 import functools
 import hashlib
 import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -12,6 +15,24 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+RUN_STARTED = time.time()
+
+
+def cli_scalar(text, kinds):
+    """`text` as the number, boolean or null that the schema `kinds` allow, else unchanged:
+    a string that is none of those (a pattern such as "{position}_t{timepoint}.tif") is
+    never parsed as YAML."""
+    wanted = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+    allowed = tuple(kind for name in kinds for kind in wanted.get(name, ()))
+    if not allowed:
+        return text
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(parsed, bool) and "boolean" not in kinds:
+        return text
+    return parsed if isinstance(parsed, allowed) else text
 
 
 def coerce_cli_values(values, schema):
@@ -27,54 +48,144 @@ def coerce_cli_values(values, schema):
             items = dict(enumerate(value))
             coerce_cli_values(items, {"additionalProperties": spec["items"]})
             values[key] = [items[index] for index in range(len(value))]
-        elif isinstance(value, str) and {"number", "integer", "boolean", "null"} & set(kinds):
-            parsed = yaml.safe_load(value)
-            if not isinstance(parsed, (str, dict, list)):
-                values[key] = parsed
+        elif isinstance(value, str):
+            values[key] = cli_scalar(value, kinds)
 
 
 with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
-    coerce_cli_values(config, yaml.safe_load(handle))
+    SCHEMA = yaml.safe_load(handle)
+coerce_cli_values(config, SCHEMA)
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call the `spheroseg` command. When snakemake was started as .venv/bin/snakemake
 # without activating the environment, put that environment's bin folder on PATH for jobs.
 if shutil.which("spheroseg") is None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# The conda environments (envs/*.yaml, `--sdm conda`) install this checkout with pip from
+# ${SPHEROSEG_ROOT}: pip expands it when conda, started by this process, creates them.
+os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
+
+from spheroseg import preflight  # noqa: E402  (after PATH: the same environment)
+from spheroseg.ingest import PhysicalSizes, check_axes_override  # noqa: E402
 
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
-EXPERIMENT = "demo" if DEMO else EXPERIMENT_DIR.resolve().name
-OUT = f"{config['results']}/{EXPERIMENT}"
+# The experiment's name (metrics, plots) and its results folder (braces become parentheses:
+# Snakemake would read them as wildcards).
+EXPERIMENT = config["experiment_name"] or ("demo" if DEMO else EXPERIMENT_DIR.resolve().name)
+OUT = f"{config['results']}/{preflight.folder_name(EXPERIMENT)}"
 MODELS_DIR = config["training"]["models_dir"]
 MODEL_NAME = config["training"]["model_name"]
+# Header summaries of the raw files, so that the next DAG build reads no file again.
+PREFLIGHT_CACHE = Path(".snakemake/spheroseg/preflight.json")
 
 
 wildcard_constraints:
     position=r"[^/]+",
 
 
-def discover_positions():
-    """Position name -> raw files, from the demo config or the experiment folder."""
+def demo_positions():
+    """Plans of the demo positions, from the demo config (their files come from rule demo)."""
+    demo = config["demo"]
+    shape = (demo["timepoints"], 1, *demo["size"])
+    return {name: preflight.PositionPlan(name, (f"{EXPERIMENT_DIR}/{name}.ome.tif",), 0, shape,
+                                         demo["pixel_size_um"], demo["time_interval_s"])
+            for name in demo["positions"]}
+
+
+def plan_positions():
+    """Position folder name -> preflight.PositionPlan (name, files, series, shape, sizes),
+    from the demo config or the experiment folder's file headers (cached)."""
     if DEMO:
-        return {name: [f"{EXPERIMENT_DIR}/{name}.ome.tif"] for name in config["demo"]["positions"]}
+        return preflight.position_folders(demo_positions())
     if not EXPERIMENT_DIR.is_dir():
-        raise WorkflowError(f"experiment folder not found: {EXPERIMENT_DIR} (config key 'experiment')")
-    from spheroseg.ingest import discover_positions as discover
-
-    try:
-        found = discover(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"])
-    except ValueError as err:
-        raise WorkflowError(str(err)) from err
-    return {name: [str(path) for path in files] for name, files in found.items()}
+        raise ValueError(f"experiment must be an existing folder, got {str(EXPERIMENT_DIR)!r} "
+                         f"(config key 'experiment')")
+    plans = preflight.plan_experiment(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"],
+                                      axes=config["ingest"]["axes"], cache=PREFLIGHT_CACHE)
+    return preflight.position_folders(plans)
 
 
-POSITIONS = discover_positions()
+def check_config_paths():
+    """Config paths become Snakemake file patterns: refuse braces in them."""
+    paths = {"results": config["results"], "model": config["model"],
+             "training.models_dir": MODELS_DIR, "training.annotations": config["training"]["annotations"],
+             "training.init": config["training"]["init"], "samples": config["samples"],
+             "demo.folder": config["demo"]["folder"]}
+    for key, value in paths.items():
+        preflight.check_snakemake_path(value, key)
+    for name in config["demo"]["positions"] if DEMO else []:
+        preflight.check_snakemake_path(name, "demo.positions")
+    if config["ingest"]["axes"] is not None:
+        check_axes_override(config["ingest"]["axes"])
+
+
+def check_before_any_job():
+    """Every check that needs no job: config paths, the data's channels, the model or the
+    annotations, and that the results folder is not another experiment's."""
+    check_config_paths()
+    positions = plan_positions()
+    preflight.check_channel(positions, config["ingest"]["channel"])
+    if not config["training"]["enabled"]:
+        # A bioimage.io package is checked by imported_model_path; its model is made by a job.
+        model = model_path()
+        if model_package() is None:
+            preflight.check_model(model)
+    else:
+        preflight.check_annotations(config["training"]["annotations"],
+                                    val_names=config["training"]["val_names"])
+        if config["training"]["init"] is not None:
+            preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
+    preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
+    return positions
 
 
 def position_files(wildcards):
-    """Raw input files of one position."""
-    return POSITIONS[wildcards.position]
+    """Raw input files of one position that Snakemake can track. A path with braces would be
+    read as a wildcard pattern: such files are tracked by `untracked_sources` instead."""
+    return [path for path in POSITIONS[wildcards.position].files if not has_braces(path)]
+
+
+def has_braces(path):
+    """Whether Snakemake would read `path` as a pattern."""
+    return "{" in path or "}" in path
+
+
+def untracked_sources(wildcards):
+    """Size and mtime of the position's raw files with braces in their path (a params entry:
+    a changed file reruns ingest, as a tracked input would)."""
+    stamps = [f"{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}"
+              for p in POSITIONS[wildcards.position].files if has_braces(p)]
+    return ",".join(stamps)
+
+
+def position_name(wildcards):
+    """The real name of a position (its folder name has parentheses for braces)."""
+    return POSITIONS[wildcards.position].name
+
+
+def ingest_options():
+    """Command-line flags of `spheroseg ingest` for the ingest config section."""
+    options = config["ingest"]
+    return optional_flags(
+        pattern=options["pattern"], pixel_size_um=options["pixel_size_um"],
+        time_interval_s=options["time_interval_s"], z_step_um=options["z_step_um"],
+        workers=options["workers"], axes=options["axes"], fill_nonfinite=options["fill_nonfinite"],
+    ) + switches(no_pyramid=not options["pyramid"])
+
+
+def segment_options(wildcards):
+    """segment_flags for one position: without a known pixel size, the area filter is
+    segment.min_area_px (min_area_um2 cannot be converted to pixels)."""
+    options = dict(config["segment"])
+    if known_pixel_size(POSITIONS[wildcards.position]) is None:
+        options["min_area_um2"] = None
+    return segment_flags(options)
+
+
+def known_pixel_size(plan):
+    """Pixel size the ingested image will have: ingest.pixel_size_um, else the file's."""
+    return config["ingest"]["pixel_size_um"] or plan.pixel_size_um
 
 
 def annotation_files():
@@ -88,6 +199,22 @@ def annotation_files():
 
 # Training keys that do not change what is trained (where it goes, whether it runs).
 _NOT_TRAINING_SETTINGS = {"enabled", "annotations", "model_name", "models_dir"}
+# Training keys added after models were first trained: they count (in the model's digest and
+# on its command line) only when set away from their default, so that models trained before
+# they existed keep their names and are not trained again.
+_LATER_TRAINING_SETTINGS = {
+    "learning_rate", "patience", "foreground_fraction", "border_weights", "invert_probability",
+    "depth", "base_width", "normalization", "percentiles", "pixel_size_um", "mask_kind",
+    "allow_empty_masks", "val_fraction", "val_names", "device", "amp",
+}
+
+
+def training_settings():
+    """The training settings that name the model (see _LATER_TRAINING_SETTINGS)."""
+    defaults = SCHEMA["properties"]["training"]["properties"]
+    return {key: value for key, value in config["training"].items()
+            if key not in _NOT_TRAINING_SETTINGS
+            and not (key in _LATER_TRAINING_SETTINGS and value == defaults[key]["default"])}
 
 
 @functools.cache
@@ -101,16 +228,42 @@ def annotation_digest():
     for path in annotation_files():
         digest.update(path.encode())
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
-    settings = {k: v for k, v in config["training"].items() if k not in _NOT_TRAINING_SETTINGS}
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(json.dumps(training_settings(), sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
 def model_path():
-    """The model predict uses: the trained one when training is on, else config['model']."""
+    """The model predict uses: the trained one when training is on, else config['model']
+    (a bioimage.io package there is imported first, see imported_model_path)."""
     if config["training"]["enabled"]:
         return f"{MODELS_DIR}/{MODEL_NAME}.{annotation_digest()}.pt"
+    if model_package():
+        return imported_model_path(model_package())
     return resolve_shipped(config["model"])
+
+
+def model_package():
+    """config['model'] if it names a bioimage.io package (.zip, rdf.yaml), else None."""
+    from spheroseg.modelzoo.importer import is_package
+
+    model = resolve_shipped(config["model"])
+    return model if is_package(model) else None
+
+
+@functools.cache
+def imported_model_path(package):
+    """Where rule import_bioimageio writes the package's TorchScript model and card, named by
+    the package's SHA-256 (a changed package is imported again). The package is checked
+    here, when the DAG is built, so that what spheroseg cannot run fails before any job."""
+    from spheroseg.modelzoo.importer import check_package
+
+    try:
+        check_package(package)
+    except (ValueError, RuntimeError) as err:
+        raise WorkflowError(f"{err} (config key 'model')") from err
+    digest = hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]
+    name = Path(package).stem if Path(package).suffix == ".zip" else Path(package).resolve().parent.name
+    return f"{MODELS_DIR}/bioimageio/{name}.{digest}.pt"
 
 
 def resolve_shipped(path):
@@ -139,6 +292,11 @@ def optional_flags(**options):
     return flags
 
 
+def switches(**options):
+    """Flags without a value for the options that are true: ``no_pyramid=True`` -> ``--no-pyramid``."""
+    return [f"--{name.replace('_', '-')}" for name, value in options.items() if value]
+
+
 def demo_flags(demo):
     """Command-line flags of `spheroseg demo` for the demo config section."""
     flags = [flag for name, count in demo["positions"].items() for flag in ("--position", f"{name}={count}")]
@@ -153,13 +311,65 @@ def segment_flags(options):
     """Command-line flags of `spheroseg segment` for the segment config section."""
     area = ({"min_area_um2": options["min_area_um2"]} if options["min_area_um2"] is not None
             else {"min_area_px": options["min_area_px"]})
-    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area)
-    flags += [] if options["fill_holes"] else ["--no-fill-holes"]
-    flags += ["--split-touching"] if options["split_touching"] else []
-    return flags + (["--keep-largest"] if options["keep_largest"] else [])
+    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area,
+                           split_depth=options["split_depth"], max_gap=options["max_gap"])
+    return flags + switches(no_fill_holes=not options["fill_holes"],
+                            split_touching=options["split_touching"],
+                            keep_largest=options["keep_largest"])
+
+
+def train_flags(settings):
+    """Command-line flags of `spheroseg train` for the training settings that name the model."""
+    values = {key: settings.get(key) for key in (
+        "epochs", "steps_per_epoch", "batch_size", "patch_size", "max_minutes", "intensity_augment",
+        "seed", "learning_rate", "patience", "foreground_fraction", "invert_probability", "depth",
+        "base_width", "normalization", "pixel_size_um", "mask_kind", "val_fraction", "device")}
+    if settings.get("val_names"):
+        values["val_fraction"] = None  # the names choose the validation pairs
+    init = settings.get("init")
+    flags = optional_flags(init=init and resolve_shipped(init), **values)
+    flags += ["--percentiles", *map(str, settings["percentiles"])] if "percentiles" in settings else []
+    flags += ["--val-names", *settings["val_names"]] if settings.get("val_names") else []
+    return flags + switches(border_weights=settings.get("border_weights"),
+                            allow_empty_masks=settings.get("allow_empty_masks"),
+                            no_amp=settings.get("amp") is False)
+
+
+def announce_units():
+    """Say once, on the console, which positions lack a pixel size or frame interval."""
+    overrides = PhysicalSizes(config["ingest"]["pixel_size_um"], config["ingest"]["time_interval_s"])
+    if workflow.is_main_process:
+        for line in preflight.unit_warnings(POSITIONS, overrides=overrides):
+            print(f"spheroseg: {line}", file=sys.stderr)
 
 
 def final_outputs():
     """Everything `rule all` asks for."""
     per_position = [f"{OUT}/{position}/metrics.csv" for position in POSITIONS]
     return per_position + [f"{OUT}/metrics.csv"]
+
+
+try:
+    POSITIONS = check_before_any_job()
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+announce_units()
+
+
+onstart:
+    preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
+
+
+onsuccess:
+    from spheroseg.report.qc import emptied_positions
+
+    # Nothing vanishes silently: frames whose every object the size filter removed.
+    for line in emptied_positions(f"{OUT}/qc.csv"):
+        print(f"spheroseg: {line}", file=sys.stderr)
+
+
+onerror:
+    from spheroseg.joblog import job_errors
+
+    for line in job_errors([OUT, MODELS_DIR], since=RUN_STARTED):
+        print(f"spheroseg: job failed: {line}", file=sys.stderr)

@@ -1,4 +1,5 @@
 # Tiled U-Net inference: tile plan -> TorchScript predict (GPU rule) -> blended probabilities.
+# predict.rescale is decided by the tile rule: the plan is made for the model's pixel size.
 # The model is ancient(): only a change of its content (SHA-256 in params) reruns inference.
 
 
@@ -10,8 +11,8 @@ rule tile:
         f"{OUT}/{{position}}/tiles.json",
     params:
         model_sha256=model_digest,
-        tile_size=config["tiling"]["tile_size"],
-        overlap=config["tiling"]["overlap"],
+        options=optional_flags(tile_size=config["tiling"]["tile_size"], overlap=config["tiling"]["overlap"]),
+        rescale=config["predict"]["rescale"] or "off",  # YAML reads a bare off as false
     log:
         f"{OUT}/{{position}}/logs/tile.log",
     benchmark:
@@ -20,7 +21,7 @@ rule tile:
         "../../envs/torch.yaml"
     shell:
         "spheroseg tile --image {input.image:q} --model {input.model:q}"
-        " --tile-size {params.tile_size} --overlap {params.overlap} --output {output:q} 2> {log:q}"
+        " {params.options:q} --rescale {params.rescale} --output {output:q} 2> {log:q}"
 
 
 rule predict:
@@ -35,7 +36,8 @@ rule predict:
         channel=config["ingest"]["channel"],
         device=config["predict"]["device"],
         precision=config["predict"]["precision"],
-        batch_size=config["predict"]["batch_size"],
+        options=optional_flags(batch_size=config["predict"]["batch_size"])
+        + switches(no_channels_last=not config["predict"]["channels_last"]),
     resources:
         gpu=1,
     log:
@@ -47,7 +49,7 @@ rule predict:
     shell:
         "spheroseg predict --image {input.image:q} --plan {input.plan:q} --model {input.model:q}"
         " --channel {params.channel} --device {params.device} --precision {params.precision}"
-        " --batch-size {params.batch_size} --output {output:q} 2> {log:q}"
+        " {params.options:q} --output {output:q} 2> {log:q}"
 
 
 rule stitch:
@@ -56,6 +58,9 @@ rule stitch:
         tiles=f"{OUT}/{{position}}/tiles.zarr",
     output:
         directory(f"{OUT}/{{position}}/probabilities.ome.zarr"),
+    params:
+        window=config["stitch"]["window"],
+        dtype=config["stitch"]["dtype"],
     log:
         f"{OUT}/{{position}}/logs/stitch.log",
     benchmark:
@@ -63,4 +68,5 @@ rule stitch:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "spheroseg stitch --plan {input.plan:q} --tiles {input.tiles:q} --output {output:q} 2> {log:q}"
+        "spheroseg stitch --plan {input.plan:q} --tiles {input.tiles:q} --window {params.window}"
+        " --dtype {params.dtype} --output {output:q} 2> {log:q}"

@@ -22,13 +22,13 @@ rule ingest:
         position_files,
     output:
         directory(f"{OUT}/{{position}}/image.ome.zarr"),
+    # Params are functions: Snakemake would expand "{...}" in plain strings (a pattern, a
+    # folder name with braces) as wildcards.
     params:
-        experiment=str(EXPERIMENT_DIR),
-        options=optional_flags(
-            pattern=config["ingest"]["pattern"],
-            pixel_size_um=config["ingest"]["pixel_size_um"],
-            time_interval_s=config["ingest"]["time_interval_s"],
-        ),
+        experiment=lambda wildcards: str(EXPERIMENT_DIR),
+        position=position_name,
+        untracked_sources=untracked_sources,
+        options=lambda wildcards: ingest_options(),
     log:
         f"{OUT}/{{position}}/logs/ingest.log",
     benchmark:
@@ -36,5 +36,5 @@ rule ingest:
     conda:
         "../../envs/io.yaml"
     shell:
-        "spheroseg ingest --experiment {params.experiment:q} --position {wildcards.position:q}"
+        "spheroseg ingest --experiment {params.experiment:q} --position {params.position:q}"
         " --output {output:q} {params.options:q} 2> {log:q}"

@@ -13,8 +13,10 @@ rule measure:
         timepoints=directory(f"{OUT}/{{position}}/metrics"),
         table=f"{OUT}/{{position}}/metrics.csv",
     params:
-        experiment=EXPERIMENT,
+        experiment=lambda wildcards: EXPERIMENT,
+        position=position_name,
         channel=config["ingest"]["channel"],
+        smoothing=config["measure"]["smoothing"],
         folder=lambda wildcards, output: Path(output.table).parent,
     log:
         f"{OUT}/{{position}}/logs/measure.log",
@@ -24,8 +26,8 @@ rule measure:
         "../../envs/io.yaml"
     shell:
         "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
-        " --image {input.image:q} --experiment {params.experiment:q} --position {wildcards.position:q}"
-        " --channel {params.channel} --output-dir {params.folder:q}"
+        " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
+        " --channel {params.channel} --smoothing {params.smoothing:q} --output-dir {params.folder:q}"
         " 2> {log:q}"
 
 

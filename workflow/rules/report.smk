@@ -1,5 +1,7 @@
 # What users look at: QC flags, metric plots, contour overlays and the pages of
 # `snakemake --report report.html`. Add REPORT_OUTPUTS to `rule all`.
+# Params holding names or config text are functions: Snakemake expands "{...}" in plain
+# string params as wildcards.
 import json
 
 
@@ -18,10 +20,13 @@ rule report_position_qc:
     input:
         metrics=f"{OUT}/{{position}}/metrics.csv",
         probabilities=f"{OUT}/{{position}}/probabilities.ome.zarr",
+        image=f"{OUT}/{{position}}/image.ome.zarr",
+        labels=f"{OUT}/{{position}}/labels.ome.zarr",
     output:
         f"{OUT}/{{position}}/qc.csv",
     params:
-        experiment=EXPERIMENT,
+        experiment=lambda wildcards: EXPERIMENT,
+        position=position_name,
         area_jump_fraction=config["report"]["area_jump_fraction"],
         uncertain_fraction=config["report"]["uncertain_fraction"],
     log:
@@ -30,7 +35,8 @@ rule report_position_qc:
         "../../envs/io.yaml"
     shell:
         "spheroseg report qc --metrics {input.metrics:q} --probabilities {input.probabilities:q}"
-        " --experiment {params.experiment:q} --position {wildcards.position:q}"
+        " --image {input.image:q} --labels {input.labels:q} --experiment {params.experiment:q}"
+        " --position {params.position:q}"
         " --area-jump-fraction {params.area_jump_fraction}"
         " --uncertain-fraction {params.uncertain_fraction} --output {output:q} 2> {log:q}"
 
@@ -42,7 +48,7 @@ rule report_qc:
         table=report(f"{OUT}/qc.csv", caption="../report/qc_table.rst", category="Quality control"),
         page=report(f"{OUT}/report/qc.html", caption="../report/qc_page.rst", category="Quality control"),
     params:
-        title=f"{EXPERIMENT}: quality-control flags",
+        title=lambda wildcards: f"{EXPERIMENT}: quality-control flags",
     log:
         f"{OUT}/logs/report_qc.log",
     conda:
@@ -71,7 +77,7 @@ rule report_position:
                         category="Positions", subcategory="{position}",
                         labels={"position": "{position}", "figure": "contour animation"}),
     params:
-        title=lambda wildcards: f"{EXPERIMENT} / {wildcards.position}",
+        title=lambda wildcards: f"{EXPERIMENT} / {position_name(wildcards)}",
         folder=lambda wildcards, output: Path(output.plot).parent,
         channel=config["ingest"]["channel"],
         montage_frames=config["report"]["montage_frames"],
@@ -99,8 +105,8 @@ rule report_experiment:
         png=report(f"{OUT}/report/comparison.png", caption="../report/comparison.rst", category="Experiment"),
         svg=f"{OUT}/report/comparison.svg",
     params:
-        title=EXPERIMENT,
-        options=optional_flags(samples=config["samples"]),
+        title=lambda wildcards: EXPERIMENT,
+        options=lambda wildcards: optional_flags(samples=config["samples"]),
     log:
         f"{OUT}/logs/report_experiment.log",
     conda:
@@ -131,9 +137,9 @@ rule report_parameters:
     output:
         report(f"{OUT}/report/run_parameters.html", caption="../report/run_parameters.rst", category="Run"),
     params:
-        config=json.dumps(config, sort_keys=True, default=str),
-        model=model_path(),
-        title=f"{EXPERIMENT}: run parameters and model card",
+        config=lambda wildcards: json.dumps(config, sort_keys=True, default=str),
+        model=lambda wildcards: model_path(),
+        title=lambda wildcards: f"{EXPERIMENT}: run parameters and model card",
     log:
         f"{OUT}/logs/report_parameters.log",
     conda:

@@ -7,7 +7,7 @@ rule segment:
     output:
         directory(f"{OUT}/{{position}}/labels.ome.zarr"),
     params:
-        options=segment_flags(config["segment"]),
+        options=segment_options,  # min_area_px where the position has no pixel size
     log:
         f"{OUT}/{{position}}/logs/segment.log",
     benchmark:

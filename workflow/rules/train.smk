@@ -14,16 +14,7 @@ rule train:
         learning_curve=report(f"{MODELS_DIR}/{MODEL_NAME}.{{digest}}.learning_curve.png", category="Training"),
     params:
         annotations=config["training"]["annotations"],
-        options=optional_flags(
-            init=config["training"]["init"] and resolve_shipped(config["training"]["init"]),
-            epochs=config["training"]["epochs"],
-            steps_per_epoch=config["training"]["steps_per_epoch"],
-            batch_size=config["training"]["batch_size"],
-            patch_size=config["training"]["patch_size"],
-            max_minutes=config["training"]["max_minutes"],
-            intensity_augment=config["training"]["intensity_augment"],
-            seed=config["training"]["seed"],
-        ),
+        options=train_flags(training_settings()),
     resources:
         gpu=1,
     log:

@@ -16,9 +16,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "aggregate",
         help="concatenate the metrics.csv of several positions",
-        description="Concatenate per-position metrics.csv files (same columns) into one tidy "
-        "CSV sorted by experiment, position, timepoint and object id; values are copied "
-        "verbatim. The output appears only when complete.",
+        description="Concatenate per-position metrics.csv files into one tidy CSV sorted by "
+        "experiment, position, timepoint and object id; values are copied verbatim. Positions "
+        "in other units (no pixel size or frame interval) add their columns, empty for the "
+        "others. The output appears only when complete.",
     )
     parser.add_argument("--output", required=True, help="experiment-wide metrics.csv to write")
     parser.add_argument("inputs", nargs="+", metavar="POSITION_METRICS_CSV",
@@ -54,6 +55,40 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list
     return header, rows
 
 
+def union_columns(headers: list[list[str]]) -> list[str]:
+    """All columns of several headers, in the first header's order; a column that only a
+    later header has goes before its successor there (e.g. ``time_frame`` beside ``time_s``).
+
+    Examples
+    --------
+    >>> union_columns([["t", "time_s", "id"], ["t", "time_frame", "id"]])
+    ['t', 'time_s', 'time_frame', 'id']
+    """
+    merged = list(headers[0])
+    for header in headers[1:]:
+        for index, name in enumerate(header):
+            if name in merged:
+                continue
+            after = [column for column in header[index + 1:] if column in merged]
+            merged.insert(merged.index(after[0]) if after else len(merged), name)
+    return merged
+
+
+def align_rows(columns: list[str], rows: list[list[str]], header: list[str]) -> list[list[str]]:
+    """`rows` (with `columns`) laid out as `header`: empty where a column is missing.
+
+    A single-frame position without a frame interval (column ``time_frame``) gets
+    ``time_s`` 0 where others have ``time_s``: timepoint 0 is 0 s whatever the interval.
+    """
+    if columns == header:
+        return rows
+    where = {name: index for index, name in enumerate(columns)}
+    single_frame = all(row[where["timepoint"]] == "0" for row in rows)
+    filled = {"time_s": f"{0:.6f}"} if single_frame and "time_frame" in where else {}
+    return [[row[where[name]] if name in where else filled.get(name, "") for name in header]
+            for row in rows]
+
+
 def _first_duplicate(keys: list[tuple[str, str, int, int]]) -> tuple[str, str, int, int]:
     """The first key that occurs a second time (the list has one)."""
     seen: set[tuple[str, str, int, int]] = set()
@@ -66,26 +101,26 @@ def _first_duplicate(keys: list[tuple[str, str, int, int]]) -> tuple[str, str, i
 
 def aggregate_metrics(inputs: list[str | os.PathLike[str]],
                       output: str | os.PathLike[str]) -> int:
-    """Concatenate metrics CSVs with identical headers into `output`; return the row count.
+    """Concatenate metrics CSVs into `output`; return the row count.
+
+    Positions measured in different units (no pixel size or no frame interval for some)
+    keep their own columns: the output has the union of the columns (`union_columns`),
+    empty where a position has no value.
 
     Raises
     ------
     ValueError
-        If there is no input, headers differ, a file is malformed, or a key (experiment,
-        position, timepoint, object id) appears twice.
+        If there is no input, a file is malformed, or a key (experiment, position,
+        timepoint, object id) appears twice.
     """
     from spheroseg.atomic import write_text
-    from spheroseg.morphology import format_csv
+    from spheroseg.measure.tables import format_csv
 
     if not inputs:
         raise ValueError("inputs must name at least one metrics CSV, got none")
-    header, rows = read_metrics_csv(inputs[0])
-    for path in inputs[1:]:
-        columns, table = read_metrics_csv(path)
-        if columns != header:
-            raise ValueError(f"columns must match the first file's {header!r}, got "
-                             f"{columns!r} (in {path})")
-        rows.extend(table)
+    tables = [read_metrics_csv(path) for path in inputs]
+    header = union_columns([columns for columns, _ in tables])
+    rows = [row for columns, table in tables for row in align_rows(columns, table, header)]
     where = [header.index(name) for name in KEY_COLUMNS]
     keys = [(r[where[0]], r[where[1]], int(r[where[2]]), int(r[where[3]])) for r in rows]
     if len(set(keys)) != len(keys):

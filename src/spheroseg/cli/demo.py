@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spheroseg.cli.arguments import add_verb, given
+
+OPTIONS = ("n_timepoints", "shape", "seed", "pixel_size_um", "time_interval_s", "artefact")
+
 
 def _position(text: str) -> tuple[str, int]:
     """Parse ``NAME=N_BODIES`` (or ``NAME`` for one body)."""
@@ -27,20 +31,20 @@ def _artefact(text: str) -> tuple[str, int]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
-        "demo", help="write the synthetic demo experiment with exact ground truth",
+    parser = add_verb(
+        subparsers, "demo", help="write the synthetic demo experiment with exact ground truth",
         description="Write synthetic gastruloid time-lapses (one OME-TIFF per position) with exact "
         "ground-truth masks and metrics in a ground_truth/ subfolder; or, with --training-set, "
         "annotated image/mask pairs for training.",
     )
     parser.add_argument("--output", type=Path, required=True, help="experiment (or training-set) folder")
     parser.add_argument("--position", type=_position, action="append", dest="positions",
-                        help="NAME=N_BODIES, repeatable (default: pos0=1 pos1=2)")
-    parser.add_argument("--timepoints", type=int, default=8, help="frames per position")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("Y", "X"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pixel-size-um", type=float, default=2.0)
-    parser.add_argument("--time-interval-s", type=float, default=3600.0)
+                        help="NAME=N_BODIES, repeatable (default: spheroseg.synthetic.DEMO_POSITIONS)")
+    parser.add_argument("--timepoints", dest="n_timepoints", type=int, help="frames per position")
+    parser.add_argument("--size", dest="shape", type=int, nargs=2, metavar=("Y", "X"), help="frame shape")
+    parser.add_argument("--seed", type=int, help="the demo is deterministic given the seed")
+    parser.add_argument("--pixel-size-um", type=float, help="pixel size written into the metadata")
+    parser.add_argument("--time-interval-s", type=float, help="frame interval written into the metadata")
     parser.add_argument("--artefact", type=_artefact, help="POSITION:TIMEPOINT that gets a sudden artefact")
     parser.add_argument("--training-set", type=int, metavar="N",
                         help="write N annotated frames (images/ + masks/) instead of an experiment")
@@ -51,12 +55,15 @@ def run(args: argparse.Namespace) -> None:
     """Write the demo experiment or training set."""
     from spheroseg import synthetic
 
-    shape = tuple(args.size)
-    if args.training_set is not None:
-        synthetic.write_training_set(args.output, n_images=args.training_set, shape=shape, seed=args.seed)
+    if hasattr(args, "training_set"):
+        options = given(args, ("shape", "seed"))
+        synthetic.write_training_set(args.output, n_images=args.training_set,
+                                     **{**options, **_shape(options)})
         return
-    synthetic.write_demo_experiment(
-        args.output, positions=dict(args.positions or [("pos0", 1), ("pos1", 2)]),
-        n_timepoints=args.timepoints, shape=shape, seed=args.seed, pixel_size_um=args.pixel_size_um,
-        time_interval_s=args.time_interval_s, artefact=args.artefact,
-    )
+    options = given(args, OPTIONS) | ({"positions": dict(args.positions)} if hasattr(args, "positions") else {})
+    synthetic.write_demo_experiment(args.output, **{**options, **_shape(options)})
+
+
+def _shape(options: dict) -> dict:
+    """``--size Y X`` as the tuple the library wants (nothing when not given)."""
+    return {"shape": tuple(options["shape"])} if "shape" in options else {}

@@ -5,27 +5,26 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spheroseg.cli.arguments import probability
+from spheroseg.cli.arguments import add_verb, given
+
+OPTIONS = ("channel", "threshold", "smoothing")
 
 
 def _smoothing(text: str) -> str | float | None:
-    """argparse type: 'auto', 'none' or a Gaussian sigma in pixels."""
+    """argparse type: 'auto', 'none' or a Gaussian sigma in pixels (its range checked later)."""
     if text in ("auto", "none"):
         return None if text == "none" else text
     try:
-        value = float(text)
+        return float(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(
             f"must be 'auto', 'none' or a sigma in pixels, got {text!r}") from err
-    if not 0 <= value < 50:
-        raise argparse.ArgumentTypeError(f"must be a sigma in [0, 50) pixels, got {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:
     """Add the ``measure`` subcommand."""
-    parser = subparsers.add_parser(
-        "measure",
+    parser = add_verb(
+        subparsers, "measure",
         help="sub-pixel contours and shape metrics per object per timepoint",
         description="Trace each labelled object's boundary with sub-pixel accuracy on the "
         "probability map and measure area, perimeter, circularity, solidity, axes, Feret "
@@ -39,14 +38,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name for the CSV")
     parser.add_argument("--position", required=True, help="position name for the CSV")
     parser.add_argument("--output-dir", required=True, help="the position's results folder")
-    parser.add_argument("--channel", type=int, default=0,
-                        help="image channel for mean intensity (default: 0)")
-    parser.add_argument("--threshold", type=probability, default=None,
+    parser.add_argument("--channel", type=int, help="image channel for mean intensity")
+    parser.add_argument("--threshold", type=float,
                         help="contour level (default: the threshold segment used)")
-    parser.add_argument("--smoothing", type=_smoothing, default="auto",
+    parser.add_argument("--smoothing", type=_smoothing,
                         help="Gaussian sigma (pixels) applied to masks before tracing: 'auto' "
-                        "(only for binary 0/1 probability maps), 'none' or a number "
-                        "(default: auto)")
+                        "(only for binary 0/1 probability maps), 'none' or a number")
     parser.set_defaults(func=run)
 
 
@@ -54,10 +51,9 @@ def run(args: argparse.Namespace) -> None:
     """Measure all frames and write the outputs."""
     import logging
 
-    from spheroseg.morphology import measure_store
+    from spheroseg.measure.store import measure_store
 
     rows = measure_store(args.labels, args.probabilities, args.image, args.output_dir,
                          experiment=args.experiment, position=args.position,
-                         channel=args.channel, threshold=args.threshold,
-                         smoothing=args.smoothing)
+                         **given(args, OPTIONS))
     logging.getLogger(__name__).info("wrote %s (%d rows)", args.output_dir, rows)

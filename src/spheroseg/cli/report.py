@@ -16,100 +16,85 @@ import argparse
 import json
 from typing import Any
 
+from spheroseg.cli.arguments import add_verb, given
 
-def _positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from err
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    value = _positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return int(text)
+QC_OPTIONS = ("area_jump_fraction", "uncertain_fraction")
+POSITION_OPTIONS = ("channel", "montage_frames", "gif_frames", "gif_size", "frame_ms")
 
 
 def _add_qc(subparsers: Any) -> None:
     """The ``report qc`` parser."""
-    parser = subparsers.add_parser(
-        "qc", help="temporal QC flags of one position",
+    parser = add_verb(
+        subparsers, "qc", help="temporal QC flags of one position",
         description="Flag area jumps between consecutive frames, objects that appear or "
-        "vanish, objects touching the border and frames where the model is unsure (share of "
-        "pixels with probability in [0.3, 0.7]). Writes a tidy CSV, one row per flag.")
+        "vanish, objects touching the border, frames where the model is unsure (share of "
+        "pixels with probability in [0.3, 0.7]), blank frames and frames whose every object "
+        "the size filter removed. Writes a tidy CSV, one row per flag.")
     parser.add_argument("--metrics", required=True, help="the position's metrics.csv")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
+    parser.add_argument("--image",
+                        help="image.ome.zarr: flag the frames ingest found constant (blank)")
+    parser.add_argument("--labels",
+                        help="labels.ome.zarr: flag the frames whose every object the size "
+                        "filter removed (no_objects)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
-    parser.add_argument("--area-jump-fraction", type=_positive_float, default=0.2,
-                        help="flag |area change| / previous area above this (default: 0.2)")
-    parser.add_argument("--uncertain-fraction", type=_fraction, default=0.05,
-                        help="flag frames with more unsure pixels than this share (default: 0.05)")
+    parser.add_argument("--area-jump-fraction", type=float,
+                        help="flag |area change| / previous area above this")
+    parser.add_argument("--uncertain-fraction", type=float,
+                        help="flag frames with more unsure pixels than this share")
     parser.add_argument("--output", required=True, help="qc.csv to write")
     parser.set_defaults(func=_run_qc)
 
 
 def _add_merge_qc(subparsers: Any) -> None:
     """The ``report merge-qc`` parser."""
-    parser = subparsers.add_parser(
-        "merge-qc", help="merge the positions' QC tables into the experiment's qc.csv",
+    parser = add_verb(
+        subparsers, "merge-qc", help="merge the positions' QC tables into the experiment's qc.csv",
         description="Concatenate per-position qc.csv files into one sorted table; "
         "optionally also an HTML page with a summary per position and the full table.")
     parser.add_argument("--output", required=True, help="experiment qc.csv to write")
-    parser.add_argument("--html", help="HTML page of the table to write")
-    parser.add_argument("--title", default="Quality control flags", help="page title")
+    parser.add_argument("--html", dest="page", help="HTML page of the table to write")
+    parser.add_argument("--title", help="page title")
     parser.add_argument("inputs", nargs="+", metavar="POSITION_QC_CSV")
     parser.set_defaults(func=_run_merge_qc)
 
 
 def _add_position(subparsers: Any) -> None:
     """The ``report position`` parser."""
-    parser = subparsers.add_parser(
-        "position", help="metric plots, contour montage and GIF of one position",
+    parser = add_verb(
+        subparsers, "position", help="metric plots, contour montage and GIF of one position",
         description="Write OUTPUT_DIR/metrics_over_time.{png,svg} (area, perimeter, "
-        "circularity, aspect ratio over time, one line per object, QC-flagged frames "
-        "shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif (contours on the frames) "
-        "and OUTPUT_DIR/overlay.html (the GIF for the Snakemake report).")
+        "circularity, aspect ratio over time, one line per main body, shed fragments counted, "
+        "QC-flagged frames shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif "
+        "(contours on the frames, main bodies numbered) and OUTPUT_DIR/overlay.html (the GIF "
+        "for the Snakemake report).")
     for name, text in (("metrics", "the position's metrics.csv"), ("qc", "its qc.csv"),
                        ("image", "its image.ome.zarr"), ("contours", "its contours.geojson"),
                        ("output-dir", "folder for the figures"),
                        ("title", 'figure title, e.g. "demo / pos0"')):
         parser.add_argument(f"--{name}", required=True, help=text)
-    parser.add_argument("--channel", type=int, default=0, help="image channel (default: 0)")
-    parser.add_argument("--montage-frames", type=_count, default=16,
-                        help="most frames in the montage (default: 16)")
-    parser.add_argument("--gif-frames", type=_count, default=60,
-                        help="most frames in the GIF (default: 60)")
-    parser.add_argument("--gif-size", type=_count, default=320,
-                        help="largest GIF edge in pixels (default: 320)")
-    parser.add_argument("--frame-ms", type=_count, default=400,
-                        help="display time per GIF frame in ms (default: 400)")
+    parser.add_argument("--channel", type=int, help="image channel")
+    parser.add_argument("--montage-frames", type=int, help="most frames in the montage")
+    parser.add_argument("--gif-frames", type=int, help="most frames in the GIF")
+    parser.add_argument("--gif-size", type=int, help="largest GIF edge in pixels")
+    parser.add_argument("--frame-ms", type=int, help="display time per GIF frame in ms")
     parser.set_defaults(func=_run_position)
 
 
 def _add_experiment(subparsers: Any) -> None:
     """The ``report experiment`` parser."""
-    parser = subparsers.add_parser(
-        "experiment", help="experiment-wide comparison figure",
+    parser = add_verb(
+        subparsers, "experiment", help="experiment-wide comparison figure",
         description="Plot area, perimeter, circularity and aspect ratio over time for all "
         "positions, one colour per condition when a sample sheet is given (else per "
-        "position), thin lines per object and thick lines for group means.")
+        "position), thin lines per main body and thick lines for group means; shed fragments "
+        "are counted in a third row.")
     parser.add_argument("--metrics", required=True, help="the experiment's metrics.csv")
-    parser.add_argument("--samples", help="sample sheet (TSV with position, condition, ...)")
-    parser.add_argument("--qc", help="the experiment's qc.csv (flagged objects get a red ring)")
+    parser.add_argument("--samples", dest="samples_path",
+                        help="sample sheet (TSV with position, condition, ...)")
+    parser.add_argument("--qc", dest="qc_path",
+                        help="the experiment's qc.csv (flagged objects get a red ring)")
     parser.add_argument("--title", required=True, help="figure title (the experiment name)")
     parser.add_argument("--output", required=True, nargs="+",
                         help="figure files to write (.png, .svg, .pdf)")
@@ -130,13 +115,13 @@ def _add_samples(subparsers: Any) -> None:
 
 def _add_parameters(subparsers: Any) -> None:
     """The ``report parameters`` parser."""
-    parser = subparsers.add_parser(
-        "parameters", help="HTML page with the run configuration and the model card",
+    parser = add_verb(
+        subparsers, "parameters", help="HTML page with the run configuration and the model card",
         description="Write an HTML page showing the effective workflow configuration (JSON "
         "given on the command line) and the model card beside MODEL.")
     parser.add_argument("--config-json", required=True, help="configuration as a JSON object")
-    parser.add_argument("--model", help="model whose JSON card is shown")
-    parser.add_argument("--title", default="Run parameters", help="page title")
+    parser.add_argument("--model", dest="model_path", help="model whose JSON card is shown")
+    parser.add_argument("--title", help="page title")
     parser.add_argument("--output", required=True, help="HTML page to write")
     parser.set_defaults(func=_run_parameters)
 
@@ -164,15 +149,16 @@ def _run_qc(args: argparse.Namespace) -> None:
 
     count = position_qc_table(args.metrics, args.probabilities, args.output,
                               experiment=args.experiment, position=args.position,
-                              area_jump_fraction=args.area_jump_fraction,
-                              uncertain_fraction=args.uncertain_fraction)
+                              image_path=getattr(args, "image", None),
+                              labels_path=getattr(args, "labels", None),
+                              **given(args, QC_OPTIONS))
     _log("wrote %s (%d flags)", args.output, count)
 
 
 def _run_merge_qc(args: argparse.Namespace) -> None:
     from spheroseg.report.build import experiment_qc_table
 
-    count = experiment_qc_table(args.inputs, args.output, page=args.html, title=args.title)
+    count = experiment_qc_table(args.inputs, args.output, **given(args, ("page", "title")))
     _log("wrote %s (%d flags)", args.output, count)
 
 
@@ -182,16 +168,15 @@ def _run_position(args: argparse.Namespace) -> None:
     written = position_report(
         metrics_path=args.metrics, qc_path=args.qc, image_path=args.image,
         contours_path=args.contours, output_dir=args.output_dir, title=args.title,
-        channel=args.channel, montage_frames=args.montage_frames, gif_frames=args.gif_frames,
-        gif_size=args.gif_size, frame_ms=args.frame_ms)
+        **given(args, POSITION_OPTIONS))
     _log("wrote %s", ", ".join(str(path) for path in written))
 
 
 def _run_experiment(args: argparse.Namespace) -> None:
     from spheroseg.report.build import experiment_figure
 
-    experiment_figure(args.metrics, args.output, title=args.title, samples_path=args.samples,
-                      qc_path=args.qc)
+    experiment_figure(args.metrics, args.output, title=args.title,
+                      **given(args, ("samples_path", "qc_path")))
     _log("wrote %s", ", ".join(args.output))
 
 
@@ -212,5 +197,5 @@ def _run_parameters(args: argparse.Namespace) -> None:
                          f"{err.msg!r}") from err
     if not isinstance(config, dict):
         raise ValueError(f"--config-json must be a JSON object, got {type(config).__name__}")
-    parameters_report(config, args.output, model_path=args.model, title=args.title)
+    parameters_report(config, args.output, **given(args, ("model_path", "title")))
     _log("wrote %s", args.output)

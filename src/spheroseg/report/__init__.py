@@ -12,6 +12,8 @@ plots
     Per-position metric plots over time and the experiment-wide comparison figure.
 overlay
     Contours drawn on the frames: a montage PNG and an animated GIF per position.
+style
+    Colours shared by plots and overlays (one colour per object id, QC flag colours).
 html
     Small self-contained HTML pages (QC table, GIF viewer, run parameters) for
     ``snakemake --report``.

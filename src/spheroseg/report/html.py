@@ -20,7 +20,7 @@ import pandas as pd
 _STYLE = """<style>
 body{font-family:system-ui,sans-serif;font-size:14px;margin:1em;color:#222}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left}
-th{background:#f0f0f0}tr.flag-uncertain_frame td,tr.flag-area_jump td{background:#fff3cd}
+th{background:#f0f0f0}tr.flag-uncertain_frame td,tr.flag-area_jump td,tr.flag-blank_frame td{background:#fff3cd}
 pre{background:#f6f6f6;padding:8px;overflow:auto}
 </style>"""
 

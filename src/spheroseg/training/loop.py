@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from spheroseg.atomic import atomic_path
+from spheroseg.progress import Progress
 from spheroseg.training.augment import AugmentConfig, augment_patch
 from spheroseg.training.data import PatchSampler, Sample
 from spheroseg.training.evaluate import foreground_scores, predict_logits
@@ -103,41 +103,6 @@ def lr_factor(step: int, *, total: int, warmup: int, final: float) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class Progress:
-    """Progress bar on a terminal (tqdm), else one log line every `percent` per cent of the steps."""
-
-    def __init__(self, total: int, initial: int, *, percent: float = 5.0, enabled: bool = True) -> None:
-        self.total, self.step, self.enabled = total, initial, enabled
-        self.every = max(1, int(total * percent / 100))
-        self.next_report = (initial // self.every + 1) * self.every
-        self.started = time.monotonic()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, mininterval=1.0, unit="step", file=sys.stderr)
-
-    def update(self, text: dict[str, str]) -> None:
-        """Advance one step with the current loss/IoU text."""
-        self.step += 1
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix(text, refresh=False)
-            self.bar.update(1)
-        elif self.step >= self.next_report or self.step == self.total:
-            self.next_report += self.every
-            elapsed = time.monotonic() - self.started
-            details = " ".join(f"{k} {v}" for k, v in text.items())
-            LOGGER.info("step %d/%d (%d%%) %s, %.0f s", self.step, self.total, 100 * self.step // self.total,
-                        details, elapsed)
-
-    def close(self) -> None:
-        """Close the bar, if any."""
-        if self.bar is not None:
-            self.bar.close()
 
 
 def make_batch(
@@ -261,7 +226,8 @@ def _train_epoch(
         run.scheduler.step()
         losses.append(float(loss.detach()))
         last_iou = run.history[-1]["val_iou"] if run.history else float("nan")
-        progress.update({"loss": f"{np.mean(losses[-20:]):.4f}", "val IoU": f"{last_iou:.3f}"})
+        progress.update(1, {"epoch": f"{run.epoch + 1}/{config.epochs}", "loss": f"{np.mean(losses[-20:]):.4f}",
+                            "val IoU": f"{last_iou:.3f}"})
         if deadline is not None and time.monotonic() > deadline:
             return float(np.mean(losses)), True
     return float(np.mean(losses)), False
@@ -341,7 +307,8 @@ def train_model(
     resumed_from = run.epoch
     sampler = PatchSampler(train_samples, size=config.patch_size, foreground_fraction=config.foreground_fraction,
                            sampling=config.sampling)
-    bar = Progress(config.epochs * config.steps_per_epoch, run.epoch * config.steps_per_epoch, enabled=progress)
+    bar = Progress(config.epochs * config.steps_per_epoch, description="step", unit="step",
+                   initial=run.epoch * config.steps_per_epoch, enabled=progress)
     deadline = None if config.max_minutes is None else time.monotonic() + config.max_minutes * 60
     try:
         while not run.stop_reason:

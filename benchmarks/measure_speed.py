@@ -5,9 +5,9 @@ to 300 px) is segmented and measured through the stores, as the workflow does. A
 1440 x 1920 frame with many objects: the annotated invasion mask of spheroid 5 on day 2 from
 ``../shared/data/spheroids`` (skipped when absent). Run from the repository root::
 
-    nice python benchmarks/morphology_speed.py
+    nice python benchmarks/measure_speed.py
 
-It writes ``benchmarks/morphology_speed_results.md``.
+It writes ``benchmarks/measure_speed_results.md``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import numpy as np
 
 from spheroseg import ngff
 from spheroseg.atomic import write_text
-from spheroseg.morphology import measure_frame, measure_store
+from spheroseg.measure import measure_frame, measure_store
 from spheroseg.segmentation import SegmentationOptions, segment_frame, segment_store
 
 SIZE, FRAMES = 2048, 3
 BODIES = ((400, 400, 200), (400, 1500, 250), (1200, 800, 300), (1700, 1700, 150),
           (1000, 1900, 180))  # centre y, centre x, radius (px); the last touches the border
 SPHEROID = Path("../shared/data/spheroids/spheroid5_day2_mask.tif")
-RESULTS = Path(__file__).with_name("morphology_speed_results.md")
+RESULTS = Path(__file__).with_name("measure_speed_results.md")
 
 
 def write_inputs(folder: Path) -> tuple[Path, Path]:
@@ -85,7 +85,7 @@ def main() -> int:
     text = "\n".join([
         "# Morphology speed and memory",
         "",
-        "Written by `benchmarks/morphology_speed.py` on "
+        "Written by `benchmarks/measure_speed.py` on "
         f"{platform.machine()}, Python {sys.version.split()[0]} (a shared 2-core machine: "
         "timings vary with its load).",
         "",

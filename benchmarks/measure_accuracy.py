@@ -3,14 +3,14 @@
 Shapes: disks of radius 10 to 300 px and ellipses (aspect 2 and 3, rotated) at random
 sub-pixel centres, pixel size 0.65 µm. Inputs: anti-aliased probability maps (pixel
 coverage, 16 x 16 supersampling) and binary masks (pixel centre inside). Our metrics come
-from ``spheroseg.morphology.measure_frame``; for comparison, scikit-image ``regionprops``
+from ``spheroseg.measure.measure_frame``; for comparison, scikit-image ``regionprops``
 ``perimeter`` (and ``perimeter_crofton``) on the same binary masks, and the pixel count.
 
 Run from the repository root (takes about a minute on one core)::
 
-    nice python benchmarks/morphology_accuracy.py
+    nice python benchmarks/measure_accuracy.py
 
-It writes ``benchmarks/morphology_results.md``.
+It writes ``benchmarks/measure_results.md``.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from scipy import special
 from skimage.measure import regionprops
 
 from spheroseg.atomic import write_text
-from spheroseg.morphology import measure_frame
+from spheroseg.measure import measure_frame
 
 PIXEL_SIZE_UM = 0.65
 SEED = 2024
 DISK_RADII = (10, 12.5, 15, 20, 30, 50, 100, 200, 300)
 ELLIPSES = ((20, 10), (40, 20), (60, 20), (150, 50), (300, 100), (300, 150))  # semi-axes, px
-RESULTS = Path(__file__).with_name("morphology_results.md")
+RESULTS = Path(__file__).with_name("measure_results.md")
 
 
 def coverage(shape: tuple[int, int], *, centre: tuple[float, float], semi_major: float,
@@ -170,15 +170,15 @@ def main() -> int:
     text = "\n".join([
         "# Morphology accuracy on analytic shapes",
         "",
-        "Written by `benchmarks/morphology_accuracy.py` (seed "
+        "Written by `benchmarks/measure_accuracy.py` (seed "
         f"{SEED}); relative errors against the exact ellipse area and perimeter (complete "
         "elliptic integral), as **mean / worst (signed)** over random sub-pixel centres "
         f"(and random angles for ellipses). Pixel size {PIXEL_SIZE_UM} µm (relative errors do "
         "not depend on it).",
         "",
-        "- *ours soft*: `spheroseg.morphology` on an anti-aliased probability map (pixel "
+        "- *ours soft*: `spheroseg.measure` on an anti-aliased probability map (pixel "
         "coverage, 16 x 16 supersampling), threshold 0.5.",
-        "- *ours binary*: `spheroseg.morphology` on the binary mask (pixel centre inside the "
+        "- *ours binary*: `spheroseg.measure` on the binary mask (pixel centre inside the "
         "shape), which it Gaussian-smooths (sigma 1 px) before tracing.",
         "- *skimage*: `skimage.measure.regionprops` on the same binary mask: `perimeter`, "
         "`perimeter_crofton`, `area` (pixel count), circularity = 4 pi area / `perimeter`^2.",

@@ -1,4 +1,4 @@
-"""Tiled inference: tile -> predict -> stitch through the CLI, model loading, runner, threads."""
+"""Tiled inference through the CLI: tile -> predict -> stitch, model and option errors, plans."""
 
 from __future__ import annotations
 
@@ -12,15 +12,7 @@ import torch
 
 from spheroseg import ngff
 from spheroseg.cli import main
-from spheroseg.inference import (
-    BackgroundWriter,
-    TileModel,
-    load_model,
-    normalize_frame,
-    prefetch,
-    resolve_device,
-    resolve_precision,
-)
+from spheroseg.inference import load_model
 from spheroseg.modelcard import write_card
 from spheroseg.normalization import normalize_image
 from spheroseg.unet import UNet
@@ -296,77 +288,6 @@ def test_tile_takes_size_and_halo_from_the_model_card(tmp_path):
     assert plan["tile_shape"] == [64, 64] and plan["halo"] == 8 and plan["frames"] == 1
 
 
-# --- the runner: batching, OOM backoff, precision check ---------------------------------
-
-
-class OutOfMemoryAbove(torch.nn.Module):
-    """Pretends the device holds at most `limit` tiles."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-        self.sizes: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.sizes.append(x.shape[0])
-        if x.shape[0] > self.limit:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return x[:, :1]
-
-
-def test_runner_halves_the_batch_on_out_of_memory_and_finishes():
-    module = OutOfMemoryAbove(limit=2)
-    runner = TileModel(module, output_kind="probabilities", device=torch.device("cpu"),
-                       precision=None, batch_size=8, channels_last=False)
-    batch = np.random.default_rng(0).random((7, 1, 8, 8), dtype=np.float32)
-    result = runner(batch)
-    assert runner.batch_size == 2 and module.sizes[:3] == [7, 4, 2]
-    np.testing.assert_allclose(result, batch[:, 0], atol=1e-3)
-
-
-def test_runner_gives_up_when_one_tile_does_not_fit():
-    runner = TileModel(OutOfMemoryAbove(limit=0), output_kind="logits", device=torch.device("cpu"),
-                       precision=None, batch_size=2, channels_last=False)
-    with pytest.raises(RuntimeError, match="device memory must hold one tile"):
-        runner(np.zeros((2, 1, 8, 8), dtype=np.float32))
-
-
-class PrecisionSensitive(torch.nn.Module):
-    """Returns a different answer under autocast, like a model that bf16 breaks."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shift = 5.0 if torch.is_autocast_enabled("cpu") else 0.0
-        return x[:, :1] + shift
-
-
-@pytest.mark.parametrize(
-    ("module", "precision_after"),
-    [(PrecisionSensitive(), None), (PointwiseLogits(), torch.bfloat16)],
-    ids=["falls-back", "keeps-bf16"],
-)
-def test_precision_check_falls_back_to_float32_only_when_the_answer_changes(module, precision_after):
-    runner = TileModel(module, output_kind="logits", device=torch.device("cpu"),
-                       precision=torch.bfloat16, batch_size=2, channels_last=False)
-    runner.check_precision(np.zeros((2, 1, 8, 8), dtype=np.float32))
-    assert runner.precision == precision_after
-
-
-def test_resolve_device_and_precision():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_precision("fp32", torch.device("cpu")) is None
-    assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
-    with pytest.raises(ValueError, match="device must be one of"):
-        resolve_device("tpu")
-    with pytest.raises(ValueError, match="precision must be one of"):
-        resolve_precision("fp8", torch.device("cpu"))
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_resolve_device_rejects_cuda_without_a_gpu():
-    with pytest.raises(ValueError, match="device must be a CUDA device torch can see"):
-        resolve_device("cuda")
-
-
 def test_load_model_works_with_warnings_as_errors(tmp_path):
     model = save_model(calibrated_unet(), tmp_path / "unet.pt")
     with warnings.catch_warnings():
@@ -374,38 +295,6 @@ def test_load_model_works_with_warnings_as_errors(tmp_path):
         module, card = load_model(model, device=torch.device("cpu"))
     assert card["output"]["kind"] == "logits"
     assert module(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
-
-
-# --- background threads ------------------------------------------------------------------
-
-
-def test_prefetch_raises_the_producers_error():
-    def items():
-        yield 1
-        raise OSError("disk gone")
-
-    with pytest.raises(OSError, match="disk gone"):
-        list(prefetch(items()))
-
-
-def test_prefetch_stops_its_thread_when_the_consumer_stops():
-    stream = prefetch(iter(range(1000)), depth=1)
-    assert next(stream) == 0
-    stream.close()
-
-
-def test_background_writer_surfaces_a_failed_write():
-    writer = BackgroundWriter()
-    store: dict[int, int] = {}
-    writer.submit(store.__setitem__, 0, 1)
-
-    def fail() -> None:
-        raise OSError("no space left")
-
-    writer.submit(fail)
-    with pytest.raises(OSError, match="no space left"):
-        writer.close()
-    assert store == {0: 1}
 
 
 @pytest.mark.gpu
@@ -422,25 +311,6 @@ def test_predict_on_cuda_matches_cpu_float32(tmp_path):
                          predict=("--device", device, "--precision", precision))
         results.append(np.asarray(ngff.open_array(path)[0], dtype=np.float32))
     assert np.abs(results[0] - results[1]).max() <= 0.02
-
-
-@pytest.mark.parametrize(
-    ("dtype", "low", "high"),
-    [("uint16", 1.0, 99.8), ("uint8", 0.0, 100.0), ("int16", 33.3, 66.7), ("float32", 1.0, 99.8)],
-    ids=["uint16", "uint8-full-range", "int16-negative", "float-falls-back"],
-)
-def test_normalize_frame_equals_the_shared_normalisation(dtype, low, high):
-    rng = np.random.default_rng(1)
-    frame = rng.integers(-50 if dtype == "int16" else 0, 4000 if dtype != "uint8" else 256,
-                         (1, 37, 53)).astype(dtype)
-    spec = {"kind": "percentile", "low": low, "high": high}
-    np.testing.assert_array_equal(normalize_frame(frame, spec), normalize_image(frame, spec))
-
-
-def test_normalize_frame_maps_a_constant_frame_to_zeros():
-    frame = np.full((1, 4, 4), 7, dtype=np.uint16)
-    result = normalize_frame(frame, PERCENTILE)
-    assert result.dtype == np.float32 and not result.any()
 
 
 def test_predict_refuses_a_torch_export_program(tmp_path, capsys):

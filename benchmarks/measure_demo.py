@@ -2,7 +2,7 @@
 
 Run the workflow first (``snakemake --cores 2``), then from the repository root::
 
-    nice python benchmarks/morphology_demo.py [--results results/demo]
+    nice python benchmarks/measure_demo.py [--results results/demo]
         [--truth resources/demo/ground_truth]
 
 For each position and timepoint, every ground-truth body is matched to the measured object
@@ -10,7 +10,7 @@ whose label overlaps its exact mask best (intersection over union), and the rela
 errors of area, perimeter and circularity are reported (the issue asks for 3 % at every
 timepoint). It also checks that each body keeps one ``object_id`` over time, and, as a
 reference that leaves the U-Net out, measures the exact ground-truth masks with
-``spheroseg.morphology``. Writes ``benchmarks/morphology_demo_results.md``.
+``spheroseg.measure``. Writes ``benchmarks/measure_demo_results.md``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import tifffile
 
 from spheroseg import ngff
 from spheroseg.atomic import write_text
-from spheroseg.morphology import measure_frame
+from spheroseg.measure import measure_frame
 
 TOLERANCE = 0.03
 METRICS = {"area": "area_um2", "perimeter": "perimeter_um", "circularity": "circularity"}
-RESULTS = Path(__file__).with_name("morphology_demo_results.md")
+RESULTS = Path(__file__).with_name("measure_demo_results.md")
 
 
 def best_match(labels: np.ndarray, truth_mask: np.ndarray) -> tuple[int, float]:
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join([
         "# Demo: measured metrics vs the generator's ground truth",
         "",
-        "Written by `benchmarks/morphology_demo.py` from the workflow's outputs "
+        "Written by `benchmarks/measure_demo.py` from the workflow's outputs "
         f"(`{args.results}`) and the generator's exact truth (`{args.truth}`): relative "
         "errors in percent, end to end through the U-Net (`area`, `perimeter`, "
-        "`circularity`) and, for reference, of `spheroseg.morphology` on the exact masks "
+        "`circularity`) and, for reference, of `spheroseg.measure` on the exact masks "
         "(`oracle_*`).",
         "",
         f"Model: `{args.model}` (SHA-256 {_digest(args.model)}).",

@@ -1,0 +1,321 @@
+"""The ``tile``, ``predict`` and ``stitch`` drivers: plan tiles for an image and a model, stream
+frames through the model into a tile store, and blend that store into probabilities.
+
+``predict_tiles`` runs a TorchScript model (its card beside it) over the tiles of a plan and
+writes foreground probabilities per tile to a temporary Zarr store; ``stitch_tiles`` blends
+that store into a probabilities OME-Zarr. Frames are streamed: a background thread reads and
+normalises the next frames while the model runs, another writes finished frames, so memory
+stays at a few frames and the device does not wait on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spheroseg.atomic import atomic_path
+from spheroseg.inference.device import configure_allocator, precision_name, resolve_device, resolve_precision
+from spheroseg.inference.model import TileModel, load_model, prepare_model, select_channels
+from spheroseg.inference.rescale import (
+    check_rescale,
+    plan_on_grid,
+    rescale_for_image,
+    rescale_record,
+    to_image_grid,
+    to_model_grid,
+)
+from spheroseg.inference.store import (
+    TILES_FORMAT,
+    BackgroundWriter,
+    FrameAssembler,
+    create_tile_store,
+    open_tile_store,
+    prefetch,
+    write_frame,
+)
+from spheroseg.modelcard import read_verified_card
+from spheroseg.normalization import normalize_image
+from spheroseg.progress import Progress, progress
+from spheroseg.tiling import Stitcher, TilePlan, pad_frame, read_plan, tile_slices
+
+log = logging.getLogger(__name__)
+
+REFERENCE_TILE_PIXELS = 256 * 256
+AUTO_BATCH = {"cpu": 4, "cuda": 32}
+PRECISION_CHECK_TILES = 2
+
+
+
+def image_layout(axes: str, shape: tuple[int, ...]) -> tuple[int, int, tuple[int, int]]:
+    """(frames, channels, (Y, X)) of an image with NGFF `axes` and `shape`.
+
+    Examples
+    --------
+    >>> image_layout("tcyx", (5, 2, 30, 40))
+    (5, 2, (30, 40))
+    """
+    sizes = dict(zip(axes, shape))
+    return sizes.get("t", 1), sizes.get("c", 1), (sizes["y"], sizes["x"])
+
+
+def plan_for_image(
+    image: str | os.PathLike[str], model_path: str | os.PathLike[str], *,
+    tile_size: int | None = None, overlap: float | None = None, rescale: str = "auto",
+) -> TilePlan:
+    """Tile plan for an NGFF image and a model; tile size and overlap default to the card's,
+    and tiles are never smaller than the card's ``tile.min_size`` (imported bioimage.io models).
+
+    With ``rescale="auto"`` and an image whose pixel size differs from the model card's, the
+    plan is made for the frames resampled to the model's pixel size (its ``source_shape``
+    is the image's frame shape; see :mod:`spheroseg.inference.rescale`); ``"off"`` plans
+    for the image as it is.
+
+    Raises
+    ------
+    ValueError
+        If the image or the model card is invalid, or the sizes or `rescale` are.
+    """
+    from spheroseg import ngff
+    from spheroseg.tiling import plan_tiles
+
+    check_rescale(rescale)
+    card = read_verified_card(model_path)
+    meta = ngff.read_metadata(image)
+    frames, _, _ = image_layout(meta.axes, meta.shape)
+    grid = rescale_for_image(meta, card, rescale=rescale, image=image)
+    suggested = card.get("tile") if isinstance(card.get("tile"), dict) else {}
+    if tile_size is None:
+        tile_size = int(suggested.get("size", 256))
+    if overlap is None:
+        halo = suggested.get("halo")
+        overlap = 2 * halo / tile_size if isinstance(halo, int) and 2 * halo < tile_size else 0.25
+    return plan_on_grid(plan_tiles(grid.model_shape, frames=frames, tile_size=tile_size,
+                                   overlap=overlap, divisor=card["spatial_divisor"],
+                                   min_tile=int(suggested.get("min_size", 1))), grid)
+
+
+def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path, model: Path) -> None:
+    """Raise ValueError if the plan does not fit the image or the model's divisor."""
+    frames, _, image_shape = image_layout(meta.axes, meta.shape)
+    if (plan.frames, plan.source_grid) != (frames, image_shape):
+        raise ValueError(
+            f"plan must match the image ({frames} frames of {image_shape}), got {plan.frames} "
+            f"frames of {plan.source_grid} (in {image})"
+        )
+    divisor = card["spatial_divisor"]
+    if any(side % divisor for side in plan.tile_shape):
+        raise ValueError(
+            f"tile sides must be multiples of the model's spatial_divisor {divisor}, got "
+            f"{plan.tile_shape} (in {model})"
+        )
+
+
+def _read_frames(
+    array: Any, plan: TilePlan, *, channels: list[int], normalization: dict[str, Any]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (t, normalised frame padded for the plan) of shape (C, Y', X')."""
+    from spheroseg.ngff import read_frame
+
+    for t in range(plan.frames):
+        frame = np.stack([read_frame(array, t, channel=channel) for channel in channels])
+        yield t, pad_frame(to_model_grid(normalize_image(frame, normalization), plan), plan)
+
+
+def _tile_batches(
+    frames: Iterable[tuple[int, np.ndarray]], plan: TilePlan, batch_size: int
+) -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
+    """Group the tiles of successive frames into batches of (keys (t, tile), array (N, C, H, W))."""
+    keys: list[tuple[int, int]] = []
+    batch = np.empty(0, dtype=np.float32)
+    for t, padded in frames:
+        for index in range(len(plan.origins)):
+            if not keys:
+                batch = np.empty((batch_size, padded.shape[0], *plan.tile_shape), dtype=np.float32)
+            batch[len(keys)] = padded[(slice(None), *tile_slices(plan, index))]
+            keys.append((t, index))
+            if len(keys) == batch_size:
+                yield keys, batch
+                keys = []
+    if keys:
+        yield keys, batch[: len(keys)]
+
+
+def _auto_batch_size(plan: TilePlan, device: Any) -> int:
+    """Starting batch size: a fixed pixel budget per device type."""
+    pixels = plan.tile_shape[0] * plan.tile_shape[1]
+    return max(1, round(AUTO_BATCH.get(device.type, 4) * REFERENCE_TILE_PIXELS / pixels))
+
+
+def _central_tiles(padded: np.ndarray, plan: TilePlan, count: int) -> np.ndarray:
+    """The `count` tiles nearest the frame centre, as (count, C, H, W) float32."""
+    centre = np.asarray(plan.image_shape) / 2 - np.asarray(plan.tile_shape) / 2
+    distances = [float(np.hypot(*(np.asarray(origin) - centre))) for origin in plan.origins]
+    chosen = np.argsort(distances, kind="stable")[:count]
+    return np.stack([padded[(slice(None), *tile_slices(plan, int(index)))] for index in chosen])
+
+
+def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, channels: list[int],
+              normalization: dict[str, Any], check_precision: bool) -> None:
+    """Stream frames through the model: read ahead, compute, write behind."""
+    writer = BackgroundWriter()
+    assembler = FrameAssembler(store, plan, writer)
+    bar = Progress(plan.frames * len(plan.origins), description="tiles", unit="tile",
+                   pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
+    frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization))
+    try:
+        first = next(frames)
+        if check_precision:
+            # Where the object usually is: border tiles are often empty background.
+            runner.check_precision(_central_tiles(first[1], plan, PRECISION_CHECK_TILES))
+        for keys, batch in _tile_batches(itertools.chain([first], frames), plan, runner.batch_size):
+            assembler.add(keys, runner(batch))
+            bar.update(len(keys))
+    finally:
+        bar.close()
+        frames.close()
+        writer.close()
+
+
+def predict_tiles(
+    image: str | os.PathLike[str], plan_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str], output: str | os.PathLike[str], *, channel: int = 0,
+    device: str = "auto", precision: str = "auto", batch_size: int | None = None,
+    channels_last: bool = True,
+) -> dict[str, Any]:
+    """Predict foreground probabilities for every tile of a plan and store them.
+
+    Parameters
+    ----------
+    image : str or PathLike
+        NGFF image (axes ``t``, ``c``, ``y``, ``x``; ``z`` is max-projected).
+    plan_path : str or PathLike
+        Tile plan from `plan_for_image` / ``spheroseg tile``.
+    model_path : str or PathLike
+        TorchScript model with its card beside it.
+    output : str or PathLike
+        Tile store to create (Zarr v3 array of shape (T, tiles, H, W), float16
+        probabilities), written atomically.
+    channel : int
+        Image channel for a one-channel model.
+    device : {"auto", "cuda", "cpu"}
+    precision : {"auto", "bf16", "fp16", "fp32"}
+        ``auto`` uses reduced precision where the device supports it and falls back to
+        float32 if it moves the probabilities of the two central tiles of the first frame
+        by more than 0.02.
+    batch_size : int, optional
+        Tiles per batch; by default about 4 (CPU) or 32 (CUDA) 256-px tiles' worth.
+    channels_last : bool
+        Run convolutions on NHWC-strided tensors.
+
+    Returns
+    -------
+    dict
+        What ran: device, precision, batch size, tiles, seconds.
+
+    Raises
+    ------
+    ModelCardError
+        If the model or its card is missing or invalid, or they disagree.
+    ValueError
+        If the model does not load or disagrees with the data, or the plan does not fit.
+    """
+    from spheroseg import ngff
+    from spheroseg.modelcard import card_path_for
+
+    configure_allocator()
+    start = time.perf_counter()
+    image, model_path = Path(image), Path(model_path)
+    plan = read_plan(plan_path)
+    meta = ngff.read_metadata(image)
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(precision, torch_device)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    module, card = load_model(model_path, device=torch_device)
+    _check_plan(plan, meta, card, image=image, model=model_path)
+    _, image_channels, _ = image_layout(meta.axes, meta.shape)
+    channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
+    module = prepare_model(module, channels=len(channels), tile_shape=plan.tile_shape,
+                           device=torch_device, channels_last=channels_last)
+    runner = TileModel(module, output_kind=card["output"]["kind"], device=torch_device,
+                       precision=dtype, batch_size=batch_size or _auto_batch_size(plan, torch_device),
+                       channels_last=channels_last)
+    with atomic_path(output, directory=True) as tmp:
+        store = create_tile_store(tmp, plan)
+        _run_plan(runner, ngff.open_array(image), plan, store, channels=channels,
+                  normalization=card["input"]["normalization"], check_precision=precision == "auto")
+        summary = {
+            "format": TILES_FORMAT, "device": str(torch_device),
+            "precision": precision_name(runner.precision),
+            "batch_size": runner.batch_size, "channels": channels, "tiles": plan.frames * len(plan.origins),
+            "model": {"file": model_path.name, "sha256": card["sha256"], "name": card.get("name")},
+            "image": {"pixel_size_um": meta.pixel_size_um, "time_interval_s": meta.time_interval_s,
+                      "name": meta.name},
+            "rescale": rescale_record(plan, image_pixel_size_um=meta.pixel_size_um,
+                                      model_pixel_size_um=card["input"].get("pixel_size_um")),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        store.attrs["spheroseg"] = summary
+    log.info("predicted %d tiles on %s (%s) in %.1f s", summary["tiles"], summary["device"],
+             summary["precision"], summary["seconds"])
+    return summary
+
+
+def stitch_tiles(
+    plan_path: str | os.PathLike[str], tiles_path: str | os.PathLike[str],
+    output: str | os.PathLike[str], *, window: str = "gaussian", dtype: str = "float16",
+) -> None:
+    """Blend a tile store into a probabilities OME-Zarr (axes ``tyx``), one frame at a time.
+
+    Parameters
+    ----------
+    plan_path : str or PathLike
+        The tile plan the store was predicted with.
+    tiles_path : str or PathLike
+        Tile store from `predict_tiles`.
+    output : str or PathLike
+        Probabilities image to create atomically; pixel size and frame interval are the
+        input image's.
+    window : {"cosine", "gaussian", "flat"}
+    dtype : {"float16", "float32"}
+
+    Raises
+    ------
+    ValueError
+        If the store does not match the plan, or an option is unknown.
+    """
+    from spheroseg import ngff
+    from spheroseg.tiling import WINDOW_KINDS
+
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
+    if window not in WINDOW_KINDS:
+        raise ValueError(f"window must be one of {WINDOW_KINDS}, got {window!r}")
+    plan = read_plan(plan_path)
+    store, info = open_tile_store(Path(tiles_path), plan)
+    stitcher = Stitcher(plan, window)
+    image = info.get("image", {})
+    with atomic_path(output, directory=True) as tmp:
+        target = ngff.create_image(
+            tmp, shape=(plan.frames, *plan.source_grid), dtype=dtype, axes="tyx",
+            pixel_size_um=image.get("pixel_size_um"), time_interval_s=image.get("time_interval_s"),
+            name=image.get("name"),
+        )
+        writer = BackgroundWriter()
+        frames = prefetch((t, np.asarray(store[t])) for t in range(plan.frames))
+        try:
+            for t, tiles in progress(frames, total=plan.frames, description="frames", unit="frame",
+                                     pixels_per_item=plan.image_shape[0] * plan.image_shape[1]):
+                blended = np.clip(to_image_grid(stitcher.stitch(tiles), plan), 0.0, 1.0).astype(dtype)
+                writer.submit(write_frame, target, t, blended)
+        finally:
+            frames.close()
+            writer.close()
+        ngff.update_attributes(tmp, {"spheroseg": {"rescale": info.get("rescale")}})

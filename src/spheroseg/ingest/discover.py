@@ -1,0 +1,164 @@
+"""Discovery: which positions an experiment folder holds and which files belong to each.
+
+Only lists folder entries and imports nothing heavy, so the Snakefile can call
+`discover_positions` when it builds the DAG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+LOG = logging.getLogger("spheroseg.ingest")
+
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+PLACEHOLDERS = {"position": r"(?P<position>[^/]+?)", "timepoint": r"(?P<timepoint>\d+)"}
+
+
+def _strip_suffix(name: str) -> str | None:
+    """File name without its TIFF suffix, or None if it is not a TIFF name."""
+    lower = name.lower()
+    for suffix in TIFF_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Turn a file-name pattern with ``{position}`` and ``{timepoint}`` into a regex.
+
+    Parameters
+    ----------
+    pattern : str
+        Relative path pattern, for example ``"{position}_t{timepoint}.tif"``; ``{position}``
+        is required, ``{timepoint}`` (digits) is optional. Everything else is literal.
+
+    Returns
+    -------
+    re.Pattern
+        Full-match regex with groups ``position`` and, if used, ``timepoint``.
+
+    Raises
+    ------
+    ValueError
+        If the pattern lacks ``{position}``, repeats a placeholder or uses an unknown one.
+
+    Examples
+    --------
+    >>> compile_pattern("{position}_t{timepoint}.tif").fullmatch("A1_t003.tif")["timepoint"]
+    '003'
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a string, got {pattern!r}")
+    parts = re.split(r"(\{[^{}]*\})", pattern)
+    regex, seen = [], set()
+    for part in parts:
+        if part.startswith("{") and part.endswith("}"):
+            key = part[1:-1]
+            if key not in PLACEHOLDERS or key in seen:
+                raise ValueError(
+                    f"pattern must use {{position}} and {{timepoint}} at most once each, "
+                    f"got {pattern!r}"
+                )
+            seen.add(key)
+            regex.append(PLACEHOLDERS[key])
+        else:
+            regex.append(re.escape(part))
+    if "position" not in seen:
+        raise ValueError(f"pattern must contain {{position}}, got {pattern!r}")
+    return re.compile("".join(regex))
+
+
+def _candidate_files(folder: Path, *, recursive: bool) -> list[Path]:
+    """Visible regular files directly in `folder` (or below it if `recursive`)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found.extend(Path(root) / name for name in files if not name.startswith("."))
+    return sorted(found)
+
+
+def discover_positions(
+    experiment_dir: str | os.PathLike[str], *, pattern: str | None = None
+) -> dict[str, list[Path]]:
+    """Find the positions of an experiment folder and their files.
+
+    Without a pattern every TIFF file directly in the folder (``*.tif``, ``*.tiff``,
+    ``*.ome.tif``, ``*.ome.tiff``) is one position named after the file; subfolders and
+    hidden files are ignored. With a pattern, files whose path relative to the folder matches
+    it are grouped by ``{position}`` and sorted by ``{timepoint}``.
+
+    Parameters
+    ----------
+    experiment_dir : str or PathLike
+        The experiment folder.
+    pattern : str, optional
+        File-name pattern such as ``"{position}_t{timepoint}.tif"`` (see `compile_pattern`).
+
+    Returns
+    -------
+    dict of str to list of Path
+        Position name to its file(s), sorted by position name; files sorted by timepoint.
+
+    Raises
+    ------
+    ValueError
+        If the folder does not exist, holds no TIFF file, the pattern matches nothing, two
+        files give the same position (and timepoint), or the pattern is invalid.
+    """
+    folder = Path(experiment_dir)
+    if not folder.is_dir():
+        raise ValueError(f"experiment must be an existing folder, got {str(folder)!r}")
+    if pattern is None:
+        return _positions_by_file(folder)
+    return _positions_by_pattern(folder, pattern)
+
+
+def _positions_by_file(folder: Path) -> dict[str, list[Path]]:
+    """One position per TIFF file directly in `folder`."""
+    positions: dict[str, list[Path]] = {}
+    for path in _candidate_files(folder, recursive=False):
+        name = _strip_suffix(path.name)
+        if name is None:
+            continue
+        if name in positions:
+            raise ValueError(
+                f"position names must be unique, got {name!r} from both "
+                f"{positions[name][0].name!r} and {path.name!r} (in {folder})"
+            )
+        positions[name] = [path]
+    if not positions:
+        raise ValueError(
+            f"experiment folder must contain at least one .tif/.tiff file, got none (in {folder})"
+        )
+    return dict(sorted(positions.items()))
+
+
+def _positions_by_pattern(folder: Path, pattern: str) -> dict[str, list[Path]]:
+    """Group files matching `pattern` by position, sorted by timepoint."""
+    regex = compile_pattern(pattern)
+    found: dict[str, dict[int, Path]] = {}
+    for path in _candidate_files(folder, recursive="/" in pattern):
+        match = regex.fullmatch(path.relative_to(folder).as_posix())
+        if match is None:
+            continue
+        timepoint = int(match["timepoint"]) if "timepoint" in regex.groupindex else 0
+        files = found.setdefault(match["position"], {})
+        if timepoint in files:
+            raise ValueError(
+                f"each position must have one file per timepoint, got {files[timepoint].name!r} "
+                f"and {path.name!r} for position {match['position']!r} (in {folder})"
+            )
+        files[timepoint] = path
+    if not found:
+        raise ValueError(f"pattern must match at least one file, got none for {pattern!r} "
+                         f"(in {folder})")
+    for name, files in found.items():
+        numbers = sorted(files)
+        if numbers[-1] - numbers[0] + 1 != len(numbers):
+            LOG.warning("position %r: timepoints %d..%d have gaps (%d files); frames are "
+                        "stored consecutively, so times after a gap are shifted", name,
+                        numbers[0], numbers[-1], len(numbers))
+    return {name: [files[t] for t in sorted(files)] for name, files in sorted(found.items())}

@@ -1,0 +1,433 @@
+"""Pre-flight checks: what the workflow verifies before any job runs.
+
+The Snakefile calls these while it builds the DAG, so a first run on a real folder stops
+before any compute job with one line naming the file and the config key, instead of failing
+hours later. Everything here reads file headers only (TIFF/OME tags, never pixel data), and
+`plan_experiment` caches what it read by file size and modification time, so that building
+the DAG of a large folder stays fast on the second run.
+
+- `plan_experiment`: the positions of an experiment folder, one per TIFF (or per pattern
+  group), one per series of a multi-series file, with shape and physical sizes.
+- `check_channel`, `check_model`, `check_annotations`, `check_snakemake_path`: config keys
+  against the data.
+- `unit_warnings`: which positions lack a pixel size or a frame interval, said once.
+- `check_experiment_record` / `write_experiment_record`: ``results/<name>/experiment.json``
+  remembers the source folder, so a second folder with the same name cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spheroseg.ingest import (
+    IngestError,
+    PhysicalSizes,
+    TiffLayout,
+    discover_positions,
+    inspect_tiff_series,
+)
+
+CACHE_VERSION = 1
+RECORD_NAME = "experiment.json"
+# Characters that cannot appear in a series' part of a position (folder) name.
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]+")
+
+
+@dataclass(frozen=True)
+class PositionPlan:
+    """One position as the workflow will ingest it.
+
+    Attributes
+    ----------
+    name : str
+        Position name, as in the metrics CSVs and plots.
+    files : tuple of str
+        Its raw file(s): one stack, or one file per timepoint.
+    series : int
+        Series (OME image) of each file that holds the position.
+    shape : tuple of int
+        ``(T, C, [Z,] Y, X)`` after ingest.
+    pixel_size_um, time_interval_s : float or None
+        From the file metadata; None if the file does not say.
+    """
+
+    name: str
+    files: tuple[str, ...]
+    series: int
+    shape: tuple[int, ...]
+    pixel_size_um: float | None
+    time_interval_s: float | None
+
+    @property
+    def frames(self) -> int:
+        """Number of timepoints."""
+        return self.shape[0]
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return self.shape[1]
+
+
+def folder_name(name: str) -> str:
+    """Folder (and Snakemake wildcard) name for an experiment or position name.
+
+    Snakemake reads ``{...}`` in any path as a wildcard and has no escape for it, so braces
+    become parentheses in folder names; the metrics and plots keep the real name.
+
+    Examples
+    --------
+    >>> folder_name("run {1}")
+    'run (1)'
+    """
+    return name.replace("{", "(").replace("}", ")")
+
+
+def _layout_record(layout: TiffLayout) -> dict[str, Any]:
+    """JSON-ready summary of a layout (for the cache)."""
+    return {"series": layout.series, "series_name": layout.series_name,
+            "shape": list(layout.shape), "pixel_size_um": layout.sizes.pixel_size_um,
+            "time_interval_s": layout.sizes.time_interval_s}
+
+
+def _load_cache(path: Path | None) -> dict[str, Any]:
+    """The cached file summaries, or an empty cache if absent, unreadable or outdated."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
+        return {}
+    files = document.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _save_cache(path: Path | None, entries: dict[str, Any]) -> None:
+    """Write the cache atomically, keeping entries whose file still exists; never raises."""
+    from spheroseg.atomic import write_text
+
+    if path is None:
+        return
+    kept = {name: entry for name, entry in entries.items() if os.path.exists(name)}
+    try:
+        write_text(path, json.dumps({"version": CACHE_VERSION, "files": kept}))
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None = None,
+                  cache: str | os.PathLike[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Series summaries of TIFF files from their headers, cached by size and mtime.
+
+    Parameters
+    ----------
+    paths : sequence of str or PathLike
+        The files.
+    axes : str, optional
+        ``ingest.axes`` (part of the cache key).
+    cache : str or PathLike, optional
+        JSON file that remembers earlier answers.
+
+    Returns
+    -------
+    dict of str to list of dict
+        Absolute path -> one summary per series (``series``, ``series_name``, ``shape``,
+        ``pixel_size_um``, ``time_interval_s``).
+
+    Raises
+    ------
+    IngestError
+        The first unreadable, truncated or ambiguous file (cached too, until it changes).
+    """
+    cache_path = None if cache is None else Path(cache)
+    entries = _load_cache(cache_path)
+    answers, changed = {}, False
+    for path in paths:
+        key = os.path.abspath(path)
+        stat = os.stat(key)
+        stamp = [stat.st_size, stat.st_mtime_ns, axes]
+        entry = entries.get(key)
+        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+            entry, changed = _inspect_entry(key, axes, stamp), True
+            entries[key] = entry
+        answers[key] = entry
+    if changed:
+        _save_cache(cache_path, entries)
+    for key, entry in answers.items():
+        if "error" in entry:
+            raise IngestError(entry["error"])
+    return {key: entry["series"] for key, entry in answers.items()}
+
+
+def _inspect_entry(path: str, axes: str | None, stamp: list[Any]) -> dict[str, Any]:
+    """Cache entry of one file: its series summaries, or the error reading it."""
+    try:
+        layouts = inspect_tiff_series(path, axes=axes)
+    except IngestError as err:
+        return {"stamp": stamp, "error": str(err)}
+    return {"stamp": stamp, "series": [_layout_record(layout) for layout in layouts]}
+
+
+def _series_labels(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Name part of each series: its metadata name if all are distinct, else s0, s1, ..."""
+    names = [_UNSAFE_NAME.sub("_", str(record["series_name"])).strip() for record in records]
+    if all(names) and len(set(names)) == len(names):
+        return names
+    return [f"s{record['series']}" for record in records]
+
+
+def _plans_of(name: str, files: Sequence[str], records: Sequence[Mapping[str, Any]]
+              ) -> list[PositionPlan]:
+    """One plan per series of a position's (first) file; T counts all files."""
+    labels = _series_labels(records) if len(records) > 1 else [None]
+    plans = []
+    for label, record in zip(labels, records):
+        shape = tuple(record["shape"])
+        if len(files) > 1:
+            shape = (len(files), *shape[1:])
+        plans.append(PositionPlan(
+            name=name if label is None else f"{name}_{label}", files=tuple(files),
+            series=int(record["series"]), shape=shape, pixel_size_um=record["pixel_size_um"],
+            time_interval_s=record["time_interval_s"]))
+    return plans
+
+
+def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = None,
+                    axes: str | None = None, cache: str | os.PathLike[str] | None = None
+                    ) -> dict[str, PositionPlan]:
+    """The positions of an experiment folder, read from file headers (no pixel data).
+
+    Each TIFF (or each pattern group) is a position; a file with several series (e.g. an
+    OME-TIFF of several stage positions from ``bfconvert``) gives one position per series,
+    named ``<file position>_<series name>`` (``_s<index>`` when names are missing or
+    repeated). With a pattern, the first file of each position is inspected.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        The experiment folder.
+    pattern : str, optional
+        ``ingest.pattern`` (see `spheroseg.ingest.discover_positions`).
+    axes : str, optional
+        ``ingest.axes``: NGFF letters per file axis, for files whose layout is ambiguous.
+    cache : str or PathLike, optional
+        JSON cache of header summaries (see `inspect_files`).
+
+    Returns
+    -------
+    dict of str to PositionPlan
+        Position name -> plan, sorted by name.
+
+    Raises
+    ------
+    ValueError
+        If discovery fails, a file is unreadable or ambiguous (`IngestError`, naming the file
+        and ``ingest.axes``), or two positions get the same name.
+    """
+    found = {name: [str(path) for path in paths]
+             for name, paths in discover_positions(folder, pattern=pattern).items()}
+    summaries = inspect_files([paths[0] for paths in found.values()], axes=axes, cache=cache)
+    plans: dict[str, PositionPlan] = {}
+    for name, paths in found.items():
+        for plan in _plans_of(name, paths, summaries[os.path.abspath(paths[0])]):
+            if plan.name in plans:
+                raise ValueError(
+                    f"position names must be unique, got {plan.name!r} from both "
+                    f"{Path(plans[plan.name].files[0]).name!r} and {Path(paths[0]).name!r} "
+                    f"(in {folder})")
+            plans[plan.name] = plan
+    return dict(sorted(plans.items()))
+
+
+def resolve_position(folder: str | os.PathLike[str], name: str, *, pattern: str | None = None,
+                     axes: str | None = None) -> PositionPlan:
+    """The plan of one position, reading only the files that can hold it.
+
+    Raises
+    ------
+    ValueError
+        If no position has that name (the message lists some that do), or the name is a
+        multi-series file (the message lists its series positions).
+    """
+    found = discover_positions(folder, pattern=pattern)
+    candidates = [base for base in found if name == base or name.startswith(base + "_")]
+    for base in sorted(candidates, key=len, reverse=True):
+        paths = [str(path) for path in found[base]]
+        records = inspect_files(paths[:1], axes=axes)[os.path.abspath(paths[0])]
+        plans = {plan.name: plan for plan in _plans_of(base, paths, records)}
+        if name in plans:
+            return plans[name]
+        if name == base:
+            raise ValueError(
+                f"position must name one series of the multi-series file {Path(paths[0]).name!r}, "
+                f"got {name!r}; use one of {sorted(plans)!r} (in {folder})")
+    known = ", ".join(repr(base) for base in list(found)[:10])
+    raise ValueError(f"position must be one of {known}{' ...' if len(found) > 10 else ''}, "
+                     f"got {name!r} (in {folder})")
+
+
+def position_folders(plans: Mapping[str, PositionPlan]) -> dict[str, PositionPlan]:
+    """Folder name (`folder_name`) -> plan; raise if two positions share a folder."""
+    folders: dict[str, PositionPlan] = {}
+    for plan in plans.values():
+        folder = folder_name(plan.name)
+        if folder in folders:
+            raise ValueError(
+                f"position names must differ in more than braces versus parentheses, got "
+                f"{folders[folder].name!r} and {plan.name!r}; rename one file "
+                f"(in {Path(plan.files[0]).parent})")
+        folders[folder] = plan
+    return folders
+
+
+def check_channel(plans: Mapping[str, PositionPlan], channel: int) -> None:
+    """Raise if ``ingest.channel`` is beyond the channels of any position.
+
+    Examples
+    --------
+    >>> plan = PositionPlan("A", ("A.tif",), 0, (2, 1, 8, 8), None, None)
+    >>> check_channel({"A": plan}, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: ingest.channel must be below 1 (the channels of position 'A'), got 1 (in A.tif)
+    """
+    for plan in plans.values():
+        if not 0 <= channel < plan.channels:
+            raise ValueError(
+                f"ingest.channel must be below {plan.channels} (the channels of position "
+                f"{plan.name!r}), got {channel} (in {plan.files[0]})")
+
+
+def check_model(path: str | os.PathLike[str], *, key: str = "model") -> None:
+    """Raise unless `path` is a model file with its JSON card beside it."""
+    model = Path(path)
+    card = model.with_suffix(".json")
+    if not model.is_file():
+        raise ValueError(f"{key} must be an existing TorchScript model file (with its JSON "
+                         f"card beside it), got {str(path)!r} (config key '{key}')")
+    if not card.is_file():
+        raise ValueError(f"{key} must have its JSON model card beside it, got no "
+                         f"{card.name!r} (config key '{key}', in {model.parent})")
+
+
+def check_annotations(folder: str | None, *, val_names: Sequence[str] = ()) -> None:
+    """Raise unless `folder` holds image/mask pairs (``training.annotations``) and every name
+    of `val_names` (``training.val_names``) is one of them, with one left for training."""
+    from spheroseg.training.data import find_annotation_pairs, split_pairs
+
+    if folder is None:
+        raise ValueError("training.annotations must name a folder of image/mask pairs when "
+                         "training.enabled is true, got null (config key "
+                         "'training.annotations')")
+    try:
+        pairs = find_annotation_pairs(folder)
+    except ValueError as err:
+        raise ValueError(f"training.annotations: {err}") from err
+    if val_names:
+        try:
+            split_pairs(pairs, val_names=list(val_names))
+        except ValueError as err:
+            raise ValueError(f"training.val_names: {err} (in {folder})") from err
+
+
+def check_snakemake_path(value: str | None, key: str) -> None:
+    """Raise if a configured path has braces, which Snakemake would read as wildcards."""
+    if value is not None and ("{" in value or "}" in value):
+        raise ValueError(f"{key} must not contain '{{' or '}}' (Snakemake reads them as "
+                         f"wildcards), got {value!r} (config key '{key}')")
+
+
+def unit_warnings(plans: Mapping[str, PositionPlan], *,
+                  overrides: PhysicalSizes = PhysicalSizes()) -> list[str]:
+    """Console lines about positions without pixel size or frame interval (empty if none)."""
+    lines = []
+    if overrides.pixel_size_um is None:
+        missing = [plan.name for plan in plans.values() if plan.pixel_size_um is None]
+        if missing:
+            lines.append(
+                f"{len(missing)} of {len(plans)} position(s) have no pixel size in their "
+                f"metadata: {_names(missing)}. Their objects are filtered by "
+                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels, "
+                f"and the model sees them at their own scale (predict.rescale needs a pixel "
+                f"size); set ingest.pixel_size_um (micrometres) to measure in micrometres.")
+    if overrides.time_interval_s is None:
+        series = [plan for plan in plans.values() if plan.frames > 1]
+        missing = [plan.name for plan in series if plan.time_interval_s is None]
+        if missing:
+            lines.append(
+                f"{len(missing)} of {len(series)} time series have no frame interval in their "
+                f"metadata: {_names(missing)}. Their time is in frames (column time_frame); "
+                f"set ingest.time_interval_s (seconds) for time in seconds.")
+    return lines
+
+
+def _names(names: Sequence[str], *, shown: int = 8) -> str:
+    """Up to `shown` names, quoted, then how many more."""
+    text = ", ".join(repr(name) for name in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _source_paths(source: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """Absolute path of `source`, and its path relative to the working directory if inside it
+    (a project folder copied with its data and results keeps that one)."""
+    absolute = os.path.abspath(source)
+    relative = os.path.relpath(absolute)
+    inside = relative != ".." and not relative.startswith(".." + os.sep)
+    return absolute, relative if inside else None
+
+
+def check_experiment_record(results: str | os.PathLike[str], *, source: str | os.PathLike[str]
+                            ) -> None:
+    """Raise if ``results/experiment.json`` says the results came from another folder.
+
+    Raises
+    ------
+    ValueError
+        Naming both folders and the ``experiment_name`` key that keeps them apart.
+    """
+    record = Path(results) / RECORD_NAME
+    if not record.is_file():
+        return
+    try:
+        document = json.loads(record.read_text(encoding="utf-8"))
+        earlier, earlier_relative = document["source"], document.get("source_in_workdir")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{RECORD_NAME} must be a JSON object with a 'source', got an "
+                         f"unreadable file (in {results})") from err
+    current, relative = _source_paths(source)
+    if earlier != current and (relative is None or earlier_relative != relative):
+        suggestion = "_".join(Path(current).parts[-2:]) or "name"
+        raise ValueError(
+            f"experiment folder must be the one these results came from ({earlier}), got "
+            f"{current}; set experiment_name to keep both (e.g. --config "
+            f"experiment_name={suggestion!r}), or if the folder moved, correct 'source' "
+            f"(in {record})")
+
+
+def write_experiment_record(results: str | os.PathLike[str], *, name: str,
+                            source: str | os.PathLike[str],
+                            positions: Mapping[str, PositionPlan]) -> Path:
+    """Write ``results/experiment.json``: experiment name, source folder and positions."""
+    from spheroseg import __version__
+    from spheroseg.atomic import write_text
+
+    record = Path(results) / RECORD_NAME
+    absolute, relative = _source_paths(source)
+    document = {
+        "experiment": name, "source": absolute, "source_in_workdir": relative,
+        "spheroseg": __version__,
+        "positions": {plan.name: {"folder": folder,
+                                  "files": [os.path.abspath(path) for path in plan.files],
+                                  "series": plan.series}
+                      for folder, plan in positions.items()},
+    }
+    write_text(record, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return record

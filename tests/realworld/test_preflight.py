@@ -1,0 +1,339 @@
+"""The package side of issue 14 without Snakemake: pre-flight planning and checks, ingest of
+multi-series, ambiguous, blank and non-finite inputs, aggregation across units, job error
+lines, umask and '$' in plot titles. Tiny inputs written inline."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from spheroseg import ingest, joblog, ngff, preflight
+from spheroseg.atomic import atomic_path
+from spheroseg.cli import main
+from spheroseg.cli.aggregate import align_rows, union_columns
+from spheroseg.ingest import IngestError, PhysicalSizes
+from messy_cases import write_bare_stack
+
+
+def frames(count: int, *, size: int = 16, dtype: str = "uint16", seed: int = 0) -> np.ndarray:
+    """(T, Y, X) random frames."""
+    return np.random.default_rng(seed).integers(0, 1000, (count, size, size)).astype(dtype)
+
+
+def multi_series(path: Path, names: tuple[str, ...], counts: tuple[int, ...],
+                 pixel_sizes: tuple[float, ...] | None = None) -> Path:
+    """An OME-TIFF with one series per name (`counts` frames each, optional pixel sizes)."""
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for index, (name, count) in enumerate(zip(names, counts)):
+            metadata = {"axes": "TYX", "Name": name}
+            if pixel_sizes is not None:
+                metadata.update(PhysicalSizeX=pixel_sizes[index], PhysicalSizeY=pixel_sizes[index])
+            writer.write(frames(count, seed=index), photometric="minisblack", metadata=metadata)
+    return path
+
+
+# --- plan_experiment -------------------------------------------------------------------
+
+
+def test_plan_splits_series_into_positions_with_their_sizes(tmp_path: Path) -> None:
+    multi_series(tmp_path / "plate.ome.tif", ("A1", "B 2/x"), (3, 2), pixel_sizes=(0.5, 2.0))
+    tifffile.imwrite(tmp_path / "single.tif", frames(4), photometric="minisblack")
+    plans = preflight.plan_experiment(tmp_path)
+    assert list(plans) == ["plate_A1", "plate_B 2_x", "single"]
+    assert [(p.series, p.frames, p.pixel_size_um) for p in plans.values()] == [
+        (0, 3, 0.5), (1, 2, 2.0), (0, 4, None)]
+
+
+@pytest.mark.parametrize(("names", "expected"), [(("", ""), ["f_s0", "f_s1"]),
+                                                  (("X", "X"), ["f_s0", "f_s1"])],
+                         ids=["unnamed", "repeated"])
+def test_plan_names_series_by_index_when_names_do_not_tell(tmp_path, names, expected) -> None:
+    multi_series(tmp_path / "f.ome.tif", names, (1, 1))
+    assert list(preflight.plan_experiment(tmp_path)) == expected
+
+
+def test_plan_refuses_a_series_name_that_collides_with_a_file(tmp_path: Path) -> None:
+    multi_series(tmp_path / "p.ome.tif", ("A", "B"), (1, 1))
+    tifffile.imwrite(tmp_path / "p_A.tif", frames(1), photometric="minisblack")
+    with pytest.raises(ValueError, match="position names must be unique, got 'p_A'"):
+        preflight.plan_experiment(tmp_path)
+
+
+def test_plan_with_pattern_counts_files_as_frames(tmp_path: Path) -> None:
+    for t in range(3):
+        tifffile.imwrite(tmp_path / f"A_t{t}.tif", frames(1, seed=t), photometric="minisblack")
+    plans = preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.tif")
+    assert plans["A"].frames == 3 and len(plans["A"].files) == 3
+
+
+def test_plan_cache_skips_unchanged_files_and_rereads_changed_ones(tmp_path, monkeypatch) -> None:
+    folder, cache = tmp_path / "exp", tmp_path / "cache" / "preflight.json"
+    folder.mkdir()
+    tifffile.imwrite(folder / "A.tif", frames(2), photometric="minisblack")
+    assert preflight.plan_experiment(folder, cache=cache)["A"].frames == 2
+    calls = []
+    real = preflight.inspect_tiff_series
+    monkeypatch.setattr(preflight, "inspect_tiff_series",
+                        lambda path, **kw: calls.append(path) or real(path, **kw))
+    assert preflight.plan_experiment(folder, cache=cache)["A"].frames == 2
+    assert calls == []
+    tifffile.imwrite(folder / "A.tif", frames(5), photometric="minisblack")
+    os.utime(folder / "A.tif", ns=(time.time_ns() + 10**9,) * 2)
+    assert preflight.plan_experiment(folder, cache=cache)["A"].frames == 5
+    assert len(calls) == 1
+
+
+def test_plan_names_ingest_axes_for_an_ambiguous_stack(tmp_path: Path) -> None:
+    write_bare_stack(tmp_path / "bare.tif", frames(4))  # one page, 4 separate samples
+    with pytest.raises(IngestError, match=r"ingest.axes .* 'tyx' for timepoints or 'cyx'.*bare.tif"):
+        preflight.plan_experiment(tmp_path)
+    assert preflight.plan_experiment(tmp_path, axes="tyx")["bare"].shape == (4, 1, 16, 16)
+    assert preflight.plan_experiment(tmp_path, axes="cyx")["bare"].shape == (1, 4, 16, 16)
+
+
+def test_rgb_image_is_not_ambiguous(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "rgb.tif", frames(3).transpose(1, 2, 0).astype("uint8"),
+                     photometric="rgb")
+    assert preflight.plan_experiment(tmp_path)["rgb"].channels == 3
+
+
+# --- resolve_position (spheroseg ingest) ----------------------------------------------
+
+
+def test_resolve_position_finds_a_series_and_explains_the_file_name(tmp_path: Path) -> None:
+    multi_series(tmp_path / "plate.ome.tif", ("A1", "B1"), (3, 2))
+    assert preflight.resolve_position(tmp_path, "plate_B1").series == 1
+    with pytest.raises(ValueError, match=r"one series of .*\['plate_A1', 'plate_B1'\]"):
+        preflight.resolve_position(tmp_path, "plate")
+    with pytest.raises(ValueError, match="position must be one of 'plate', got 'other'"):
+        preflight.resolve_position(tmp_path, "other")
+
+
+def test_ingest_cli_writes_the_requested_series_only(tmp_path: Path) -> None:
+    path = multi_series(tmp_path / "plate.ome.tif", ("A1", "B1"), (3, 2))
+    out = tmp_path / "B1.ome.zarr"
+    assert main(["ingest", "--experiment", str(tmp_path), "--position", "plate_B1",
+                 "--output", str(out), "--no-pyramid"]) == 0
+    np.testing.assert_array_equal(ngff.open_array(out)[:, 0], tifffile.imread(path, series=1))
+
+
+# --- ingest: axes, non-finite pixels, blank frames --------------------------------------
+
+
+def test_ingest_axes_override_reads_a_bare_stack_as_time(tmp_path: Path) -> None:
+    data = frames(4)
+    write_bare_stack(tmp_path / "bare.tif", data)
+    with pytest.raises(IngestError, match="ingest.axes"):
+        ingest.ingest_position([tmp_path / "bare.tif"], tmp_path / "no.ome.zarr")
+    assert not (tmp_path / "no.ome.zarr").exists()
+    meta = ingest.ingest_position([tmp_path / "bare.tif"], tmp_path / "o.ome.zarr", axes="tyx",
+                                  pyramid=False)
+    assert meta.shape == (4, 1, 16, 16)
+    np.testing.assert_array_equal(ngff.open_array(tmp_path / "o.ome.zarr")[:, 0], data)
+
+
+@pytest.mark.parametrize(("axes", "match"), [("tcyx", "one letter per axis"), ("xy", "y before x"),
+                                             ("ttyx", "at most once")],
+                         ids=["wrong-length", "transposed", "repeated"])
+def test_ingest_axes_errors(tmp_path: Path, axes: str, match: str) -> None:
+    write_bare_stack(tmp_path / "bare.tif", frames(4))
+    with pytest.raises(ValueError, match=match):
+        ingest.inspect_tiff(tmp_path / "bare.tif", axes=axes)
+
+
+def test_nonfinite_pixels_are_refused_or_filled(tmp_path: Path) -> None:
+    data = frames(2, dtype="float32")
+    data[1, :3, :3] = np.nan
+    data[1, 5, 5] = np.inf
+    tifffile.imwrite(tmp_path / "f.tif", data, photometric="minisblack")
+    with pytest.raises(IngestError, match=r"must be finite, got 10 NaN .* timepoint 1; set "
+                                          r"ingest.fill_nonfinite .*f.tif"):
+        ingest.ingest_position([tmp_path / "f.tif"], tmp_path / "no.ome.zarr")
+    assert not (tmp_path / "no.ome.zarr").exists()
+    ingest.ingest_position([tmp_path / "f.tif"], tmp_path / "o.ome.zarr", fill_nonfinite=-1.0,
+                           pyramid=False)
+    stored = ngff.open_array(tmp_path / "o.ome.zarr")[1, 0]
+    assert stored[0, 0] == -1 and stored[5, 5] == -1 and stored[8, 8] == data[1, 8, 8]
+
+
+def test_blank_frames_are_recorded_and_flagged_in_qc(tmp_path: Path, caplog) -> None:
+    from spheroseg.report.build import _blank_frames
+
+    data = frames(3)
+    data[2] = 65535
+    tifffile.imwrite(tmp_path / "b.tif", data, photometric="minisblack")
+    with caplog.at_level("WARNING", logger="spheroseg.ingest"):
+        ingest.ingest_position([tmp_path / "b.tif"], tmp_path / "o.ome.zarr", pyramid=False)
+    assert any("timepoint 2 (all 65535)" in record.getMessage() for record in caplog.records)
+    assert _blank_frames(tmp_path / "o.ome.zarr") == [2]
+    from spheroseg.report.qc import position_qc
+
+    metrics = pd.DataFrame({"timepoint": [0, 1], "object_id": [1, 1], "area_px2": [10.0, 10.0],
+                            "touches_border": [False, False]})
+    table = position_qc(metrics, [0.0, 0.0, 0.0], experiment="e", position="p",
+                        area_jump_fraction=0.2, uncertain_fraction=0.05, blank_frames=[2])
+    assert ("blank_frame", 2) in set(zip(table["flag"], table["timepoint"]))
+
+
+# --- aggregate across units ---------------------------------------------------------
+
+
+def test_union_columns_and_single_frame_time() -> None:
+    header = union_columns([["position", "timepoint", "time_s", "object_id", "area_um2"],
+                            ["position", "timepoint", "time_frame", "object_id", "area_px2"]])
+    assert header == ["position", "timepoint", "time_s", "time_frame", "object_id", "area_um2",
+                      "area_px2"]
+    single = align_rows(["position", "timepoint", "time_frame", "object_id", "area_px2"],
+                        [["s", "0", "0", "1", "5.0"]], header)
+    assert single == [["s", "0", "0.000000", "0", "1", "", "5.0"]]
+    series = align_rows(["position", "timepoint", "time_frame", "object_id", "area_px2"],
+                        [["s", "0", "0", "1", "5.0"], ["s", "1", "1", "1", "6.0"]], header)
+    assert [row[2] for row in series] == ["", ""]  # no interval: no time in seconds
+
+
+def test_aggregate_cli_mixes_units(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("experiment,position,timepoint,time_s,object_id,area_um2\n"
+                                    "e,A,1,60.000000,1,2.0\n")
+    (tmp_path / "b.csv").write_text("experiment,position,timepoint,time_frame,object_id,area_px2\n"
+                                    "e,B,0,0,1,8.0\n")
+    assert main(["aggregate", "--output", str(tmp_path / "all.csv"),
+                 str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 0
+    assert (tmp_path / "all.csv").read_text() == (
+        "experiment,position,timepoint,time_s,time_frame,object_id,area_um2,area_px2\n"
+        "e,A,1,60.000000,,1,2.0,\ne,B,0,0.000000,0,1,,8.0\n")
+
+
+# --- checks of config keys against the data -----------------------------------------
+
+
+def plan(name: str = "A", channels: int = 1, pixel: float | None = None,
+         interval: float | None = None, frames_: int = 2) -> preflight.PositionPlan:
+    """A position plan without files on disk."""
+    return preflight.PositionPlan(name, (f"{name}.tif",), 0, (frames_, channels, 8, 8), pixel,
+                                  interval)
+
+
+def test_check_channel() -> None:
+    preflight.check_channel({"A": plan(channels=2)}, 1)
+    with pytest.raises(ValueError, match=r"ingest.channel must be below 2 .*'B'.*B.tif"):
+        preflight.check_channel({"A": plan(channels=3), "B": plan("B", channels=2)}, 2)
+
+
+def test_check_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"got 'm.pt' \(config key 'model'\)"):
+        preflight.check_model("m.pt")
+    (tmp_path / "m.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"JSON model card .*'m.json'.*'training.init'"):
+        preflight.check_model(tmp_path / "m.pt", key="training.init")
+    (tmp_path / "m.json").write_text("{}")
+    preflight.check_model(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda root: None, "training.annotations must name a folder .* got null"),
+    (lambda root: str(root / "missing"), "training.annotations: annotations must be an existing"),
+    (lambda root: str(root), "training.annotations: annotations must hold image/mask pairs"),
+], ids=["null", "missing", "empty"])
+def test_check_annotations(tmp_path: Path, make, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        preflight.check_annotations(make(tmp_path))
+
+
+def test_check_snakemake_path() -> None:
+    preflight.check_snakemake_path("results", "results")
+    preflight.check_snakemake_path(None, "samples")
+    with pytest.raises(ValueError, match=r"results must not contain .* got 'r\{1\}'"):
+        preflight.check_snakemake_path("r{1}", "results")
+
+
+def test_position_folders_replace_braces_and_refuse_clashes() -> None:
+    assert list(preflight.position_folders({"x{p}": plan("x{p}")})) == ["x(p)"]
+    with pytest.raises(ValueError, match="differ in more than braces"):
+        preflight.position_folders({"a{1}": plan("a{1}"), "a(1)": plan("a(1)")})
+
+
+def test_experiment_record_refuses_another_source(tmp_path: Path) -> None:
+    results = tmp_path / "results" / "raw"
+    first, second = tmp_path / "e1" / "raw", tmp_path / "e2" / "raw"
+    preflight.check_experiment_record(results, source=first)  # nothing recorded yet
+    preflight.write_experiment_record(results, name="raw", source=first, positions={"A": plan()})
+    record = json.loads((results / "experiment.json").read_text())
+    assert record["source"] == str(first) and record["positions"]["A"]["series"] == 0
+    preflight.check_experiment_record(results, source=first)
+    with pytest.raises(ValueError, match=r"got .*e2/raw; set experiment_name .*'e2_raw'"):
+        preflight.check_experiment_record(results, source=second)
+
+
+def test_experiment_record_follows_a_project_copied_with_its_data(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    preflight.write_experiment_record("results/x", name="x", source="data", positions={})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b")
+    preflight.check_experiment_record("results/x", source="data")
+    preflight.check_experiment_record("results/x", source=tmp_path / "a" / "data")  # the original
+    with pytest.raises(ValueError, match="set experiment_name"):
+        preflight.check_experiment_record("results/x", source="other")
+
+
+def test_unit_warnings_name_the_positions_and_keys() -> None:
+    plans = {"A": plan("A"), "B": plan("B", pixel=1.0, interval=60.0), "C": plan("C", frames_=1)}
+    pixel, time_ = preflight.unit_warnings(plans)
+    assert "2 of 3 position(s) have no pixel size" in pixel and "'A', 'C'" in pixel
+    assert "ingest.pixel_size_um" in pixel and "segment.min_area_px" in pixel
+    assert "1 of 2 time series" in time_ and "'A'" in time_ and "ingest.time_interval_s" in time_
+    assert preflight.unit_warnings(plans, overrides=PhysicalSizes(1.0, 60.0)) == []
+
+
+# --- job errors, umask, '$' in titles -----------------------------------------------
+
+
+def test_job_errors_lists_logs_of_this_run(tmp_path: Path) -> None:
+    old = tmp_path / "A" / "logs" / "segment.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("spheroseg segment: error: old failure\n")
+    os.utime(old, (time.time() - 100,) * 2)
+    new = tmp_path / "B" / "logs" / "ingest.log"
+    new.parent.mkdir(parents=True)
+    new.write_text("spheroseg ingest: info\nspheroseg ingest: error: bad pixels (in B.tif)\n")
+    crash = tmp_path / "logs" / "report.log"
+    crash.parent.mkdir(parents=True)
+    crash.write_text("Traceback (most recent call last):\n  File x\nZeroDivisionError: boom\n")
+    assert joblog.job_errors([tmp_path, tmp_path / "missing"], since=time.time() - 10) == [
+        f"{new}: spheroseg ingest: error: bad pixels (in B.tif)",
+        f"{crash}: ZeroDivisionError: boom"]
+
+
+def test_atomic_directories_keep_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "metrics", directory=True) as tmp:
+            (tmp / "t0000.csv").write_text("x\n")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "metrics").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "metrics" / "t0000.csv").stat().st_mode & 0o777 == 0o640
+
+
+def test_dollar_signs_in_titles_are_plain_text(tmp_path: Path) -> None:
+    from spheroseg.report import plots
+
+    metrics = pd.DataFrame({
+        "experiment": "e", "position": ["a$b", "a$b", "c"], "timepoint": [0, 1, 0],
+        "time_s": [0.0, 60.0, 0.0], "object_id": [1, 1, 1], "area_um2": [1.0, 2.0, 3.0],
+        "perimeter_um": [4.0, 5.0, 6.0], "circularity": [0.9, 0.9, 0.8],
+        "aspect_ratio": [1.0, 1.1, 1.2], "touches_border": [False] * 3})
+    figure = plots.plot_experiment(metrics, title="run $1 / well $A")
+    plots.save_figure(figure, [tmp_path / "c.png"])
+    figure = plots.plot_position(metrics[metrics["position"] == "a$b"], title="x $ y $ z")
+    plots.save_figure(figure, [tmp_path / "p.png"])
+    assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
