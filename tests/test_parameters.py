@@ -192,6 +192,15 @@ CONFIG_NAMES = {
     ("train", "p_invert"): "training.invert_probability",
     ("train", "synthetic"): None,  # the shipped model's recipe, not the workflow's
     ("train", "synthetic_size"): None,
+    ("train", "synthetic_modalities"): None,
+    ("train", "synthetic_dir"): None,
+    # Several annotation folders at their own pixel sizes, robust normalisation's block and
+    # polarity, patches shared by source: the default model's recipe (models/README.md); the
+    # workflow trains on one folder, and a model fine-tuned from the default keeps its normalisation.
+    ("train", "annotation_pixel_size_um"): None,
+    ("train", "normalization_block"): None,
+    ("train", "polarity"): None,
+    ("train", "sampling"): None,
     ("train", "checkpoint_dir"): None,  # the workflow keeps checkpoints beside the model
     ("train", "progress"): None,  # logs always get progress lines
     ("propose", "channel"): "ingest.channel",
