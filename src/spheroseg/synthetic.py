@@ -5,7 +5,13 @@ symmetry breaking). The image adds what makes real data hard: shed cells and deb
 the body, textured interiors, uneven illumination, blur, and Poisson plus read noise. The
 ground truth is analytic: the mask holds the pixels whose centre lies inside the ellipse,
 and area, perimeter (complete elliptic integral) and circularity come from the ellipse
-itself, not from the mask.
+itself, not from the mask. The second half draws annotated training frames in several
+microscope modalities (fluorescence, invasive, bright field, phase contrast).
+
+Why one module: it is the one place that draws synthetic ground truth; the demo's bodies and
+the training modalities share the ellipse geometry, the supersampled rasterisation and the
+noise fields, and the demo's training set (``write_training_set``) dispatches to either.
+Splitting the modalities into their own module is a candidate once a third user appears.
 """
 
 from __future__ import annotations
