@@ -205,6 +205,16 @@ def annotate_metrics(metrics_path: str | os.PathLike[str], samples_path: str | o
     return len(merged)
 
 
+def _annotation_folders(card: Mapping[str, Any] | None) -> list[Path]:
+    """The annotation folders a model card names that exist here: ``training.annotations`` is one
+    folder (older cards) or a list of ``{"annotations": folder, "pixel_size_um": ...}`` sources."""
+    sources = (card or {}).get("training", {}).get("annotations")
+    if not isinstance(sources, list):
+        sources = [sources]
+    names = [source.get("annotations") if isinstance(source, Mapping) else source for source in sources]
+    return [Path(name) for name in names if isinstance(name, str) and name and Path(name).is_dir()]
+
+
 def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str], *,
                       model_path: str | os.PathLike[str] | None = None,
                       title: str = "Run parameters") -> None:
@@ -215,7 +225,6 @@ def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str],
     from spheroseg.propose import proposal_status
 
     card = None if model_path is None else read_card(card_path_for(model_path))
-    annotations = (card or {}).get("training", {}).get("annotations")
-    proposals = proposal_status(annotations) if annotations and Path(annotations).is_dir() else []
+    proposals = [row for folder in _annotation_folders(card) for row in proposal_status(folder)]
     write_text(output, html.parameters_page(config, card, title=title, model_path=str(model_path or ""),
                                             proposals=proposals))
