@@ -1,4 +1,5 @@
-"""The default model's recipe on real and synthetic data, and its speed against the previous default.
+"""The spheroid model's recipe (models/spheroids.pt) on real and synthetic data, the default model on the same
+test data, and the spheroid model's speed against the default.
 
 Usage (from the repository root, on a quiet machine; sections run one after the other)::
 
@@ -31,6 +32,7 @@ temporary folder selects three of the four spheroids).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -49,13 +51,15 @@ SPHEROIDS = ROOT.parent / "shared" / "data" / "spheroids"
 RESULTS_JSON = ROOT / "benchmarks" / "default_model_results.json"
 RESULTS_MD = ROOT / "benchmarks" / "default_model_results.md"
 DEFAULT_MODEL = ROOT / "models" / "default.pt"
+SPHEROID_MODEL = ROOT / "models" / "spheroids.pt"
 SPHEROID_PIXEL_SIZE_UM = 0.75488  # Keyence BZ-X, 10x objective (the data's source; models/README.md)
 SPHEROID_NUMBERS = (1, 2, 5, 9)
 SYNTHETIC_TEST_SEED = 20241
 SYNTHETIC_TEST_PER_MODALITY = 6
-#: ``spheroseg train --annotations <spheroid folder> <RECIPE> --output <model>`` is the default model's recipe:
-#: the spheroids resampled from their assumed 0.75488 um/px to the model's 2 um/px, plus synthetic frames.
-RECIPE = [
+#: The recipe before the demo frames were added (folds 1, 2, 5, 9 of the results page were run with it):
+#: ``spheroseg train --annotations <spheroid folder> <SINGLE_SOURCE_RECIPE> --output <model>``, the
+#: spheroids resampled from their assumed 0.75488 um/px to the model's 2 um/px, plus synthetic frames.
+SINGLE_SOURCE_RECIPE = [
     "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "--pixel-size-um", "2.0",
     "--synthetic", "40", "--synthetic-size", "256",
     "--synthetic-modalities", "fluorescence", "invasive", "brightfield", "phase",
@@ -63,13 +67,25 @@ RECIPE = [
     "--epochs", "60", "--steps-per-epoch", "16", "--batch-size", "4", "--patch-size", "256",
     "--val-fraction", "0", "--seed", "0", "--no-progress",
 ]
+#: 20 frames of the demo's own rendering (:func:`spheroseg.synthetic.write_training_set` without
+#: modalities: outlines are the exact ellipses, debris is background), at 2 um/px. Without them the
+#: model drew the demo's outlines 4-8 % too wide (the demo's 3 % bound failed): the spheroid masks and
+#: the modality frames count every in-focus cell next to a body as foreground.
+DEMO_FRAMES = {"n_images": 20, "seed": 7}
+#: Tried as the default model's recipe (``--annotations <spheroid folder> <demo frames> <DEMO_FRAMES_RECIPE>``):
+#: the demo still failed its 3 % bound through the workflow (pos1 +4.3 %) and held-out spheroid 9 lost
+#: 0.036 IoU on day 2, so the spheroid model keeps :data:`RECIPE` and the default stays the synthetic one.
+DEMO_FRAMES_RECIPE = ["--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "2.0", *SINGLE_SOURCE_RECIPE[2:]]
+#: The spheroid model's recipe: ``spheroseg train --annotations <spheroid folder> <RECIPE>``.
+RECIPE = SINGLE_SOURCE_RECIPE
 #: A variant tried for images without a pixel size (predicted at native scale): the spheroid folder
 #: twice, resampled and as it is (declared 2 um/px), each source a third of the patches. On spheroid 9
 #: it raised day-2 IoU at native scale (0.78 -> 0.86) but lowered it at the model's scale (0.924 ->
 #: 0.899, area -8 %) and on synthetic fluorescence (0.98 -> 0.92), so the default keeps RECIPE.
+_SINGLE = SINGLE_SOURCE_RECIPE
 TWO_SCALE_RECIPE = [
-    "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "2.0", *RECIPE[2:RECIPE.index("--val-fraction")],
-    "--sampling", "source", *RECIPE[RECIPE.index("--val-fraction"):],
+    "--annotation-pixel-size-um", str(SPHEROID_PIXEL_SIZE_UM), "2.0", *_SINGLE[2:_SINGLE.index("--val-fraction")],
+    "--sampling", "source", *_SINGLE[_SINGLE.index("--val-fraction"):],
 ]
 #: The card's ``data`` entry for the shipped model (added by the ``train-shipped`` section).
 CARD_DATA = {
@@ -83,6 +99,9 @@ CARD_DATA = {
          "used": "resampled to 2.0 um/px (factor 0.377)"},
         {"data": "40 synthetic 256 x 256 frames, spheroseg.synthetic.training_frame (10 each of fluorescence, "
                  "invasive, brightfield, phase; random polarity, gain, offset, bit depth)",
+         "origin": "this project", "licence": "MIT", "pixel_size_um": 2.0},
+        {"data": "20 synthetic 256 x 256 frames of the demo's rendering, spheroseg.synthetic.write_training_set("
+                 "n_images=20, seed=7) (exact ellipse outlines, debris as background)",
          "origin": "this project", "licence": "MIT", "pixel_size_um": 2.0},
     ],
     "training_pixel_size_um": 2.0,
@@ -225,15 +244,28 @@ def demo_rows(model_path: Path, scratch: Path) -> list[dict]:
 # --- sections ------------------------------------------------------------------------------
 
 
-def train(annotations: Path, output: Path, recipe: list[str], *, cwd: Path | None = None) -> float:
-    """Run ``spheroseg train`` in a child process (as a user would); return its wall time in s.
+def demo_frames(scratch: Path) -> Path:
+    """Write :data:`DEMO_FRAMES` into ``scratch/demo-frames`` (images/ + masks/); return the folder."""
+    from spheroseg.synthetic import write_training_set
 
-    The folder is given once per value of ``--annotation-pixel-size-um`` in `recipe`.
-    """
+    folder = scratch / "demo-frames"
+    write_training_set(folder, **DEMO_FRAMES)
+    return folder
+
+
+def annotation_folders(spheroids: Path, recipe: list[str], scratch: Path) -> list[Path]:
+    """The ``--annotations`` of `recipe`: the spheroid folder, then the demo frames (:data:`RECIPE`) or
+    the spheroid folder again (:data:`TWO_SCALE_RECIPE`), one folder per ``--annotation-pixel-size-um``."""
+    if recipe is DEMO_FRAMES_RECIPE:
+        return [spheroids, demo_frames(scratch)]
     sizes = recipe[recipe.index("--annotation-pixel-size-um") + 1:]
-    count = next(i for i, value in enumerate(sizes) if value.startswith("--"))
+    return [spheroids] * next(i for i, value in enumerate(sizes) if value.startswith("--"))
+
+
+def train(annotations: list[Path], output: Path, recipe: list[str], *, cwd: Path | None = None) -> float:
+    """Run ``spheroseg train`` in a child process (as a user would); return its wall time in s."""
     command = [sys.executable, "-c", "import sys; from spheroseg.cli import main; sys.exit(main(sys.argv[1:]))",
-               "train", "--annotations", *[str(annotations)] * count, *recipe, "--output", str(output)]
+               "train", "--annotations", *map(str, annotations), *recipe, "--output", str(output)]
     print("+ spheroseg " + " ".join(command[3:]), flush=True)
     started = time.monotonic()
     subprocess.run(command, check=True, cwd=cwd)
@@ -257,11 +289,11 @@ def fold_folder(scratch: Path, held_out: int) -> Path:
 def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict:
     """Train on the three other spheroids plus synthetic frames; test on spheroid `held_out`."""
     model = scratch / f"fold{held_out}.pt"
-    wall = train(fold_folder(scratch, held_out), model, recipe)
+    wall = train(annotation_folders(fold_folder(scratch, held_out), recipe, scratch), model, recipe)
     card = json.loads(model.with_suffix(".json").read_text())
     if KEEP_MODELS is not None:
         KEEP_MODELS.mkdir(parents=True, exist_ok=True)
-        suffix = "" if recipe == RECIPE else "-variant"
+        suffix = {id(DEMO_FRAMES_RECIPE): "-demo-frames", id(RECIPE): ""}.get(id(recipe), "-variant")
         for path in (model, model.with_suffix(".json")):
             shutil.copy(path, KEEP_MODELS / f"{path.stem}{suffix}{path.suffix}")
     return {"held_out": held_out, "settings": " ".join(recipe), "wall_s": wall,
@@ -270,18 +302,19 @@ def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict
 
 
 def bench_train_shipped(scratch: Path) -> dict:
-    """Train ``models/default.pt`` on all four spheroids plus the synthetic frames, as models/README.md says.
+    """Train ``models/spheroids.pt`` on all four spheroids plus the synthetic frames, as models/README.md says.
 
     Run from the repository root with the relative paths of the README's command, so that the card
     records the same folders; the card then gains :data:`CARD_DATA` (sources, licences, scale).
     """
     from spheroseg.modelcard import read_verified_card, write_card
 
-    wall = train(Path("../shared/data/spheroids"), Path("models/default.pt"), RECIPE, cwd=ROOT)
-    card = read_verified_card(DEFAULT_MODEL)
-    write_card(dict(card, data=CARD_DATA), DEFAULT_MODEL)
+    folders = annotation_folders(Path("../shared/data/spheroids"), RECIPE, scratch)
+    wall = train(folders, Path("models/spheroids.pt"), RECIPE, cwd=ROOT)
+    card = read_verified_card(SPHEROID_MODEL)
+    write_card(dict(card, data=CARD_DATA), SPHEROID_MODEL)
     return {"settings": " ".join(RECIPE), "wall_s": wall, "training_s": card["training"]["training_time_s"],
-            "sha256": card["sha256"], "size_bytes": DEFAULT_MODEL.stat().st_size}
+            "sha256": card["sha256"], "size_bytes": SPHEROID_MODEL.stat().st_size}
 
 
 def ablation_recipe() -> list[str]:
@@ -289,7 +322,7 @@ def ablation_recipe() -> list[str]:
     return [*RECIPE, "--polarity", "bright", "--invert-probability", "0.5"]
 
 
-def bench_shipped(scratch: Path, model: Path = DEFAULT_MODEL) -> dict:
+def bench_shipped(scratch: Path, model: Path = SPHEROID_MODEL) -> dict:
     """The shipped model on synthetic test frames, the demo and (seen in training) the spheroids."""
     card = json.loads(model.with_suffix(".json").read_text())
     return {"sha256": card["sha256"], "synthetic": synthetic_rows(model), "demo": demo_rows(model, scratch),
@@ -329,7 +362,7 @@ def bench_speed(scratch: Path, *, revision: str = "main", rounds: int = 2, frame
 
     image = scratch / "speed.ome.zarr"
     _speed_image(image, frames=frames, size=2048)
-    models = {"previous": _old_model(scratch / "old", revision), "new": DEFAULT_MODEL}
+    models = {"previous": _old_model(scratch / "old", revision), "new": SPHEROID_MODEL}
     plans = {}
     for name, model in models.items():
         plans[name] = scratch / f"{name}.plan.json"
@@ -363,10 +396,10 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
     return lines
 
 
-def fold_table(results: dict) -> list[dict]:
-    """One row per held-out image over all folds, with pass/fail against the targets."""
+def fold_table(results: dict, suffix: str = "") -> list[dict]:
+    """One row per held-out image over all folds (sections ``fold<N><suffix>``), pass/fail against the targets."""
     rows = []
-    for key in ("fold1", "fold2", "fold5", "fold9"):
+    for key in (f"fold{n}{suffix}" for n in SPHEROID_NUMBERS):
         for row in results.get(key, {}).get("rows", []):
             target = TARGETS["day0_iou"] if row["day"] == 0 else TARGETS["day2_iou"]
             gap = abs(row["inverted_iou"] - row["iou"])
@@ -379,12 +412,11 @@ def fold_table(results: dict) -> list[dict]:
 
 def validation_summary(results: dict) -> dict:
     """Per-domain figures for the model card: leave-one-out spheroids, synthetic, demo."""
-    rows = fold_table(results)
     summary: dict = {"source": "benchmarks/default_model_results.md"}
-    for day in (0, 2):
-        chosen = [r for r in rows if r["image"].endswith(f"day{day}")]
+    for day, (suffix, label) in itertools.product((0, 2), (("", ""),)):
+        chosen = [r for r in fold_table(results, suffix) if r["image"].endswith(f"day{day}")]
         if chosen:
-            summary[f"spheroid_day{day}_leave_one_out"] = {
+            summary[f"spheroid_day{day}_leave_one_out{label}"] = {
                 "iou_mean": float(np.mean([r["iou"] for r in chosen])), "iou_min": min(r["iou"] for r in chosen),
                 "area_error_max_abs": max(abs(r["area_error"]) for r in chosen),
                 "inverted_iou_min": min(r["inverted_iou"] for r in chosen), "folds": len(chosen)}
@@ -396,7 +428,7 @@ def validation_summary(results: dict) -> dict:
     return summary
 
 
-def write_card_validation(results: dict, model: Path = DEFAULT_MODEL) -> None:
+def write_card_validation(results: dict, model: Path = SPHEROID_MODEL) -> None:
     """Copy the validation figures into the shipped model's card (its SHA-256 is unchanged)."""
     from spheroseg.modelcard import read_verified_card, write_card
 
@@ -406,14 +438,17 @@ def write_card_validation(results: dict, model: Path = DEFAULT_MODEL) -> None:
     write_card(dict(card, validation=validation_summary(results)), model)
 
 
-def _render_folds(results: dict) -> list[str]:
-    """The leave-one-spheroid-out table and the per-fold synthetic figures."""
-    rows = fold_table(results)
+def _render_folds(results: dict, suffix: str = "") -> list[str]:
+    """The leave-one-spheroid-out table and the per-fold synthetic figures (sections ``fold<N><suffix>``)."""
+    rows = fold_table(results, suffix)
+    keys = [f"fold{n}{suffix}" for n in SPHEROID_NUMBERS if f"fold{n}{suffix}" in results]
     if not rows:
         return []
-    first = next(results[k] for k in ("fold1", "fold2", "fold5", "fold9") if k in results)
-    lines = ["## Leave one spheroid out, default-model recipe", "",
-             f"Recipe: `spheroseg train --annotations <three spheroids> {first['settings']}`.", "",
+    title = ("a recipe with 20 demo frames added (tried, not shipped)" if suffix else
+             "the spheroid model's recipe (models/spheroids.pt)")
+    lines = [f"## Leave one spheroid out, {title}", "",
+             f"Recipe: `spheroseg train --annotations <three spheroids>"
+             f"{' <demo frames>' if suffix else ''} {results[keys[0]]['settings']}`.", "",
              "Targets per image: IoU >= 0.96 (day 0), >= 0.92 (day 2); |area error| <= 5 %; inverted image "
              "(255 - pixel) within 0.02 IoU. Prediction at the model's 2 um/px (images resampled from "
              f"{SPHEROID_PIXEL_SIZE_UM} um/px, probabilities resampled back, cut at 0.5); `native_scale_iou`: "
@@ -421,14 +456,9 @@ def _render_folds(results: dict) -> list[str]:
     columns = ["fold", "image", "iou", "area_error", "inverted_iou", "inverted_gap", "native_scale_iou",
                "otsu_iou", "pass"]
     lines += _table(rows, columns) + [""]
-    times = []
-    synthetic = []
-    for key in ("fold1", "fold2", "fold5", "fold9"):
-        if key in results:
-            section = results[key]
-            times.append(f"{key} {section['training_s']:.0f} s ({section['date']}, load {section['load']})")
-            for row in section["synthetic"]:
-                synthetic.append({"fold": key, **row})
+    times = [f"{key} {results[key]['training_s']:.0f} s ({results[key]['date']}, load {results[key]['load']})"
+             for key in keys]
+    synthetic = [{"fold": key, **row} for key in keys for row in results[key]["synthetic"]]
     lines += ["Training time per fold: " + "; ".join(times) + ".", "",
               "Synthetic test frames (6 per modality; the same frames light-on-dark and negated), mean IoU:", ""]
     return lines + _table(synthetic, ["fold", "modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
@@ -454,7 +484,7 @@ def _render_other(results: dict) -> list[str]:
         section = results["train-shipped"]
         lines += ["## Training the shipped model", "",
                   f"`spheroseg train --annotations ../shared/data/spheroids "
-                  f"{section['settings']} --output models/default.pt`: {section['training_s']:.0f} s of training "
+                  f"{section['settings']} --output models/spheroids.pt`: {section['training_s']:.0f} s of training "
                   f"({section['date']}, load {section['load']}); {section['size_bytes'] / 1e6:.1f} MB; "
                   f"SHA-256 {section['sha256']}.", ""]
     if "ablation-invert" in results:
@@ -467,7 +497,7 @@ def _render_other(results: dict) -> list[str]:
     if "shipped" in results:
         section = results["shipped"]
         demo = section["demo"]
-        lines += ["## Shipped model (models/default.pt)", "",
+        lines += ["## Spheroid model (models/spheroids.pt)", "",
                   f"SHA-256 {section['sha256']} ({section['date']}, load {section['load']}).", "",
                   "Synthetic test frames (never trained on), mean IoU:", ""]
         lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
@@ -475,6 +505,18 @@ def _render_other(results: dict) -> list[str]:
                   f"largest |area error| {100 * max(abs(r['relative_error']) for r in demo):.2f} %, "
                   f"objects per frame equal to bodies: {all(r['objects'] == r['bodies'] for r in demo)}.", "",
                   "Spheroids (all were training data; for information):", ""]
+        lines += _table(section["spheroids_seen"], ["image", "iou", "area_error", "inverted_iou",
+                                                     "native_scale_iou", "otsu_iou"]) + [""]
+    if "default" in results:
+        section = results["default"]
+        lines += ["## Default model (models/default.pt: synthetic training, robust normalisation)", "",
+                  f"SHA-256 {section['sha256']} ({section['date']}, load {section['load']}).", "",
+                  "Synthetic test frames, mean IoU:", ""]
+        lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
+        lines += [f"Demo experiment: largest |area error| "
+                  f"{100 * max(abs(r['relative_error']) for r in section['demo']):.2f} %, objects per frame equal to "
+                  f"bodies: {all(r['objects'] == r['bodies'] for r in section['demo'])}.", "",
+                  "Spheroids (never trained on):", ""]
         lines += _table(section["spheroids_seen"], ["image", "iou", "area_error", "inverted_iou",
                                                      "native_scale_iou", "otsu_iou"]) + [""]
     if "speed" in results:
@@ -495,15 +537,17 @@ def render(results: dict) -> str:
     """The results page from all stored sections."""
     lines = ["# Default model benchmarks", "",
              "Written by `benchmarks/default_model_benchmark.py` (do not edit by hand).", ""]
-    return "\n".join(lines + _render_folds(results) + _render_other(results))
+    return "\n".join(lines + _render_folds(results, "-demo-frames") + _render_folds(results) + _render_other(results))
 
 
 SECTIONS = {
-    **{f"fold{n}": (lambda scratch, n=n: bench_fold(scratch, n)) for n in SPHEROID_NUMBERS},
+    **{f"fold{n}": (lambda scratch, n=n: bench_fold(scratch, n, SINGLE_SOURCE_RECIPE)) for n in SPHEROID_NUMBERS},
+    **{f"fold{n}-demo-frames": (lambda scratch, n=n: bench_fold(scratch, n, DEMO_FRAMES_RECIPE)) for n in SPHEROID_NUMBERS},
     "ablation-invert": lambda scratch: bench_fold(scratch, 9, ablation_recipe()),
     "fold9-two-scales": lambda scratch: bench_fold(scratch, 9, TWO_SCALE_RECIPE),
     "train-shipped": bench_train_shipped,
     "shipped": bench_shipped,
+    "default": lambda scratch: bench_shipped(scratch, DEFAULT_MODEL),
     "speed": bench_speed,
 }
 
