@@ -34,7 +34,7 @@ include: "workflow/rules/propose.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
         REPORT_OUTPUTS,
-    default_target: True

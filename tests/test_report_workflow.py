@@ -49,3 +49,4 @@ def test_html_report_holds_figures_qc_and_model_card(artefact_run):
                  "comparison.png", "run_parameters.html"):
         assert name in text, name
     assert "Quality control" in text and "Positions" in text
+    assert "Each position went through these rules" in text  # the top page (workflow/report/workflow.rst)

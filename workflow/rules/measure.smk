@@ -13,6 +13,12 @@ rule measure:
         contours=f"{OUT}/{{position}}/contours.geojson",
         timepoints=directory(f"{OUT}/{{position}}/metrics"),
         table=f"{OUT}/{{position}}/metrics.csv",
+    log:
+        f"{OUT}/{{position}}/logs/measure.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/measure.tsv"
+    conda:
+        "../../envs/io.yaml"
     params:
         experiment=lambda wildcards: EXPERIMENT,
         position=position_name,
@@ -20,12 +26,6 @@ rule measure:
         smoothing=config["measure"]["smoothing"],
         folder=lambda wildcards, output: Path(output.table).parent,
         labels=lambda wildcards, input: Path(input.image) / "labels" / "segmentation",
-    log:
-        f"{OUT}/{{position}}/logs/measure.log",
-    benchmark:
-        f"{OUT}/{{position}}/benchmarks/measure.tsv"
-    conda:
-        "../../envs/io.yaml"
     shell:
         "spheroseg measure --labels {params.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"

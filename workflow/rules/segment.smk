@@ -11,14 +11,14 @@ rule segment:
         image=f"{OUT}/{{position}}/image.ome.zarr",
     output:
         f"{OUT}/{{position}}/segment.json",
-    params:
-        options=segment_options,  # min_area_px where the position has no pixel size
     log:
         f"{OUT}/{{position}}/logs/segment.log",
     benchmark:
         f"{OUT}/{{position}}/benchmarks/segment.tsv"
     conda:
         "../../envs/io.yaml"
+    params:
+        options=segment_options,  # min_area_px where the position has no pixel size
     shell:
         "spheroseg segment --probabilities {input.probabilities:q} --image {input.image:q}"
         " --record {output:q} {params.options:q} 2> {log:q}"
