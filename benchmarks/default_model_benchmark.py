@@ -46,6 +46,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference_benchmark import make_image  # noqa: E402  (the same growing bodies, 12-bit)
+from train_benchmark import _table  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SPHEROIDS = ROOT.parent / "shared" / "data" / "spheroids"
 RESULTS_JSON = ROOT / "benchmarks" / "default_model_results.json"
@@ -329,22 +333,6 @@ def bench_shipped(scratch: Path, model: Path = SPHEROID_MODEL) -> dict:
             "spheroids_seen": spheroid_rows(model, SPHEROID_NUMBERS)}
 
 
-def _speed_image(path: Path, *, frames: int, size: int) -> None:
-    """A 12-bit position of growing bright bodies with shed cells on a noisy background, 2 um pixels."""
-    from spheroseg import ngff
-
-    array = ngff.create_image(path, shape=(frames, 1, size, size), dtype="uint16", axes="tcyx",
-                              pixel_size_um=2.0, time_interval_s=600.0)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:size, :size].astype(np.float32)
-    for t in range(frames):
-        radius = size * (0.12 + 0.1 * t / max(frames, 1))
-        body = ((yy - size * 0.5) ** 2 + ((xx - size * 0.45) * 0.8) ** 2) < radius**2
-        cells = rng.random((size, size)) < 2e-4
-        frame = 200.0 + 1200.0 * body + 900.0 * cells + rng.normal(0.0, 40.0, (size, size))
-        array[t, 0] = np.clip(frame, 0, 4095).astype(np.uint16)
-
-
 def _old_model(folder: Path, revision: str) -> Path:
     """The default model (and card) of `revision`, extracted with ``git show``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -361,7 +349,7 @@ def bench_speed(scratch: Path, *, revision: str = "main", rounds: int = 2, frame
     from spheroseg.tiling import write_plan
 
     image = scratch / "speed.ome.zarr"
-    _speed_image(image, frames=frames, size=2048)
+    make_image(image, frames, 2048, pixel_size_um=2.0)
     models = {"previous": _old_model(scratch / "old", revision), "new": SPHEROID_MODEL}
     plans = {}
     for name, model in models.items():
@@ -385,15 +373,6 @@ def bench_speed(scratch: Path, *, revision: str = "main", rounds: int = 2, frame
 
 
 # --- results -------------------------------------------------------------------------------
-
-
-def _table(rows: list[dict], columns: list[str]) -> list[str]:
-    """Markdown table of `columns` (floats to 4 decimals)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])
-                                       for c in columns) + " |")
-    return lines
 
 
 def fold_table(results: dict, suffix: str = "") -> list[dict]:
@@ -464,6 +443,19 @@ def _render_folds(results: dict, suffix: str = "") -> list[str]:
     return lines + _table(synthetic, ["fold", "modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
 
 
+def _render_model(section: dict, title: str, seen: str) -> list[str]:
+    """One shipped model on the synthetic test frames, the demo and the spheroids."""
+    demo = section["demo"]
+    lines = [f"## {title}", "", f"SHA-256 {section['sha256']} ({section['date']}, load {section['load']}).", "",
+             "Synthetic test frames (never trained on), mean IoU:", ""]
+    lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
+    lines += [f"Demo experiment (config defaults; threshold 0.5, holes filled, objects < 2000 um2 removed): "
+              f"largest |area error| {100 * max(abs(r['relative_error']) for r in demo):.2f} %, "
+              f"objects per frame equal to bodies: {all(r['objects'] == r['bodies'] for r in demo)}.", "", seen, ""]
+    return lines + _table(section["spheroids_seen"], ["image", "iou", "area_error", "inverted_iou",
+                                                       "native_scale_iou", "otsu_iou"]) + [""]
+
+
 def _render_other(results: dict) -> list[str]:
     """Ablation, shipped model and speed sections."""
     lines: list[str] = []
@@ -494,31 +486,12 @@ def _render_other(results: dict) -> list[str]:
         lines += _table(section["rows"], ["image", "iou", "area_error", "inverted_iou", "native_scale_iou",
                                           "otsu_iou"]) + [""]
         lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
-    if "shipped" in results:
-        section = results["shipped"]
-        demo = section["demo"]
-        lines += ["## Spheroid model (models/spheroids.pt)", "",
-                  f"SHA-256 {section['sha256']} ({section['date']}, load {section['load']}).", "",
-                  "Synthetic test frames (never trained on), mean IoU:", ""]
-        lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
-        lines += [f"Demo experiment (config defaults; threshold 0.5, holes filled, objects < 2000 um2 removed): "
-                  f"largest |area error| {100 * max(abs(r['relative_error']) for r in demo):.2f} %, "
-                  f"objects per frame equal to bodies: {all(r['objects'] == r['bodies'] for r in demo)}.", "",
-                  "Spheroids (all were training data; for information):", ""]
-        lines += _table(section["spheroids_seen"], ["image", "iou", "area_error", "inverted_iou",
-                                                     "native_scale_iou", "otsu_iou"]) + [""]
-    if "default" in results:
-        section = results["default"]
-        lines += ["## Default model (models/default.pt: synthetic training, robust normalisation)", "",
-                  f"SHA-256 {section['sha256']} ({section['date']}, load {section['load']}).", "",
-                  "Synthetic test frames, mean IoU:", ""]
-        lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
-        lines += [f"Demo experiment: largest |area error| "
-                  f"{100 * max(abs(r['relative_error']) for r in section['demo']):.2f} %, objects per frame equal to "
-                  f"bodies: {all(r['objects'] == r['bodies'] for r in section['demo'])}.", "",
-                  "Spheroids (never trained on):", ""]
-        lines += _table(section["spheroids_seen"], ["image", "iou", "area_error", "inverted_iou",
-                                                     "native_scale_iou", "otsu_iou"]) + [""]
+    for key, title, seen in (("shipped", "Spheroid model (models/spheroids.pt)",
+                              "Spheroids (all were training data; for information):"),
+                             ("default", "Default model (models/default.pt: synthetic training, robust "
+                              "normalisation)", "Spheroids (never trained on):")):
+        if key in results:
+            lines += _render_model(results[key], title, seen)
     if "speed" in results:
         section = results["speed"]
         lines += ["## CPU predict time per 2048 x 2048 frame", "",

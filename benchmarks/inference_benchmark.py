@@ -72,14 +72,14 @@ def read_json(path: Path) -> dict:
 # --- steps (run in child processes) -------------------------------------------------------
 
 
-def make_image(path: Path, frames: int, size: int) -> None:
+def make_image(path: Path, frames: int, size: int, *, pixel_size_um: float = 1.0) -> None:
     """A position of growing bright bodies with shed cells on a noisy 12-bit background."""
     import numpy as np
 
     from spheroseg import ngff
 
     array = ngff.create_image(path, shape=(frames, 1, size, size), dtype="uint16", axes="tcyx",
-                              pixel_size_um=1.0, time_interval_s=600.0)
+                              pixel_size_um=pixel_size_um, time_interval_s=600.0)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
     for t in range(frames):
