@@ -51,14 +51,39 @@ def test_neighbour_disagreement_of_a_steady_series_is_zero():
 
 
 @pytest.mark.parametrize(("frames", "expected"), [
-    ([FrameCandidate("a", 0, 0.5), FrameCandidate("a", 1, 0.4), FrameCandidate("b", 0, 0.0)],
+    ([FrameCandidate("a", 0, 0.5), FrameCandidate("a", 1, 0.4), FrameCandidate("b", 0, 0.3)],
      ["a_t0000", "b_t0000", "a_t0001"]),
     ([FrameCandidate("a", 0, 0.5, condition="x"), FrameCandidate("b", 0, 0.4, condition="x"),
-      FrameCandidate("c", 0, 0.0, condition="y")], ["a_t0000", "c_t0000", "b_t0000"]),
+      FrameCandidate("c", 0, 0.25, condition="y")], ["a_t0000", "c_t0000", "b_t0000"]),
+    ([FrameCandidate("a", 0, 0.5, condition="x"), FrameCandidate("b", 0, 0.4, condition="x"),
+      FrameCandidate("c", 0, 0.01, condition="y"), FrameCandidate("d", 0, 0.02, condition="y")],
+     ["a_t0000", "b_t0000", "d_t0000", "c_t0000"]),
+    ([FrameCandidate("a", 0, 0.5), FrameCandidate("a", 1, 0.4), FrameCandidate("b", 0, 0.0)],
+     ["a_t0000", "a_t0001", "b_t0000"]),
+    ([FrameCandidate("a", 0, 0.0), FrameCandidate("b", 0, 0.0), FrameCandidate("a", 1, 0.0)],
+     ["a_t0000", "b_t0000", "a_t0001"]),
     ([FrameCandidate("a", 0, 0.0, flags=("area_jump",)), FrameCandidate("a", 1, 0.05)], ["a_t0000", "a_t0001"]),
-], ids=["positions-covered-first", "conditions-covered-first", "flags-count"])
+], ids=["needy-positions-covered-first", "needy-conditions-covered-first", "confident-condition-waits",
+        "confident-position-waits", "all-equal-covers-positions", "flags-count"])
 def test_rank_frames(frames, expected):
     assert [f.name for f in rank_frames(frames)] == expected
+
+
+@pytest.mark.parametrize(("share", "expected"), [
+    (0.0, ["a_t0000", "c_t0000", "b_t0000"]),
+    (0.5, ["a_t0000", "b_t0000", "c_t0000"]),
+    (1.0, ["a_t0000", "b_t0000", "c_t0000"]),
+], ids=["coverage-whatever-need", "coverage-among-needy", "need-alone"])
+def test_coverage_share_decides_when_coverage_beats_need(share, expected):
+    frames = [FrameCandidate("a", 0, 0.5, condition="x"), FrameCandidate("b", 0, 0.4, condition="x"),
+              FrameCandidate("c", 0, 0.05, condition="y")]
+    assert [f.name for f in rank_frames(frames, coverage_share=share)] == expected
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5], ids=["negative", "above-one"])
+def test_coverage_share_out_of_range_is_refused(share):
+    with pytest.raises(ValueError, match=r"coverage_share must be in \[0, 1\], got"):
+        rank_frames([FrameCandidate("a", 0, 0.5)], coverage_share=share)
 
 
 def test_propose_writes_the_neediest_frames_in_the_training_layout(tmp_path):

@@ -9,9 +9,11 @@ unsure or wrong there:
   ``1 - mean IoU`` with the frames before and after: objects grow, they do not jump);
 - the QC flags raised on it (area jumps, uncertain frame, no objects left, ...), 0.1 each.
 
-:func:`rank_frames` then covers the experiment before it digs deeper: first the neediest
-frame of each condition (from the sample sheet), then of each position not yet chosen,
-then the rest by score. :func:`write_proposals` writes the chosen frames in the layout
+:func:`rank_frames` then covers the experiment among the frames that need help: first the
+neediest frame of each condition (from the sample sheet), then of each position not yet
+chosen, then the rest by score; a frame is promoted for coverage only if its score is at
+least :data:`COVERAGE_SHARE` of the top score, so a condition the model already segments
+confidently and consistently does not take an annotation from one where it fails. :func:`write_proposals` writes the chosen frames in the layout
 ``training.annotations`` reads (``images/NAME.tif`` + ``masks/NAME.tif``, or ``NAME.tif`` +
 ``NAME_mask.tif`` in a folder that already uses that layout), keeping the pixel size in the
 TIFF, and never overwrites a mask that exists (a corrected one): that frame is skipped and
@@ -37,6 +39,8 @@ from numpy.typing import NDArray
 LOGGER = logging.getLogger("spheroseg.propose")
 RECORD_NAME = "proposals.json"
 FLAG_WEIGHT = 0.1
+#: A frame is promoted for coverage only with at least this share of the top need score.
+COVERAGE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -117,33 +121,50 @@ def _best_first(candidates: Iterable[FrameCandidate]) -> list[FrameCandidate]:
     return sorted(candidates, key=lambda c: (-c.score, c.position, c.timepoint))
 
 
-def rank_frames(candidates: Sequence[FrameCandidate]) -> list[FrameCandidate]:
-    """Order frames for annotation: coverage first, then need.
+def rank_frames(candidates: Sequence[FrameCandidate], *, coverage_share: float = COVERAGE_SHARE
+                ) -> list[FrameCandidate]:
+    """Order frames for annotation: coverage among the needy frames first, then need.
 
-    The neediest frame of each condition comes first (conditions by their neediest frame),
-    then the neediest frame of each position not yet represented, then every other frame
-    by :attr:`FrameCandidate.score`.
+    A frame is *needy* if its score is at least `coverage_share` times the top score. The
+    neediest needy frame of each condition comes first (conditions by their neediest frame),
+    then the neediest needy frame of each position not yet represented, then every other
+    frame by :attr:`FrameCandidate.score`. Coverage thus only decides between frames of a
+    similar need: a frame the model already handles well teaches it little, whatever its
+    condition, and does not displace one where it fails.
 
     Parameters
     ----------
     candidates : sequence of FrameCandidate
+    coverage_share : float
+        In [0, 1]; 0 covers every condition and position first whatever its need, 1 ranks
+        by need alone (coverage then only breaks exact ties).
 
     Returns
     -------
     list of FrameCandidate
         All candidates, each once.
 
+    Raises
+    ------
+    ValueError
+        If `coverage_share` is outside [0, 1].
+
     Examples
     --------
-    >>> frames = [FrameCandidate("a", 0, 0.9), FrameCandidate("a", 1, 0.8), FrameCandidate("b", 0, 0.1)]
+    >>> frames = [FrameCandidate("a", 0, 0.9), FrameCandidate("a", 1, 0.8), FrameCandidate("b", 0, 0.5),
+    ...           FrameCandidate("c", 0, 0.1)]
     >>> [f.name for f in rank_frames(frames)]
-    ['a_t0000', 'b_t0000', 'a_t0001']
+    ['a_t0000', 'b_t0000', 'a_t0001', 'c_t0000']
     """
+    if not 0.0 <= coverage_share <= 1.0:
+        raise ValueError(f"coverage_share must be in [0, 1], got {coverage_share!r}")
     ordered = _best_first(candidates)
+    floor = coverage_share * ordered[0].score if ordered else 0.0
+    needy = [c for c in ordered if c.score >= floor]
     chosen: list[FrameCandidate] = []
     for key in (lambda c: c.condition, lambda c: c.position):
         covered = {key(c) for c in chosen}
-        for candidate in ordered:
+        for candidate in needy:
             if key(candidate) not in covered and candidate not in chosen:
                 covered.add(key(candidate))
                 chosen.append(candidate)
