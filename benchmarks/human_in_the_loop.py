@@ -13,7 +13,7 @@ images: a random-forest pixel classifier (scikit-image ``fit_segmenter`` on
 Times: wall and process CPU time (user + system of the training subprocess, or of this
 process for the forest), with the load average of the shared machine.
 
-    nice -n 10 python benchmarks/human_in_the_loop.py [--model PATH] [--output FILE.md]
+    nice -n 10 python benchmarks/human_in_the_loop.py [--model PATH] [--output FILE.md] [--k K ...] [--seeds S ...]
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def start_probabilities(model_path: Path, data: dict) -> dict[str, np.ndarray]:
 
 
 def run_all(model_path: Path, data: dict, ks: tuple[int, ...], seeds: tuple[int, ...], save) -> dict:
-    """Every run of the benchmark, as a JSON-able dict; `save(results)` after each run."""
+    """Every run of the benchmark (random picks for each of `seeds`, none if empty), as a JSON-able
+    dict; `save(results)` after each run."""
     load_before = os.getloadavg()
     probs = {name: p.astype(np.float32) for name, p in start_probabilities(model_path, data).items()}
     results: dict = {"model": str(model_path), "load_before": load_before, "runs": [], "forest": [], "otsu": []}
@@ -234,6 +235,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "default.pt")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "human_in_the_loop_results.md")
     parser.add_argument("--k", type=int, nargs="+", default=list(KS), help="k values, run in this order")
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS),
+                        help="seeds of the random picks (none: proposed picks and peers only; the table then "
+                             "says the comparison is not finished)")
     parser.add_argument("--from-json", action="store_true", help="only rewrite the .md from the .json beside it")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -249,7 +253,7 @@ def main() -> None:
         args.output.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
         args.output.write_text(markdown(results, command))
 
-    run_all(args.model, load_data(), tuple(args.k), SEEDS, save)
+    run_all(args.model, load_data(), tuple(args.k), tuple(args.seeds), save)
     print(args.output)
 
 
