@@ -68,7 +68,8 @@ def reader_scenes(path: Path):
 
 def reader_interval_s(image, suffix: str) -> float | None:
     """The frame interval as the reader states it: bioio's ``time_interval``, or for LIF the
-    spacing of bioio-lif's T coordinates (seconds), where bioio-lif 2.0 puts it outside plates."""
+    spacing of bioio-lif's T coordinates (seconds): bioio-lif 2.0 puts it there, not in
+    ``time_interval``."""
     interval = image.time_interval
     if interval is not None:
         return interval.total_seconds()

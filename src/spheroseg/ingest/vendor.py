@@ -125,8 +125,8 @@ def _z_step_um(value: Any) -> float | None:
 
 def _lif_frame_interval_s(image: Any) -> float | None:
     """Seconds per frame from the scene's T coordinates, where bioio-lif puts the file's own
-    T dimension (its ``Length / (n - 1)``, in seconds); bioio-lif 2.0 leaves
-    ``time_interval`` unset outside multi-well plates."""
+    T dimension (its ``Length / (n - 1)``, in seconds); bioio-lif 2.0's ``time_interval`` is
+    always None (its ``timelapse_interval`` works for multi-well plates only)."""
     import numpy as np
 
     coords = image.xarray_dask_data.coords
