@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,10 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 128+N on signal N)."""
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # numpy's OpenBLAS starts one spinning thread per core; no stage multiplies large matrices
+    # with numpy, and those threads would take cycles from the stage's own workers (and torch).
+    # Only effective before numpy is imported, which the subcommands do lazily.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
