@@ -116,7 +116,7 @@ def forward_only(image: Path, plan_path: Path, tiles: Path, model: Path, result:
     import zarr
 
     from spheroseg import ngff
-    from spheroseg.inference.device import configure_allocator
+    from spheroseg.runtime import configure_allocator
     from spheroseg.inference.model import load_model, prepare_model
     from spheroseg.normalization import normalize_image
     from spheroseg.tiling import pad_frame, read_plan, tile_slices

@@ -122,8 +122,6 @@ def library_defaults() -> dict[str, Any]:
 WORKFLOW_CHOICES = {
     "segment.min_area_um2": "a physical minimum suits spheroids; the library must also work on "
                             "images without a pixel size, where a size in µm² cannot apply",
-    "predict.batch_size": "the workflow fixes 8 tiles per batch (its results were made with it); "
-                          "the library chooses by device, and the config may say null for that",
 }
 
 

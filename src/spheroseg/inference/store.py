@@ -105,8 +105,10 @@ class BackgroundWriter:
 
 
 def write_frame(array: Any, t: int, values: np.ndarray) -> None:
-    """Store one frame (or one frame's tiles) at index `t`."""
-    array[t] = values
+    """Store one frame (or one frame's tiles) at index `t` (`spheroseg.ngff.write_frame`)."""
+    from spheroseg.ngff import write_frame as write_chunks
+
+    write_chunks(array, t, values)
 
 
 class FrameAssembler:
@@ -130,13 +132,14 @@ def create_tile_store(path: Path, plan: TilePlan) -> Any:
     """Empty float16 tile store: (frames, tiles, height, width), one chunk per frame."""
     import zarr
 
-    from spheroseg.ngff import default_compressor
+    from spheroseg.ngff import CHUNK_KEY_ENCODING, default_compressor
 
     shape = (plan.frames, len(plan.origins), *plan.tile_shape)
     return zarr.create_array(
         store=str(path), shape=shape, dtype="float16", chunks=(1, *shape[1:]),
         compressors=[default_compressor()], fill_value=0, zarr_format=3,
         dimension_names=["t", "tile", "y", "x"], overwrite=True,
+        chunk_key_encoding=CHUNK_KEY_ENCODING,
     )
 
 
