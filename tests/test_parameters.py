@@ -171,6 +171,8 @@ CONFIG_NAMES = {
     ("measure", "channel"): "ingest.channel",
     ("report position", "channel"): "ingest.channel",
     ("measure", "threshold"): None,  # measure traces at the threshold segment recorded
+    ("segment", "threads"): None,  # the rule's threads: (Snakemake --cores, profiles)
+    ("measure", "threads"): None,
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
     ("report position", "frame_ms"): "report.gif_frame_ms",
     ("train", "annotations"): "training.annotations",

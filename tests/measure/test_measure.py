@@ -317,6 +317,23 @@ def test_measure_is_deterministic_and_uses_pixel_units(tmp_path: Path) -> None:
     assert first.split(",")[-2] == "7.000000"  # mean intensity of channel 1
 
 
+def test_measure_in_worker_processes_writes_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
+    from spheroseg import runtime
+
+    frames = series_frames(4, shape=(100, 150))
+    frames.insert(1, np.zeros_like(frames[0]))
+    paths = write_series(tmp_path, frames, pixel_size_um=PIXEL_SIZE_UM, interval_s=300.0)
+    assert run_measure(paths, tmp_path / "serial", "--threads", "1") == 0
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PIXELS", 0)  # this small series in workers
+    pools, start_pool = [], runtime.process_pool
+    monkeypatch.setattr(runtime, "process_pool",
+                        lambda workers, **kwargs: pools.append(workers) or start_pool(workers, **kwargs))
+    assert run_measure(paths, tmp_path / "workers", "--threads", "2") == 0
+    assert pools == [2]
+    for name in ("metrics.csv", "contours.geojson", "metrics/t0001.csv", "metrics/t0004.csv"):
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "workers" / name).read_bytes()
+
+
 def test_measure_rejects_mismatched_grids(tmp_path: Path) -> None:
     from spheroseg import ngff
 

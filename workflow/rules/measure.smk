@@ -22,13 +22,14 @@ rule measure:
         f"{OUT}/{{position}}/logs/measure.log",
     benchmark:
         f"{OUT}/{{position}}/benchmarks/measure.tsv"
+    threads: frame_threads  # 2 worker processes for large positions, else 1
     conda:
         "../../envs/io.yaml"
     shell:
         "spheroseg measure --labels {input.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
         " --channel {params.channel} --smoothing {params.smoothing:q} --output-dir {params.folder:q}"
-        " 2> {log:q}"
+        " --threads {threads} 2> {log:q}"
 
 
 rule aggregate:

@@ -12,7 +12,9 @@ rule segment:
         f"{OUT}/{{position}}/logs/segment.log",
     benchmark:
         f"{OUT}/{{position}}/benchmarks/segment.tsv"
+    threads: frame_threads  # 2 worker processes for large positions, else 1
     conda:
         "../../envs/io.yaml"
     shell:
-        "spheroseg segment --probabilities {input:q} --output {output:q} {params.options:q} 2> {log:q}"
+        "spheroseg segment --probabilities {input:q} --output {output:q} {params.options:q}"
+        " --threads {threads} 2> {log:q}"

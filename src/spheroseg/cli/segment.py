@@ -41,6 +41,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-gap", type=int,
                         help="frames a body may be missing (out of focus, empty frame) and "
                         "keep its id when it reappears")
+    parser.add_argument("--threads", type=int,
+                        help="worker processes for large positions (default: the CPUs this "
+                        "job may use; the workflow passes the rule's threads)")
     parser.set_defaults(func=run)
 
 
@@ -53,5 +56,6 @@ def run(args: argparse.Namespace) -> None:
 
     names = [field.name for field in dataclasses.fields(SegmentationOptions)]
     options = SegmentationOptions(**given(args, names))
-    thresholds = segment_store(args.probabilities, args.output, options)
+    thresholds = segment_store(args.probabilities, args.output, options,
+                               **given(args, ["threads"]))
     logging.getLogger(__name__).info("wrote %s (%d frames)", args.output, len(thresholds))

@@ -230,7 +230,7 @@ def predict_tiles(
         precision=precision, batch_size=batch_size, channels_last=channels_last)
     with atomic_path(output, directory=True) as tmp:
         store = create_tile_store(tmp, plan)
-        _run_plan(runner, ngff.open_array(image), plan, store, channels=channels,
+        _run_plan(runner, ngff.open_frames(image), plan, store, channels=channels,
                   normalization=card["input"]["normalization"])
         summary = {
             "format": TILES_FORMAT, "device": str(runner.device),
@@ -317,7 +317,7 @@ def stitch_tiles(
         # Provenance: how the probabilities were predicted (model, device, precision decision).
         ngff.update_attributes(tmp, {"spheroseg": {"predict": info}})
         writer = BackgroundWriter()
-        frames = prefetch((t, np.asarray(store[t])) for t in range(plan.frames))
+        frames = prefetch((t, store[t]) for t in range(plan.frames))
         try:
             for t, tiles in progress(frames, total=plan.frames, description="frames", unit="frame",
                                      pixels_per_item=plan.image_shape[0] * plan.image_shape[1]):

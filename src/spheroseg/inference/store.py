@@ -144,14 +144,18 @@ def create_tile_store(path: Path, plan: TilePlan) -> Any:
 
 
 def open_tile_store(path: Path, plan: TilePlan) -> tuple[Any, dict[str, Any]]:
-    """Open a tile store read-only and check it matches the plan."""
-    import zarr
+    """Open a tile store for reading frames (`spheroseg.zarrio.FrameReader`); check it fits the plan."""
+    import json
+
+    from spheroseg.zarrio import FrameReader
 
     try:
-        store = zarr.open_array(store=str(path), mode="r")
-    except (FileNotFoundError, ValueError, zarr.errors.NodeTypeValidationError) as err:
+        store = FrameReader(path)
+        document = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
         raise ValueError(f"tiles must be a tile store written by spheroseg predict, got {err!r:.120} (in {path})") from err
-    info = store.attrs.get("spheroseg")
+    attributes = document.get("attributes") if isinstance(document, dict) else None
+    info = attributes.get("spheroseg") if isinstance(attributes, dict) else None
     if not isinstance(info, dict) or info.get("format") != TILES_FORMAT:
         raise ValueError(f"tiles must be a finished tile store ({TILES_FORMAT}), got attributes {info!r:.120} (in {path})")
     expected = (plan.frames, len(plan.origins), *plan.tile_shape)

@@ -4,19 +4,22 @@ write ``contours.geojson``, ``metrics/t<NNNN>.csv`` and ``metrics.csv``, each at
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spheroseg.measure.frame import measure_frame
+from spheroseg.measure.frame import ObjectMeasurement, measure_frame
 from spheroseg.measure.tables import format_csv, geojson_feature, geojson_properties, metric_columns, metric_rows
 from spheroseg.measure.trace import DEFAULT_LEVEL, check_smoothing
 from spheroseg.segmentation import check_threshold
 
 if TYPE_CHECKING:
     from spheroseg.ngff import ImageMetadata
+
+# A worker process's frame readers per set of images (it lives for one measure_store call).
+_WORKER_SOURCES: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
 
 def _frames_and_shape(metadata: ImageMetadata) -> tuple[int, tuple[int, ...]]:
@@ -61,13 +64,15 @@ def measure_store(labels_path: str | os.PathLike[str],
                   image_path: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
                   experiment: str, position: str, channel: int = 0,
                   threshold: float | None = None,
-                  smoothing: str | float | None = "auto") -> int:
+                  smoothing: str | float | None = "auto", threads: int | None = None) -> int:
     """Measure every object of every frame of one position and write contours and CSVs.
 
     Writes, each atomically, ``contours.geojson`` (a FeatureCollection, one Feature per
     object per timepoint), ``metrics/t<NNNN>.csv`` (one per timepoint; header only when
     the frame has no object) and ``metrics.csv`` (all timepoints) in `output_dir`.
-    Frames are processed one at a time. Units come from the labels' metadata.
+    Frames are measured in `threads` worker processes when the position is large
+    (`spheroseg.runtime.frame_workers`) and written in time order; the outputs
+    do not depend on `threads`. Units come from the labels' metadata.
 
     Parameters
     ----------
@@ -84,6 +89,8 @@ def measure_store(labels_path: str | os.PathLike[str],
         (segment's default if none was recorded).
     smoothing : "auto", float or None
         See :func:`trace_object`.
+    threads : int, optional
+        Worker processes; by default the CPUs this process may use.
 
     Returns
     -------
@@ -97,7 +104,6 @@ def measure_store(labels_path: str | os.PathLike[str],
     TypeError
         If the labels are not integers.
     """
-    from spheroseg import ngff
     from spheroseg.atomic import atomic_path, write_text
 
     if threshold is not None:
@@ -107,21 +113,18 @@ def measure_store(labels_path: str | os.PathLike[str],
     frames, metadata = _check_same_grid(paths)
     units = dict(pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s)
     columns = metric_columns(**units)
-    arrays = {name: ngff.open_array(path) for name, path in paths.items()}
     thresholds = _frame_thresholds(labels_path, frames, threshold)
     output = Path(output_dir)
     all_rows: list[list[str]] = []
+    measured = _measured_frames({name: str(path) for name, path in paths.items()}, thresholds,
+                                channel=channel, smoothing=smoothing, threads=threads,
+                                plane=metadata.shape[-2:])
     with atomic_path(output / "contours.geojson") as geojson_tmp, \
             atomic_path(output / "metrics", directory=True) as metrics_tmp, \
             open(geojson_tmp, "w", encoding="utf-8") as geojson:
         geojson.write('{"type":"FeatureCollection","features":[')
         separator = "\n"
-        for t in range(frames):
-            measurements = measure_frame(
-                np.asarray(ngff.read_frame(arrays["labels"], t)),
-                np.asarray(ngff.read_frame(arrays["probabilities"], t), dtype=np.float32),
-                ngff.read_frame(arrays["image"], t, channel=channel),
-                threshold=thresholds[t], smoothing=smoothing)
+        for t, measurements in enumerate(measured):
             rows = metric_rows(measurements, experiment=experiment, position=position,
                                timepoint=t, **units)
             write_text(metrics_tmp / f"t{t:04d}.csv", format_csv(columns, rows))
@@ -132,3 +135,47 @@ def measure_store(labels_path: str | os.PathLike[str],
         geojson.write("\n]}\n")
     write_text(output / "metrics.csv", format_csv(columns, all_rows))
     return len(all_rows)
+
+
+def _measured_frames(paths: dict[str, str], thresholds: list[float], *, channel: int,
+                     smoothing: str | float | None, threads: int | None,
+                     plane: tuple[int, ...]) -> Iterator[list[ObjectMeasurement]]:
+    """Measurements of every frame in time order, from worker processes when it pays."""
+    from spheroseg.runtime import frame_workers
+
+    workers = frame_workers(threads, frames=len(thresholds), plane=plane)
+    calls = ((paths, t, thresholds[t], channel, smoothing) for t in range(len(thresholds)))
+    if workers <= 1:
+        from spheroseg import ngff
+
+        sources = {name: ngff.open_frames(path) for name, path in paths.items()}
+        for args in calls:
+            yield _measure_one(sources, *args)
+        return
+    from spheroseg.runtime import ordered_map, process_pool
+
+    with process_pool(workers, preload=[__name__]) as pool:
+        yield from ordered_map(pool, _measure_in_worker, calls, depth=2 * workers)
+
+
+def _measure_one(sources: dict[str, Any], paths: dict[str, str], t: int, threshold: float,
+                 channel: int, smoothing: str | float | None) -> list[ObjectMeasurement]:
+    """Read frame `t` of the three images and measure it."""
+    from spheroseg import ngff
+
+    return measure_frame(
+        np.asarray(ngff.read_frame(sources["labels"], t)),
+        np.asarray(ngff.read_frame(sources["probabilities"], t), dtype=np.float32),
+        ngff.read_frame(sources["image"], t, channel=channel),
+        threshold=threshold, smoothing=smoothing)
+
+
+def _measure_in_worker(paths: dict[str, str], t: int, threshold: float, channel: int,
+                       smoothing: str | float | None) -> list[ObjectMeasurement]:
+    """`_measure_one` in a worker process, which keeps its frame readers between frames."""
+    from spheroseg import ngff
+
+    key = tuple(sorted(paths.items()))
+    if key not in _WORKER_SOURCES:  # a worker lives for one measure_store call
+        _WORKER_SOURCES[key] = {name: ngff.open_frames(path) for name, path in paths.items()}
+    return _measure_one(_WORKER_SOURCES[key], paths, t, threshold, channel, smoothing)
