@@ -358,6 +358,9 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     if options.fill_holes:
         mask = fill_holes(mask)
     labels = label_objects(mask)
+    if not (options.split_touching or options.keep_largest):
+        # Removing small objects and renumbering the rest 1..n is one table lookup.
+        return _keep_large_in_order(labels, options.min_area_px), threshold
     if options.min_area_px > 0:
         labels = remove_small_objects(labels, min_area_px=options.min_area_px)
     if options.split_touching:
@@ -365,6 +368,16 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     if options.keep_largest:
         labels = keep_largest_object(labels)
     return relabel_sequential(labels), threshold
+
+
+def _keep_large_in_order(labels: NDArray[np.int32], min_area_px: float) -> NDArray[np.int32]:
+    """`relabel_sequential(remove_small_objects(labels, min_area_px=...))` in one pass."""
+    areas = np.bincount(labels.ravel())
+    kept = np.flatnonzero(areas >= min_area_px) if min_area_px > 0 else np.flatnonzero(areas)
+    kept = kept[kept > 0]
+    lookup = np.zeros(areas.size, dtype=np.int32)
+    lookup[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
+    return lookup[labels]
 
 
 def border_object_ids(labels: NDArray[np.integer]) -> NDArray[np.int32]:

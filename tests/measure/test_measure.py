@@ -432,3 +432,18 @@ def test_aggregate_function_needs_inputs(tmp_path: Path) -> None:
         aggregate_metrics([], tmp_path / "all.csv")
 
 
+
+
+@pytest.mark.parametrize("seed", range(3), ids=[f"seed-{seed}" for seed in range(3)])
+def test_square_morphology_equals_scipy(seed: int) -> None:
+    from scipy import ndimage
+
+    from spheroseg.measure.trace import square_dilation, square_erosion
+
+    rng = np.random.default_rng(seed)
+    square = np.ones((3, 3), dtype=bool)
+    for shape in ((1, 1), (1, 7), (19, 23), (40, 33)):
+        mask = rng.random(shape) < rng.uniform(0.1, 0.9)
+        np.testing.assert_array_equal(square_dilation(mask), ndimage.binary_dilation(mask, square))
+        np.testing.assert_array_equal(square_erosion(mask),
+                                      ndimage.binary_erosion(mask, square, border_value=0))

@@ -3,6 +3,7 @@ write ``contours.geojson``, ``metrics/t<NNNN>.csv`` and ``metrics.csv``, each at
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spheroseg.measure.frame import ObjectMeasurement, measure_frame
+from spheroseg.measure.frame import measure_frame
 from spheroseg.measure.tables import format_csv, geojson_feature, geojson_properties, metric_columns, metric_rows
 from spheroseg.measure.trace import DEFAULT_LEVEL, check_smoothing
 from spheroseg.segmentation import check_threshold
@@ -116,35 +117,46 @@ def measure_store(labels_path: str | os.PathLike[str],
     thresholds = _frame_thresholds(labels_path, frames, threshold)
     output = Path(output_dir)
     all_rows: list[list[str]] = []
+    naming = FrameNaming(experiment, position, units["pixel_size_um"], units["time_interval_s"])
     measured = _measured_frames({name: str(path) for name, path in paths.items()}, thresholds,
-                                channel=channel, smoothing=smoothing, threads=threads,
-                                plane=metadata.shape[-2:])
+                                channel=channel, smoothing=smoothing, naming=naming,
+                                threads=threads, plane=metadata.shape[-2:])
     with atomic_path(output / "contours.geojson") as geojson_tmp, \
             atomic_path(output / "metrics", directory=True) as metrics_tmp, \
             open(geojson_tmp, "w", encoding="utf-8") as geojson:
         geojson.write('{"type":"FeatureCollection","features":[')
         separator = "\n"
-        for t, measurements in enumerate(measured):
-            rows = metric_rows(measurements, experiment=experiment, position=position,
-                               timepoint=t, **units)
+        for t, (rows, features) in enumerate(measured):
             write_text(metrics_tmp / f"t{t:04d}.csv", format_csv(columns, rows))
             all_rows.extend(rows)
-            for item, row in zip(measurements, rows, strict=True):
-                geojson.write(separator + geojson_feature(item, geojson_properties(columns, row)))
+            for feature in features:
+                geojson.write(separator + feature)
                 separator = ",\n"
         geojson.write("\n]}\n")
     write_text(output / "metrics.csv", format_csv(columns, all_rows))
     return len(all_rows)
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameNaming:
+    """What every row of a position carries: its names and units."""
+
+    experiment: str
+    position: str
+    pixel_size_um: float | None
+    time_interval_s: float | None
+
+
 def _measured_frames(paths: dict[str, str], thresholds: list[float], *, channel: int,
-                     smoothing: str | float | None, threads: int | None,
-                     plane: tuple[int, ...]) -> Iterator[list[ObjectMeasurement]]:
-    """Measurements of every frame in time order, from worker processes when it pays."""
+                     smoothing: str | float | None, naming: FrameNaming, threads: int | None,
+                     plane: tuple[int, ...]) -> Iterator[tuple[list[list[str]], list[str]]]:
+    """CSV rows and GeoJSON features of every frame in time order, from worker processes
+    (which also format them: text for thousands of contour points is a third of the work)
+    when it pays."""
     from spheroseg.runtime import frame_workers
 
     workers = frame_workers(threads, frames=len(thresholds), plane=plane)
-    calls = ((paths, t, thresholds[t], channel, smoothing) for t in range(len(thresholds)))
+    calls = ((paths, t, thresholds[t], channel, smoothing, naming) for t in range(len(thresholds)))
     if workers <= 1:
         from spheroseg import ngff
 
@@ -159,23 +171,30 @@ def _measured_frames(paths: dict[str, str], thresholds: list[float], *, channel:
 
 
 def _measure_one(sources: dict[str, Any], paths: dict[str, str], t: int, threshold: float,
-                 channel: int, smoothing: str | float | None) -> list[ObjectMeasurement]:
-    """Read frame `t` of the three images and measure it."""
+                 channel: int, smoothing: str | float | None,
+                 naming: FrameNaming) -> tuple[list[list[str]], list[str]]:
+    """Read frame `t` of the three images, measure it, and format its rows and features."""
     from spheroseg import ngff
 
-    return measure_frame(
+    measurements = measure_frame(
         np.asarray(ngff.read_frame(sources["labels"], t)),
         np.asarray(ngff.read_frame(sources["probabilities"], t), dtype=np.float32),
         ngff.read_frame(sources["image"], t, channel=channel),
         threshold=threshold, smoothing=smoothing)
+    units = dict(pixel_size_um=naming.pixel_size_um, time_interval_s=naming.time_interval_s)
+    columns = metric_columns(**units)
+    rows = metric_rows(measurements, experiment=naming.experiment, position=naming.position,
+                       timepoint=t, **units)
+    features = [geojson_feature(item, geojson_properties(columns, row))
+                for item, row in zip(measurements, rows, strict=True)]
+    return rows, features
 
 
-def _measure_in_worker(paths: dict[str, str], t: int, threshold: float, channel: int,
-                       smoothing: str | float | None) -> list[ObjectMeasurement]:
+def _measure_in_worker(paths: dict[str, str], *args: Any) -> tuple[list[list[str]], list[str]]:
     """`_measure_one` in a worker process, which keeps its frame readers between frames."""
     from spheroseg import ngff
 
     key = tuple(sorted(paths.items()))
     if key not in _WORKER_SOURCES:  # a worker lives for one measure_store call
         _WORKER_SOURCES[key] = {name: ngff.open_frames(path) for name, path in paths.items()}
-    return _measure_one(_WORKER_SOURCES[key], paths, t, threshold, channel, smoothing)
+    return _measure_one(_WORKER_SOURCES[key], paths, *args)
