@@ -24,6 +24,7 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/modelzoo.smk"
 include: "workflow/rules/report.smk"
 
 

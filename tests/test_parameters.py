@@ -97,6 +97,7 @@ def library_defaults() -> dict[str, Any]:
         "ingest.channel": keyword_default(predict_tiles, "channel"),
         "tiling.tile_size": keyword_default(plan_for_image, "tile_size"),
         "tiling.overlap": keyword_default(plan_for_image, "overlap"),
+        "predict.rescale": keyword_default(plan_for_image, "rescale"),
         "stitch.window": keyword_default(stitch_tiles, "window"),
         "stitch.dtype": keyword_default(stitch_tiles, "dtype"),
         "measure.smoothing": keyword_default(measure_store, "smoothing"),
@@ -167,6 +168,7 @@ def test_cli_restates_no_default(verb):
 # deliberately not in the config, for the reason given.
 CONFIG_NAMES = {
     ("ingest", "pattern"): "ingest.pattern",
+    ("tile", "rescale"): "predict.rescale",  # the plan is made for the grid predict runs on
     ("predict", "channel"): "ingest.channel",
     ("measure", "channel"): "ingest.channel",
     ("report position", "channel"): "ingest.channel",
@@ -174,6 +176,7 @@ CONFIG_NAMES = {
     ("segment", "threads"): None,  # the rule's threads: (Snakemake --cores, profiles)
     ("measure", "threads"): None,
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
+    ("report qc", "labels"): None,  # an input file (the rule passes labels.ome.zarr)
     ("report position", "frame_ms"): "report.gif_frame_ms",
     ("train", "annotations"): "training.annotations",
     ("train", "init"): "training.init",

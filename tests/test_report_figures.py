@@ -40,7 +40,8 @@ def position(tmp_path):
     metrics = pd.DataFrame({
         "experiment": "e", "position": "p0", "timepoint": [0, 1, 2, 2], "time_s": [0.0, 1800.0, 3600.0, 3600.0],
         "object_id": [1, 1, 1, 2], "area_um2": [400.0, 576.0, 784.0, 64.0], "perimeter_um": [80.0, 96.0, 112.0, 32.0],
-        "circularity": [0.785] * 4, "aspect_ratio": [1.0] * 4, "touches_border": ["false", "false", "false", "true"]})
+        "circularity": [0.785] * 4, "aspect_ratio": [1.0] * 4, "touches_border": ["false", "false", "false", "true"],
+        "is_main_body": "true"})  # declared: by its area alone (64 beside 576) object 2 is a fragment
     metrics.to_csv(tmp_path / "metrics.csv", index=False)
     table = qc.position_qc(metrics, [0.0, 0.0, 0.0], experiment="e", position="p0", area_jump_fraction=0.2,
                            uncertain_fraction=0.05, time_interval_s=1800.0)

@@ -173,3 +173,71 @@ def test_position_qc_from_files(tmp_path):
     assert table["time_h"].tolist() == pytest.approx([1 / 6, 1 / 3, 1 / 3], abs=1e-9)
     assert experiment_qc_table([tmp_path / "qc.csv"], tmp_path / "all.csv", page=tmp_path / "qc.html") == 3
     assert "uncertain_frame" in (tmp_path / "qc.html").read_text()
+
+
+@pytest.mark.parametrize(("pixel_size_um", "value", "limit", "unit", "key"), [
+    (2.0, 480.0, 2000.0, "µm²", "segment.min_area_um2"),
+    (None, 120.0, 500.0, "px²", "segment.min_area_px")], ids=["um", "px"])
+def test_no_object_flags_in_the_metrics_units(pixel_size_um, value, limit, unit, key):
+    record = {"objects": [2, 0, 0, 0], "removed_objects": [1, 3, 0, 1],
+              "largest_removed_px": [10.0, 120.0, 0.0, 7.5], "min_area_px": 500.0,
+              "min_area_um2": None if pixel_size_um is None else 2000.0}
+    flags = qc.no_object_flags(record, pixel_size_um=pixel_size_um)
+    # frame 2 has no object, but nothing was removed there: an empty frame, not a filtered one
+    assert [(f["timepoint"], f["flag"]) for f in flags] == [(1, "no_objects"), (3, "no_objects")]
+    assert (flags[0]["value"], flags[0]["limit"]) == (value, limit)
+    assert unit in flags[0]["message"] and key in flags[0]["message"]
+    assert "removed all 3 object(s)" in flags[0]["message"]
+
+
+def test_no_object_flags_ignore_records_from_before_they_existed():
+    assert qc.no_object_flags({"thresholds": [0.5], "min_area_px": 50.0}, pixel_size_um=1.0) == []
+
+
+def _emptying_segmentation(tmp_path):
+    """Probabilities whose frames 1 and 2 hold only objects below min_area_um2, segmented."""
+    from spheroseg.segmentation import SegmentationOptions, segment_store
+
+    frames = np.zeros((3, 40, 40), np.float32)
+    frames[0, 5:25, 5:25] = 0.9   # 400 px = 1600 um2: kept
+    frames[1, 5:12, 5:12] = 0.9   # 49 px = 196 um2: removed
+    frames[1, 30:33, 30:33] = 0.9  # 9 px: removed
+    frames[2, 20:28, 20:30] = 0.9  # 80 px = 320 um2: removed
+    probabilities = _probabilities(tmp_path / "probabilities.ome.zarr", frames)
+    segment_store(probabilities, tmp_path / "labels.ome.zarr", SegmentationOptions(min_area_um2=1000.0))
+    pd.DataFrame({"experiment": "e", "position": "p", "timepoint": [0], "time_s": [0.0],
+                  "object_id": [1], "area_um2": [1600.0], "touches_border": ["false"]}
+                 ).to_csv(tmp_path / "metrics.csv", index=False)
+    return probabilities
+
+
+def test_frames_emptied_by_the_size_filter_are_flagged_and_listed(tmp_path):
+    probabilities = _emptying_segmentation(tmp_path)
+    position_qc_table(tmp_path / "metrics.csv", probabilities, tmp_path / "qc.csv", experiment="e",
+                      position="p", labels_path=tmp_path / "labels.ome.zarr")
+    table = qc.read_qc(tmp_path / "qc.csv")
+    emptied = table[table["flag"] == "no_objects"]
+    assert emptied["timepoint"].tolist() == [1, 2]
+    assert emptied["value"].tolist() == pytest.approx([196.0, 320.0])
+    assert emptied["limit"].tolist() == pytest.approx([1000.0, 1000.0])
+    experiment_qc_table([tmp_path / "qc.csv"], tmp_path / "all.csv")
+    (line,) = qc.emptied_positions(tmp_path / "all.csv")
+    assert line.startswith("position 'p': no object left in 2 frame(s) (t1, t2); at t2 ")
+    assert "320 µm²" in line and "1000 µm²" in line and "segment.min_area_um2" in line
+
+
+def test_emptied_positions_is_quiet_without_a_table_or_a_flag(tmp_path):
+    assert qc.emptied_positions(tmp_path / "absent.csv") == []
+    qc.write_qc(qc.position_qc(_metrics([(0, 1, 5.0, "false")]), [0.0], experiment="e",
+                               position="p", area_jump_fraction=0.2, uncertain_fraction=0.05),
+                tmp_path / "qc.csv")
+    assert qc.emptied_positions(tmp_path / "qc.csv") == []
+
+
+def test_position_qc_refuses_labels_not_written_by_segment(tmp_path):
+    probabilities = _probabilities(tmp_path / "probabilities.ome.zarr", np.zeros((1, 8, 8), np.float32))
+    pd.DataFrame({"timepoint": [], "position": [], "object_id": [], "area_um2": [],
+                  "touches_border": []}).to_csv(tmp_path / "metrics.csv", index=False)
+    with pytest.raises(ValueError, match="labels must be a label image written by spheroseg segment"):
+        position_qc_table(tmp_path / "metrics.csv", probabilities, tmp_path / "qc.csv",
+                          experiment="e", position="p", labels_path=probabilities)

@@ -309,6 +309,7 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
 @pytest.mark.parametrize("threads", [2, 3], ids=["two-workers", "three-workers"])
 def test_segment_store_in_worker_processes_equals_one_process(tmp_path, monkeypatch, threads) -> None:
     from spheroseg import ngff, runtime
+    from spheroseg.segmentation import read_segmentation_record
 
     series = two_body_series()
     series.insert(3, np.zeros_like(series[0]))  # a body-less frame: linking bridges it
@@ -324,6 +325,8 @@ def test_segment_store_in_worker_processes_equals_one_process(tmp_path, monkeypa
     assert pools == [threads] and parallel == serial
     first, second = ngff.open_frames(tmp_path / "a.ome.zarr"), ngff.open_frames(tmp_path / "b.ome.zarr")
     assert all(np.array_equal(first[t], second[t]) for t in range(len(series)))
+    assert read_segmentation_record(tmp_path / "a.ome.zarr") == read_segmentation_record(
+        tmp_path / "b.ome.zarr")  # thresholds, objects kept and removed per frame
 
 
 def test_segment_store_worker_errors_name_the_frame(tmp_path, monkeypatch) -> None:
@@ -348,6 +351,33 @@ def test_fill_holes_equals_scipy(seed) -> None:
     for shape in ((1, 1), (1, 9), (23, 31), (64, 48)):
         mask = rng.random(shape) < rng.uniform(0.3, 0.8)
         np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def test_segment_store_records_what_the_size_filter_removed(tmp_path) -> None:
+    from spheroseg.segmentation import read_segmentation_record
+
+    kept = disks((40, 40), (12, 12, 8))          # about 200 px: kept
+    specks = disks((40, 40), (30, 30, 2.5), (8, 32, 1.5))  # about 20 and 7 px: removed
+    write_probabilities(tmp_path / "p.ome.zarr", [kept + specks, specks, np.zeros((40, 40), np.float32)],
+                        pixel_size_um=1.0)
+    segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr", SegmentationOptions(min_area_um2=50.0))
+    record = read_segmentation_record(tmp_path / "l.ome.zarr")
+    assert record["objects"] == [1, 0, 0]  # frame 2 is empty: nothing was there to remove
+    assert record["removed_objects"] == [2, 2, 0]
+    largest = int(np.count_nonzero(disks((40, 40), (30, 30, 2.5)) > 0.5))
+    assert record["largest_removed_px"] == [largest, largest, 0.0] and record["min_area_px"] == 50.0
+
+
+def test_segment_frame_details_says_when_the_filter_emptied_a_frame() -> None:
+    from spheroseg.segmentation import segment_frame_details
+
+    specks = disks((30, 30), (10, 10, 2), (20, 20, 3))
+    emptied = segment_frame_details(specks, SegmentationOptions(min_area_px=100))
+    assert emptied.emptied and emptied.objects == 0 and emptied.removed_objects == 2
+    assert emptied.largest_removed_px == np.count_nonzero(disks((30, 30), (20, 20, 3)) > 0.5)
+    assert not segment_frame_details(np.zeros((8, 8)), SegmentationOptions()).emptied
+    kept = segment_frame_details(specks, SegmentationOptions(min_area_px=20))
+    assert (kept.objects, kept.removed_objects, kept.emptied) == (1, 1, False)
 
 
 def test_segment_store_needs_pixel_size_for_um2(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -69,6 +70,21 @@ def test_fit_tiles_computes_fewer_pixels_than_quarter_overlap_tiles():
     fixed = plan_tiles((2048, 2048), frames=1, tile_size=256, overlap=0.25, divisor=8)
     assert (fitted.tile_shape, len(fitted.origins)) == ((752, 752), 9)
     assert round(fitted.computed_fraction, 2) == 1.21 and round(fixed.computed_fraction, 2) == 1.89
+
+
+@pytest.mark.parametrize(
+    ("shape", "min_tile", "tile_shape"),
+    [((40, 50), 128, (128, 128)), ((2048, 300), 400, (752, 400)), ((40, 50), 1, (104, 120))],
+    ids=["small-image", "one-axis", "no-minimum"],
+)
+def test_fit_tiles_never_go_below_the_models_minimum(shape, min_tile, tile_shape):
+    plan = fit_tiles(shape, frames=1, max_tile=768, halo=32, divisor=8, min_tile=min_tile)
+    assert plan.tile_shape == tile_shape and plan.image_shape == shape
+
+
+def test_fit_tiles_refuse_a_cap_below_the_models_minimum():
+    with pytest.raises(ValueError, match="max_tile must be >= 800"):
+        fit_tiles((100, 100), frames=1, max_tile=768, halo=32, divisor=8, min_tile=800)
 
 
 @pytest.mark.parametrize(
@@ -197,6 +213,15 @@ def test_plan_round_trips_through_json(tmp_path):
     assert json.loads((tmp_path / "tiles.json").read_text())["image"] == "image.ome.zarr"
 
 
+def test_resampled_plan_round_trips_with_its_source_shape(tmp_path):
+    plan = replace(plan_tiles((400, 240), frames=2, tile_size=128, overlap=0.25, divisor=8),
+                   source_shape=(100, 60))
+    write_plan(plan, tmp_path / "tiles.json")
+    again = read_plan(tmp_path / "tiles.json")
+    assert again == plan and again.source_grid == (100, 60)
+    assert plan_tiles((10, 10), frames=1, tile_size=16, overlap=0.0, divisor=8).source_grid == (10, 10)
+
+
 def _plan_document() -> dict:
     return {"format": "spheroseg-tile-plan/1", "frames": 1, "image_shape": [10, 10],
             "tile_shape": [16, 16], "halo": 2, "divisor": 8, "origins": [[-8, -8]]}
@@ -211,9 +236,10 @@ def _plan_document() -> dict:
      ({"halo": -1}, "halo must be a non-negative integer"),
      ({"divisor": True}, "divisor must be a non-negative integer"),
      ({"origins": []}, "origins must be a non-empty list"),
-     ({"origins": [[0.5, 0]]}, "origins must be a non-empty list")],
+     ({"origins": [[0.5, 0]]}, "origins must be a non-empty list"),
+     ({"source_shape": [10, -1]}, "source_shape must be a list of two positive integers")],
     ids=["format", "image-shape", "tile-shape", "frames", "halo", "divisor", "no-origins",
-         "float-origin"],
+         "float-origin", "source-shape"],
 )
 def test_read_plan_rejects_invalid_plans(tmp_path, change, match):
     path = tmp_path / "tiles.json"

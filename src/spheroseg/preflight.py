@@ -318,18 +318,24 @@ def check_model(path: str | os.PathLike[str], *, key: str = "model") -> None:
                          f"{card.name!r} (config key '{key}', in {model.parent})")
 
 
-def check_annotations(folder: str | None) -> None:
-    """Raise unless `folder` holds image/mask pairs (``training.annotations``)."""
-    from spheroseg.training.data import find_annotation_pairs
+def check_annotations(folder: str | None, *, val_names: Sequence[str] = ()) -> None:
+    """Raise unless `folder` holds image/mask pairs (``training.annotations``) and every name
+    of `val_names` (``training.val_names``) is one of them, with one left for training."""
+    from spheroseg.training.data import find_annotation_pairs, split_pairs
 
     if folder is None:
         raise ValueError("training.annotations must name a folder of image/mask pairs when "
                          "training.enabled is true, got null (config key "
                          "'training.annotations')")
     try:
-        find_annotation_pairs(folder)
+        pairs = find_annotation_pairs(folder)
     except ValueError as err:
         raise ValueError(f"training.annotations: {err}") from err
+    if val_names:
+        try:
+            split_pairs(pairs, val_names=list(val_names))
+        except ValueError as err:
+            raise ValueError(f"training.val_names: {err} (in {folder})") from err
 
 
 def check_snakemake_path(value: str | None, key: str) -> None:
@@ -349,8 +355,9 @@ def unit_warnings(plans: Mapping[str, PositionPlan], *,
             lines.append(
                 f"{len(missing)} of {len(plans)} position(s) have no pixel size in their "
                 f"metadata: {_names(missing)}. Their objects are filtered by "
-                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels; "
-                f"set ingest.pixel_size_um (micrometres) to measure in micrometres.")
+                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels, "
+                f"and the model sees them at their own scale (predict.rescale needs a pixel "
+                f"size); set ingest.pixel_size_um (micrometres) to measure in micrometres.")
     if overrides.time_interval_s is None:
         series = [plan for plan in plans.values() if plan.frames > 1]
         missing = [plan.name for plan in series if plan.time_interval_s is None]

@@ -320,6 +320,42 @@ def split_touching_objects(labels: NDArray[np.integer], *,
     return labels
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameSegmentation:
+    """One frame segmented, with what the size filter took away.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (Y, X), int32
+        Objects numbered 1..n in raster order of their first pixel, 0 = background.
+    threshold : float
+        The threshold used.
+    objects : int
+        Objects kept.
+    removed_objects : int
+        Objects the size filter (`min_area_px`) removed.
+    largest_removed_px : float
+        Pixel count of the largest of them (0 when none was removed).
+    """
+
+    labels: NDArray[np.int32]
+    threshold: float
+    objects: int
+    removed_objects: int = 0
+    largest_removed_px: float = 0.0
+
+    @property
+    def emptied(self) -> bool:
+        """Whether the size filter removed every object of the frame."""
+        return self.removed_objects > 0 and self.objects == 0
+
+    def summary(self) -> dict[str, float | int]:
+        """What :func:`segment_store` records per frame (everything but the labels)."""
+        return {"threshold": float(self.threshold), "objects": self.objects,
+                "removed_objects": self.removed_objects,
+                "largest_removed_px": self.largest_removed_px}
+
+
 def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = None,
                   ) -> tuple[NDArray[np.int32], float]:
     """Labels of one probability map: threshold, fill, remove small, split, keep largest.
@@ -350,6 +386,26 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     >>> segment_frame(p, SegmentationOptions(min_area_px=0))[0].tolist()
     [[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 2, 2], [1, 1, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0]]
     """
+    result = segment_frame_details(probabilities, options)
+    return result.labels, result.threshold
+
+
+def segment_frame_details(probabilities: NDArray,
+                          options: SegmentationOptions | None = None) -> FrameSegmentation:
+    """:func:`segment_frame` with what the size filter removed (for QC: nothing vanishes silently).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`segment_frame`.
+
+    Examples
+    --------
+    >>> p = np.zeros((4, 6)); p[1:3, 0:2] = 0.9; p[1, 5] = 0.8
+    >>> result = segment_frame_details(p, SegmentationOptions(min_area_px=5))
+    >>> result.removed_objects, result.largest_removed_px, result.emptied
+    (2, 4.0, True)
+    """
     options = SegmentationOptions() if options is None else options
     if not isinstance(options, SegmentationOptions):
         raise TypeError(f"options must be a SegmentationOptions, got {type(options).__name__}")
@@ -358,21 +414,26 @@ def segment_frame(probabilities: NDArray, options: SegmentationOptions | None = 
     if options.fill_holes:
         mask = fill_holes(mask)
     labels = label_objects(mask)
-    if not (options.split_touching or options.keep_largest):
-        # Removing small objects and renumbering the rest 1..n is one table lookup.
-        return _keep_large_in_order(labels, options.min_area_px), threshold
-    if options.min_area_px > 0:
-        labels = remove_small_objects(labels, min_area_px=options.min_area_px)
-    if options.split_touching:
-        labels = split_touching_objects(labels, split_depth=options.split_depth)
-    if options.keep_largest:
-        labels = keep_largest_object(labels)
-    return relabel_sequential(labels), threshold
-
-
-def _keep_large_in_order(labels: NDArray[np.int32], min_area_px: float) -> NDArray[np.int32]:
-    """`relabel_sequential(remove_small_objects(labels, min_area_px=...))` in one pass."""
     areas = np.bincount(labels.ravel())
+    removed = areas[1:][(areas[1:] > 0) & (areas[1:] < options.min_area_px)]
+    if options.split_touching or options.keep_largest:
+        if options.min_area_px > 0:
+            labels = remove_small_objects(labels, min_area_px=options.min_area_px)
+        if options.split_touching:
+            labels = split_touching_objects(labels, split_depth=options.split_depth)
+        if options.keep_largest:
+            labels = keep_largest_object(labels)
+        labels = relabel_sequential(labels)
+    else:  # removing small objects and renumbering the rest 1..n is one table lookup
+        labels = _keep_large_in_order(labels, areas, options.min_area_px)
+    return FrameSegmentation(labels, threshold, int(labels.max(initial=0)), int(removed.size),
+                             float(removed.max(initial=0)))
+
+
+def _keep_large_in_order(labels: NDArray[np.int32], areas: NDArray[np.integer],
+                         min_area_px: float) -> NDArray[np.int32]:
+    """`relabel_sequential(remove_small_objects(labels, min_area_px=...))` in one pass;
+    `areas` is ``np.bincount(labels.ravel())``."""
     kept = np.flatnonzero(areas >= min_area_px) if min_area_px > 0 else np.flatnonzero(areas)
     kept = kept[kept > 0]
     lookup = np.zeros(areas.size, dtype=np.int32)
@@ -532,8 +593,10 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     when the position is large (:func:`spheroseg.runtime.frame_workers`), then linked (:class:`ObjectLinker`) and written in time order in this process;
     a few frames are in memory at a time, and the result does not depend on `threads`. The label image has axes ``"tyx"``, dtype int32, the pixel size
     and frame interval of the probabilities, is marked as an NGFF label image
-    (``"image-label"``), and records the options and per-frame thresholds under the group
-    attribute ``"spheroseg"``; it appears only when complete.
+    (``"image-label"``), and records under the group attribute ``"spheroseg.segment"`` the
+    options (``min_area_px`` as applied) and per frame the ``thresholds``, the ``objects``
+    kept, and the ``removed_objects`` and ``largest_removed_px`` of the size filter (so that
+    a frame it emptied can be flagged); it appears only when complete.
 
     Parameters
     ----------
@@ -571,48 +634,51 @@ def segment_store(probabilities_path: str | os.PathLike[str],
             options.min_area_um2, metadata.pixel_size_um, probabilities_path))
     frames = _frame_count(metadata.axes, metadata.shape)
     workers = frame_workers(threads, frames=frames, plane=metadata.shape[-2:])
-    thresholds = []
+    frames_done: list[dict[str, float | int]] = []
     with atomic_path(output_path, directory=True) as tmp:
         target = ngff.create_image(
             tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
             pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s,
             name="labels")
-        for t, (labels, threshold) in enumerate(
+        for t, (labels, summary) in enumerate(
                 _segmented_frames(probabilities_path, frames, options, workers)):
             ngff.write_frame(target, t, linker.link(labels))
-            thresholds.append(threshold)
-        _record_segmentation(tmp, options, thresholds)
-    return thresholds
+            frames_done.append(summary)
+        _record_segmentation(tmp, options, frames_done)
+    return [float(frame["threshold"]) for frame in frames_done]
 
 
 def _segmented_frames(path: str | os.PathLike[str], frames: int, options: SegmentationOptions,
-                      workers: int) -> Iterator[tuple[NDArray[np.int32], float]]:
-    """(labels, threshold) of every frame in time order, from `workers` processes if > 1."""
+                      workers: int) -> Iterator[tuple[NDArray[np.int32], dict[str, float | int]]]:
+    """(labels, :meth:`FrameSegmentation.summary`) of every frame in time order, from
+    `workers` processes if > 1."""
     if workers <= 1:
         from spheroseg import ngff
 
         source = ngff.open_frames(path)
         for t in range(frames):
-            yield _segment_one(source, str(path), options, t)
+            result = _segment_one(source, str(path), options, t)
+            yield result.labels, result.summary()
         return
     from spheroseg.runtime import ordered_map, process_pool, unpack_array
 
     with process_pool(workers, preload=[__name__]) as pool:
         calls = ((str(path), options, t) for t in range(frames))
-        for packed, threshold in ordered_map(pool, _segment_packed, calls, depth=2 * workers):
-            yield unpack_array(packed), threshold
+        for packed, summary in ordered_map(pool, _segment_packed, calls, depth=2 * workers):
+            yield unpack_array(packed), summary
 
 
 def _segment_one(source: Any, path: str, options: SegmentationOptions,
-                 t: int) -> tuple[NDArray[np.int32], float]:
+                 t: int) -> FrameSegmentation:
     """Read, check and segment frame `t` of the probability image at `path`."""
     from spheroseg import ngff
 
     probabilities = _checked_probabilities(ngff.read_frame(source, t), t, path)
-    return segment_frame(probabilities, options)
+    return segment_frame_details(probabilities, options)
 
 
-def _segment_packed(path: str, options: SegmentationOptions, t: int) -> tuple[Any, float]:
+def _segment_packed(path: str, options: SegmentationOptions,
+                    t: int) -> tuple[Any, dict[str, float | int]]:
     """`_segment_one` in a worker process, the labels compressed for the trip back."""
     from spheroseg import ngff
     from spheroseg.runtime import pack_array
@@ -620,8 +686,8 @@ def _segment_packed(path: str, options: SegmentationOptions, t: int) -> tuple[An
     source = _WORKER_SOURCES.get(path)
     if source is None:  # a worker lives for one segment_store call: one image per path
         source = _WORKER_SOURCES[path] = ngff.open_frames(path)
-    labels, threshold = _segment_one(source, path, options, t)
-    return pack_array(labels), threshold
+    result = _segment_one(source, path, options, t)
+    return pack_array(result.labels), result.summary()
 
 
 def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
@@ -647,25 +713,35 @@ def _checked_probabilities(frame: NDArray, t: int, path: str | os.PathLike[str])
 
 
 def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOptions,
-                         thresholds: list[float]) -> None:
-    """Mark the image as an NGFF label image; record the options and per-frame thresholds."""
+                         frames: list[dict[str, float | int]]) -> None:
+    """Mark the image as an NGFF label image; record the options and, per frame, the
+    threshold, the objects kept and the objects the size filter removed (count, largest)."""
     import zarr
 
     group = zarr.open_group(store=str(path), mode="r+")
     group.attrs["ome"] = {**group.attrs["ome"], "image-label": {}}
-    group.attrs["spheroseg"] = {"segment": {**dataclasses.asdict(options),
-                                            "thresholds": [float(t) for t in thresholds]}}
+    group.attrs["spheroseg"] = {"segment": {
+        **dataclasses.asdict(options),
+        "thresholds": [frame["threshold"] for frame in frames],
+        **{key: [frame[key] for frame in frames]
+           for key in ("objects", "removed_objects", "largest_removed_px")}}}
 
 
-def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
-    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+def read_segmentation_record(labels_path: str | os.PathLike[str]) -> dict[str, object] | None:
+    """The ``spheroseg.segment`` attributes :func:`segment_store` wrote, or None if absent."""
     import zarr
 
     try:
         attributes = zarr.open_group(store=str(labels_path), mode="r").attrs.asdict()
     except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
         return None
-    thresholds = attributes.get("spheroseg", {}).get("segment", {}).get("thresholds")
+    record = attributes.get("spheroseg", {}).get("segment")
+    return record if isinstance(record, dict) else None
+
+
+def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
+    """Per-frame thresholds recorded by :func:`segment_store`, or None if absent."""
+    thresholds = (read_segmentation_record(labels_path) or {}).get("thresholds")
     if not isinstance(thresholds, list) or not all(
             isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
         return None

@@ -9,7 +9,9 @@ at tile edges (where a convolutional network sees zero padding instead of image)
 weighted sum is divided by the summed weights, so any window gives an exact average.
 
 Coordinates: a tile's ``origin`` is its top-left pixel in image coordinates; it may be
-negative or reach past the image, which is where reflection padding fills in.
+negative or reach past the image, which is where reflection padding fills in. When predict
+resamples frames to the model's pixel size (:mod:`spheroseg.inference.rescale`), the plan
+is made for the resampled frame and ``source_shape`` keeps the image's own (Y, X).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class TilePlan:
     frames : int
         Number of timepoints; every frame uses the same tiles.
     image_shape : tuple of int
-        (Y, X) of a frame.
+        (Y, X) of a frame as the model sees it (resampled when `source_shape` is set).
     tile_shape : tuple of int
         (height, width) of every tile, multiples of `divisor`.
     halo : int
@@ -50,6 +52,10 @@ class TilePlan:
         Spatial divisor of the model the plan was made for.
     origins : tuple of (int, int)
         Top-left corner of each tile in image coordinates, row-major order.
+    source_shape : tuple of int, optional
+        (Y, X) of the image's own frames when they are resampled to `image_shape` for the
+        model (see :mod:`spheroseg.inference.rescale`); None when the model sees them as
+        they are.
     """
 
     frames: int
@@ -58,6 +64,12 @@ class TilePlan:
     halo: int
     divisor: int
     origins: tuple[tuple[int, int], ...]
+    source_shape: tuple[int, int] | None = None
+
+    @property
+    def source_grid(self) -> tuple[int, int]:
+        """(Y, X) of the image's frames: `source_shape`, else `image_shape`."""
+        return self.source_shape or self.image_shape
 
     @property
     def padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -147,7 +159,8 @@ def round_up(value: int, divisor: int) -> int:
 
 
 def plan_tiles(
-    image_shape: Sequence[int], *, frames: int, tile_size: int, overlap: float, divisor: int
+    image_shape: Sequence[int], *, frames: int, tile_size: int, overlap: float, divisor: int,
+    min_tile: int = 1,
 ) -> TilePlan:
     """Plan tiles for frames of `image_shape`.
 
@@ -165,6 +178,9 @@ def plan_tiles(
         of it in pixels.
     divisor : int
         The model's spatial divisor (input sides must be multiples of it).
+    min_tile : int
+        The model's smallest input side (a bioimage.io size ``min``); tiles are never
+        smaller, even for a smaller image.
 
     Returns
     -------
@@ -194,7 +210,8 @@ def plan_tiles(
     if not 0.0 <= overlap < 0.5:
         raise ValueError(f"overlap must be in [0, 0.5), got {overlap!r}")
     halo = int(round(overlap * tile_size / 2))
-    smallest = round_up(2 * halo, divisor) + divisor
+    smallest = max(round_up(2 * halo, divisor) + divisor,
+                   round_up(_positive_int("min_tile", min_tile), divisor))
     shape = tuple(
         max(min(tile_size, round_up(size + 2 * round_up(halo, divisor), divisor)), smallest)
         for size in (height, width)
@@ -206,7 +223,8 @@ def plan_tiles(
 
 
 def fit_tiles(
-    image_shape: Sequence[int], *, frames: int, max_tile: int, halo: int, divisor: int
+    image_shape: Sequence[int], *, frames: int, max_tile: int, halo: int, divisor: int,
+    min_tile: int = 1,
 ) -> TilePlan:
     """Plan the fewest tiles of at most `max_tile` px a side, each as small as that count allows.
 
@@ -227,6 +245,9 @@ def fit_tiles(
         Context in pixels every image pixel keeps; adjacent tiles overlap by ``2 * halo``.
     divisor : int
         The model's spatial divisor.
+    min_tile : int
+        The model's smallest input side (a bioimage.io size ``min``); tiles are never
+        smaller, even for a smaller image.
 
     Returns
     -------
@@ -236,7 +257,7 @@ def fit_tiles(
     ------
     ValueError
         If a size is not positive, `halo` is negative, or `max_tile` leaves no room
-        for ``2 * halo`` of overlap.
+        for ``2 * halo`` of overlap or is below `min_tile`.
     TypeError
         If a size is not an integer.
 
@@ -253,7 +274,8 @@ def fit_tiles(
     divisor = _positive_int("divisor", divisor)
     halo = _positive_int("halo", halo, minimum=0)
     max_tile = _positive_int("max_tile", max_tile)
-    sides = [_fitted_side(size, max_tile=max_tile, halo=halo, divisor=divisor)
+    min_tile = round_up(_positive_int("min_tile", min_tile), divisor)
+    sides = [_fitted_side(size, max_tile=max_tile, halo=halo, divisor=divisor, min_tile=min_tile)
              for size in (height, width)]
     starts_y = axis_origins(height, tile=sides[0], halo=halo, divisor=divisor)
     starts_x = axis_origins(width, tile=sides[1], halo=halo, divisor=divisor)
@@ -261,14 +283,14 @@ def fit_tiles(
     return TilePlan(frames, (height, width), (sides[0], sides[1]), halo, divisor, origins)
 
 
-def _fitted_side(length: int, *, max_tile: int, halo: int, divisor: int) -> int:
+def _fitted_side(length: int, *, max_tile: int, halo: int, divisor: int, min_tile: int) -> int:
     """Smallest tile side covering `length` with as few tiles as `max_tile` allows."""
-    smallest = round_up(2 * halo, divisor) + divisor
-    largest = min(max_tile // divisor * divisor,
-                  round_up(length + 2 * round_up(halo, divisor), divisor))
-    if largest < smallest:
-        raise ValueError(f"max_tile must be >= {smallest} (2 * halo + the divisor {divisor}), "
-                         f"got {max_tile!r}")
+    smallest = max(round_up(2 * halo, divisor) + divisor, min_tile)
+    largest = max(min(max_tile // divisor * divisor,
+                      round_up(length + 2 * round_up(halo, divisor), divisor)), min_tile)
+    if max_tile // divisor * divisor < smallest:
+        raise ValueError(f"max_tile must be >= {smallest} (2 * halo + the divisor {divisor}, "
+                         f"and the model's smallest tile {min_tile}), got {max_tile!r}")
     fewest = len(axis_origins(length, tile=largest, halo=halo, divisor=divisor))
     for side in range(smallest, largest, divisor):
         if len(axis_origins(length, tile=side, halo=halo, divisor=divisor)) <= fewest:
@@ -419,8 +441,8 @@ class Stitcher:
 
 
 def plan_to_dict(plan: TilePlan) -> dict[str, Any]:
-    """JSON-ready form of a plan (see `read_plan`)."""
-    return {
+    """JSON-ready form of a plan (see `read_plan`); ``source_shape`` only when set."""
+    document = {
         "format": PLAN_FORMAT,
         "frames": plan.frames,
         "image_shape": list(plan.image_shape),
@@ -430,6 +452,9 @@ def plan_to_dict(plan: TilePlan) -> dict[str, Any]:
         "computed_fraction": round(plan.computed_fraction, 4),
         "origins": [list(origin) for origin in plan.origins],
     }
+    if plan.source_shape is not None:
+        document["source_shape"] = list(plan.source_shape)
+    return document
 
 
 def write_plan(plan: TilePlan, path: str | os.PathLike[str], **extra: Any) -> None:
@@ -461,6 +486,7 @@ def plan_from_dict(document: Any, path: str | os.PathLike[str]) -> TilePlan:
         raise ValueError(f"format must be {PLAN_FORMAT!r}, got {found!r} (in {path})")
     image_shape = _int_pair(document, "image_shape", path)
     tile_shape = _int_pair(document, "tile_shape", path)
+    source_shape = _int_pair(document, "source_shape", path) if "source_shape" in document else None
     numbers = {}
     for key in ("frames", "halo", "divisor"):
         value = document.get(key)
@@ -472,7 +498,7 @@ def plan_from_dict(document: Any, path: str | os.PathLike[str]) -> TilePlan:
             isinstance(o, list) and len(o) == 2 and all(type(v) is int for v in o) for o in origins)):
         raise ValueError(f"origins must be a non-empty list of [y, x] integers, got {origins!r:.80} (in {path})")
     return TilePlan(numbers["frames"], image_shape, tile_shape, numbers["halo"],
-                    numbers["divisor"], tuple((o[0], o[1]) for o in origins))
+                    numbers["divisor"], tuple((o[0], o[1]) for o in origins), source_shape)
 
 
 def read_plan(path: str | os.PathLike[str]) -> TilePlan:

@@ -32,7 +32,8 @@ def test_column_units(pixel_size_um: float | None, interval_s: float | None,
     columns = metric_columns(pixel_size_um=pixel_size_um, time_interval_s=interval_s)
     assert set(expected) <= set(columns)
     assert columns[:5] == ["experiment", "position", "timepoint", expected[0], "object_id"]
-    assert columns[-2:] == ["mean_intensity", "touches_border"] and len(columns) == 21
+    assert columns[-3:] == ["mean_intensity", "touches_border", "is_main_body"]
+    assert len(columns) == 22
 
 
 def test_geometry_polygon_with_hole_and_multipolygon() -> None:
@@ -52,3 +53,26 @@ def test_geometry_polygon_with_hole_and_multipolygon() -> None:
                                             [square(3, 23, 2, hole=True)]))
     assert metrics["area"] == pytest.approx(196) and metrics["perimeter"] == pytest.approx(80)
     assert metrics["convex_area"] == pytest.approx(300) and metrics["feret_min"] == 10
+
+
+def test_main_bodies_are_decided_per_track() -> None:
+    from spheroseg.measure.bodies import main_body_flags
+
+    # track 1 grows; track 2 is a shed clump whose single big frame does not make it a body;
+    # track 3 is a second gastruloid of 40 % of track 1's size
+    ids = [1, 2, 3, 1, 2, 3, 1, 2, 3, 5]
+    areas = [100.0, 5.0, 40.0, 120.0, 90.0, 44.0, 150.0, 6.0, 50.0, float("nan")]
+    assert main_body_flags(ids, areas).tolist() == [True, False, True] * 3 + [False]
+    assert main_body_flags(ids, areas, fraction=0.5).tolist() == [True, False, False] * 3 + [False]
+    assert main_body_flags([], []).tolist() == []
+    assert main_body_flags([4, 4], [0.0, 0.0]).tolist() == [True, True]
+
+
+@pytest.mark.parametrize(("ids", "areas", "fraction", "match"), [
+    ([1, 2], [1.0], 0.25, "one length"), ([1], [1.0], 0.0, r"fraction must be in \(0, 1\]")],
+    ids=["lengths", "fraction"])
+def test_main_body_flags_reject_bad_input(ids, areas, fraction, match) -> None:
+    from spheroseg.measure.bodies import main_body_flags
+
+    with pytest.raises(ValueError, match=match):
+        main_body_flags(ids, areas, fraction=fraction)

@@ -37,6 +37,7 @@ WRITE_INTO_TEMPORARY = {
     "_record_segmentation": "segmentation: records attributes in the temporary label store",
     "_write_frame": "ingest: writes a frame and its pyramid levels into the temporary store",
     "write_pyramid": "ngff: fills the pyramid levels of the store being written",
+    "_write_files": "modelzoo: stages a package in a private folder inside export's atomic_path block",
     "update_attributes": "ngff: adds group attributes to the store being written",
 }
 # Deserialisers that can run code from the file they read.

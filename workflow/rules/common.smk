@@ -61,6 +61,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 # without activating the environment, put that environment's bin folder on PATH for jobs.
 if shutil.which("spheroseg") is None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# The conda environments (envs/*.yaml, `--sdm conda`) install this checkout with pip from
+# ${SPHEROSEG_ROOT}: pip expands it when conda, started by this process, creates them.
+os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
 
 from spheroseg import preflight  # noqa: E402  (after PATH: the same environment)
 from spheroseg.ingest import PhysicalSizes, check_axes_override  # noqa: E402
@@ -125,9 +128,13 @@ def check_before_any_job():
     positions = plan_positions()
     preflight.check_channel(positions, config["ingest"]["channel"])
     if not config["training"]["enabled"]:
-        preflight.check_model(model_path())
+        # A bioimage.io package is checked by imported_model_path; its model is made by a job.
+        model = model_path()
+        if model_package() is None:
+            preflight.check_model(model)
     else:
-        preflight.check_annotations(config["training"]["annotations"])
+        preflight.check_annotations(config["training"]["annotations"],
+                                    val_names=config["training"]["val_names"])
         if config["training"]["init"] is not None:
             preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
@@ -234,10 +241,37 @@ def annotation_digest():
 
 
 def model_path():
-    """The model predict uses: the trained one when training is on, else config['model']."""
+    """The model predict uses: the trained one when training is on, else config['model']
+    (a bioimage.io package there is imported first, see imported_model_path)."""
     if config["training"]["enabled"]:
         return f"{MODELS_DIR}/{MODEL_NAME}.{annotation_digest()}.pt"
+    if model_package():
+        return imported_model_path(model_package())
     return resolve_shipped(config["model"])
+
+
+def model_package():
+    """config['model'] if it names a bioimage.io package (.zip, rdf.yaml), else None."""
+    from spheroseg.modelzoo.importer import is_package
+
+    model = resolve_shipped(config["model"])
+    return model if is_package(model) else None
+
+
+@functools.cache
+def imported_model_path(package):
+    """Where rule import_bioimageio writes the package's TorchScript model and card, named by
+    the package's SHA-256 (a changed package is imported again). The package is checked
+    here, when the DAG is built, so that what spheroseg cannot run fails before any job."""
+    from spheroseg.modelzoo.importer import check_package
+
+    try:
+        check_package(package)
+    except (ValueError, RuntimeError) as err:
+        raise WorkflowError(f"{err} (config key 'model')") from err
+    digest = hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]
+    name = Path(package).stem if Path(package).suffix == ".zip" else Path(package).resolve().parent.name
+    return f"{MODELS_DIR}/bioimageio/{name}.{digest}.pt"
 
 
 def resolve_shipped(path):
@@ -332,6 +366,14 @@ announce_units()
 
 onstart:
     preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
+
+
+onsuccess:
+    from spheroseg.report.qc import emptied_positions
+
+    # Nothing vanishes silently: frames whose every object the size filter removed.
+    for line in emptied_positions(f"{OUT}/qc.csv"):
+        print(f"spheroseg: {line}", file=sys.stderr)
 
 
 onerror:

@@ -1,4 +1,5 @@
 # Tiled U-Net inference: tile plan -> TorchScript predict (GPU rule) -> blended probabilities.
+# predict.rescale is decided by the tile rule: the plan is made for the model's pixel size.
 # The model is ancient(): only a change of its content (SHA-256 in params) reruns inference.
 
 
@@ -11,6 +12,7 @@ rule tile:
     params:
         model_sha256=model_digest,
         options=optional_flags(tile_size=config["tiling"]["tile_size"], overlap=config["tiling"]["overlap"]),
+        rescale=config["predict"]["rescale"] or "off",  # YAML reads a bare off as false
     log:
         f"{OUT}/{{position}}/logs/tile.log",
     benchmark:
@@ -19,7 +21,7 @@ rule tile:
         "../../envs/torch.yaml"
     shell:
         "spheroseg tile --image {input.image:q} --model {input.model:q}"
-        " {params.options:q} --output {output:q} 2> {log:q}"
+        " {params.options:q} --rescale {params.rescale} --output {output:q} 2> {log:q}"
 
 
 rule predict:

@@ -21,6 +21,7 @@ rule report_position_qc:
         metrics=f"{OUT}/{{position}}/metrics.csv",
         probabilities=f"{OUT}/{{position}}/probabilities.ome.zarr",
         image=f"{OUT}/{{position}}/image.ome.zarr",
+        labels=f"{OUT}/{{position}}/labels.ome.zarr",
     output:
         f"{OUT}/{{position}}/qc.csv",
     params:
@@ -34,7 +35,8 @@ rule report_position_qc:
         "../../envs/io.yaml"
     shell:
         "spheroseg report qc --metrics {input.metrics:q} --probabilities {input.probabilities:q}"
-        " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
+        " --image {input.image:q} --labels {input.labels:q} --experiment {params.experiment:q}"
+        " --position {params.position:q}"
         " --area-jump-fraction {params.area_jump_fraction}"
         " --uncertain-fraction {params.uncertain_fraction} --output {output:q} 2> {log:q}"
 

@@ -19,7 +19,7 @@ from spheroseg import __version__
 
 SUBCOMMANDS = (
     "demo", "ingest", "tile", "predict", "stitch", "segment", "measure", "aggregate", "train",
-    "report",
+    "report", "export_bioimageio", "import_bioimageio",
 )
 
 

@@ -27,12 +27,16 @@ def _add_qc(subparsers: Any) -> None:
     parser = add_verb(
         subparsers, "qc", help="temporal QC flags of one position",
         description="Flag area jumps between consecutive frames, objects that appear or "
-        "vanish, objects touching the border and frames where the model is unsure (share of "
-        "pixels with probability in [0.3, 0.7]). Writes a tidy CSV, one row per flag.")
+        "vanish, objects touching the border, frames where the model is unsure (share of "
+        "pixels with probability in [0.3, 0.7]), blank frames and frames whose every object "
+        "the size filter removed. Writes a tidy CSV, one row per flag.")
     parser.add_argument("--metrics", required=True, help="the position's metrics.csv")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
     parser.add_argument("--image",
                         help="image.ome.zarr: flag the frames ingest found constant (blank)")
+    parser.add_argument("--labels",
+                        help="labels.ome.zarr: flag the frames whose every object the size "
+                        "filter removed (no_objects)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
     parser.add_argument("--area-jump-fraction", type=float,
@@ -61,9 +65,10 @@ def _add_position(subparsers: Any) -> None:
     parser = add_verb(
         subparsers, "position", help="metric plots, contour montage and GIF of one position",
         description="Write OUTPUT_DIR/metrics_over_time.{png,svg} (area, perimeter, "
-        "circularity, aspect ratio over time, one line per object, QC-flagged frames "
-        "shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif (contours on the frames) "
-        "and OUTPUT_DIR/overlay.html (the GIF for the Snakemake report).")
+        "circularity, aspect ratio over time, one line per main body, shed fragments counted, "
+        "QC-flagged frames shaded), OUTPUT_DIR/montage.png and OUTPUT_DIR/overlay.gif "
+        "(contours on the frames, main bodies numbered) and OUTPUT_DIR/overlay.html (the GIF "
+        "for the Snakemake report).")
     for name, text in (("metrics", "the position's metrics.csv"), ("qc", "its qc.csv"),
                        ("image", "its image.ome.zarr"), ("contours", "its contours.geojson"),
                        ("output-dir", "folder for the figures"),
@@ -83,7 +88,8 @@ def _add_experiment(subparsers: Any) -> None:
         subparsers, "experiment", help="experiment-wide comparison figure",
         description="Plot area, perimeter, circularity and aspect ratio over time for all "
         "positions, one colour per condition when a sample sheet is given (else per "
-        "position), thin lines per object and thick lines for group means.")
+        "position), thin lines per main body and thick lines for group means; shed fragments "
+        "are counted in a third row.")
     parser.add_argument("--metrics", required=True, help="the experiment's metrics.csv")
     parser.add_argument("--samples", dest="samples_path",
                         help="sample sheet (TSV with position, condition, ...)")
@@ -144,6 +150,7 @@ def _run_qc(args: argparse.Namespace) -> None:
     count = position_qc_table(args.metrics, args.probabilities, args.output,
                               experiment=args.experiment, position=args.position,
                               image_path=getattr(args, "image", None),
+                              labels_path=getattr(args, "labels", None),
                               **given(args, QC_OPTIONS))
     _log("wrote %s (%d flags)", args.output, count)
 

@@ -24,6 +24,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--overlap", type=float,
                         help="overlap of neighbouring tiles as a fraction of the tile "
                         "(default: twice the model card's halo)")
+    parser.add_argument("--rescale",
+                        help="auto: plan for the frames resampled to the model card's pixel size "
+                        "when the image's differs (by more than 5%%); off: the image as it is")
     parser.add_argument("--output", required=True, help="tiles.json to write")
     parser.set_defaults(func=run)
 
@@ -35,9 +38,9 @@ def run(args: argparse.Namespace) -> None:
     from spheroseg.inference import plan_for_image
     from spheroseg.tiling import write_plan
 
-    plan = plan_for_image(args.image, args.model, **given(args, ("tile_size", "overlap")))
+    plan = plan_for_image(args.image, args.model, **given(args, ("tile_size", "overlap", "rescale")))
     write_plan(plan, args.output, image=str(args.image), model=str(args.model))
     logging.getLogger(__name__).info(
-        "%d tiles of %dx%d per frame (halo %d px), %.2fx the image's pixels",
-        len(plan.origins), *plan.tile_shape, plan.halo, plan.computed_fraction,
+        "%d tiles of %dx%d per frame (halo %d px) on a %dx%d grid, %.2fx its pixels",
+        len(plan.origins), *plan.tile_shape, plan.halo, *plan.image_shape, plan.computed_fraction,
     )

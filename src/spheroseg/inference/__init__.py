@@ -3,6 +3,7 @@
 ``device``   torch device, autocast precision, allocator settings
 ``model``    loading a TorchScript model with its card, freezing it, `TileModel` (batches)
 ``store``    read-ahead and write-behind threads, the temporary tile store
+``rescale``  physical scale: frames resampled to the model card's pixel size and back
 ``drivers``  `plan_for_image` (tile), `predict_tiles` (predict), `stitch_tiles` (stitch)
 
 Normalisation lives in :mod:`spheroseg.normalization`, the tile geometry in

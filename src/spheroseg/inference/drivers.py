@@ -23,6 +23,14 @@ from spheroseg.atomic import atomic_path
 from spheroseg.inference.device import precision_name, resolve_device, resolve_precision
 from spheroseg.inference.model import TileModel, load_model, prepare_model, select_channels
 from spheroseg.inference.precision import decide_precision
+from spheroseg.inference.rescale import (
+    check_rescale,
+    plan_on_grid,
+    rescale_for_image,
+    rescale_record,
+    to_image_grid,
+    to_model_grid,
+)
 from spheroseg.inference.store import (
     TILES_FORMAT,
     BackgroundWriter,
@@ -62,9 +70,10 @@ def image_layout(axes: str, shape: tuple[int, ...]) -> tuple[int, int, tuple[int
 
 def plan_for_image(
     image: str | os.PathLike[str], model_path: str | os.PathLike[str], *,
-    tile_size: int | None = None, overlap: float | None = None,
+    tile_size: int | None = None, overlap: float | None = None, rescale: str = "auto",
 ) -> TilePlan:
-    """Tile plan for an NGFF image and a model.
+    """Tile plan for an NGFF image and a model; tiles are never smaller than the card's
+    ``tile.min_size`` (imported bioimage.io models).
 
     With neither `tile_size` nor `overlap`, the tiles are fitted to the image
     (`spheroseg.tiling.fit_tiles`): the fewest tiles of at most the card's ``tile.max_size``
@@ -73,42 +82,51 @@ def plan_for_image(
     Otherwise fixed tiles: `tile_size` (else the card's ``tile.size``, else 256) with
     `overlap` (else twice the card's halo over the tile size, else 0.25).
 
+    With ``rescale="auto"`` and an image whose pixel size differs from the model card's, the
+    plan is made for the frames resampled to the model's pixel size (its ``source_shape``
+    is the image's frame shape; see :mod:`spheroseg.inference.rescale`); ``"off"`` plans
+    for the image as it is.
+
     Raises
     ------
     ValueError
-        If the image or the model card is invalid, or the sizes are.
+        If the image or the model card is invalid, or the sizes or `rescale` are.
     """
     from spheroseg import ngff
     from spheroseg.tiling import fit_tiles, plan_tiles
 
+    check_rescale(rescale)
     card = read_verified_card(model_path)
     meta = ngff.read_metadata(image)
-    frames, _, image_shape = image_layout(meta.axes, meta.shape)
+    frames, _, _ = image_layout(meta.axes, meta.shape)
+    grid = rescale_for_image(meta, card, rescale=rescale, image=image)
     suggested = card.get("tile") if isinstance(card.get("tile"), dict) else {}
+    min_tile = int(suggested.get("min_size", 1))
     halo = suggested.get("halo")
     halo = halo if isinstance(halo, int) and not isinstance(halo, bool) and halo >= 0 else None
     if tile_size is None and overlap is None:
         max_tile = suggested.get("max_size")
         if not isinstance(max_tile, int) or isinstance(max_tile, bool) or max_tile < 1:
             max_tile = FITTED_MAX_TILE
-        return fit_tiles(image_shape, frames=frames, max_tile=max_tile,
-                         halo=DEFAULT_HALO if halo is None else halo,
-                         divisor=card["spatial_divisor"])
+        return plan_on_grid(fit_tiles(grid.model_shape, frames=frames, max_tile=max_tile,
+                                      halo=DEFAULT_HALO if halo is None else halo,
+                                      divisor=card["spatial_divisor"], min_tile=min_tile), grid)
     if tile_size is None:
         tile_size = int(suggested.get("size", 256))
     if overlap is None:
         overlap = 2 * halo / tile_size if halo is not None and 2 * halo < tile_size else 0.25
-    return plan_tiles(image_shape, frames=frames, tile_size=tile_size, overlap=overlap,
-                      divisor=card["spatial_divisor"])
+    return plan_on_grid(plan_tiles(grid.model_shape, frames=frames, tile_size=tile_size,
+                                   overlap=overlap, divisor=card["spatial_divisor"],
+                                   min_tile=min_tile), grid)
 
 
 def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path, model: Path) -> None:
     """Raise ValueError if the plan does not fit the image or the model's divisor."""
     frames, _, image_shape = image_layout(meta.axes, meta.shape)
-    if (plan.frames, plan.image_shape) != (frames, image_shape):
+    if (plan.frames, plan.source_grid) != (frames, image_shape):
         raise ValueError(
             f"plan must match the image ({frames} frames of {image_shape}), got {plan.frames} "
-            f"frames of {plan.image_shape} (in {image})"
+            f"frames of {plan.source_grid} (in {image})"
         )
     divisor = card["spatial_divisor"]
     if any(side % divisor for side in plan.tile_shape):
@@ -126,7 +144,7 @@ def _read_frames(
 
     for t in range(plan.frames):
         frame = np.stack([read_frame(array, t, channel=channel) for channel in channels])
-        yield t, pad_frame(normalize_image(frame, normalization), plan)
+        yield t, pad_frame(to_model_grid(normalize_image(frame, normalization), plan), plan)
 
 
 def _tile_batches(
@@ -239,6 +257,8 @@ def predict_tiles(
             "model": {"file": model_path.name, "sha256": card["sha256"], "name": card.get("name")},
             "image": {"pixel_size_um": meta.pixel_size_um, "time_interval_s": meta.time_interval_s,
                       "name": meta.name},
+            "rescale": rescale_record(plan, image_pixel_size_um=meta.pixel_size_um,
+                                      model_pixel_size_um=card["input"].get("pixel_size_um")),
             "seconds": round(time.perf_counter() - start, 3),
         }
         store.attrs["spheroseg"] = summary
@@ -310,18 +330,20 @@ def stitch_tiles(
     image = info.get("image", {})
     with atomic_path(output, directory=True) as tmp:
         target = ngff.create_image(
-            tmp, shape=(plan.frames, *plan.image_shape), dtype=dtype, axes="tyx",
+            tmp, shape=(plan.frames, *plan.source_grid), dtype=dtype, axes="tyx",
             pixel_size_um=image.get("pixel_size_um"), time_interval_s=image.get("time_interval_s"),
             name=image.get("name"),
         )
-        # Provenance: how the probabilities were predicted (model, device, precision decision).
-        ngff.update_attributes(tmp, {"spheroseg": {"predict": info}})
+        # Provenance: how the probabilities were predicted (model, device, precision decision)
+        # and whether frames were resampled to the model's pixel size.
+        ngff.update_attributes(tmp, {"spheroseg": {"predict": info,
+                                                   "rescale": info.get("rescale")}})
         writer = BackgroundWriter()
         frames = prefetch((t, store[t]) for t in range(plan.frames))
         try:
             for t, tiles in progress(frames, total=plan.frames, description="frames", unit="frame",
                                      pixels_per_item=plan.image_shape[0] * plan.image_shape[1]):
-                blended = np.clip(stitcher.stitch(tiles), 0.0, 1.0).astype(dtype)
+                blended = np.clip(to_image_grid(stitcher.stitch(tiles), plan), 0.0, 1.0).astype(dtype)
                 writer.submit(ngff.write_frame, target, t, blended)
         finally:
             frames.close()

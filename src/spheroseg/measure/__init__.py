@@ -5,6 +5,7 @@ Pure shape maths apart from the files they end up in:
 ``shapes``  polygon maths: area, perimeter, moments, hull, Feret, Taubin smoothing
 ``trace``   sub-pixel tracing of one labelled object on the probability map
 ``frame``   one frame: every object traced and measured (:func:`measure_frame`)
+``bodies``  main bodies and fragments: which tracked objects are the bodies under study
 ``tables``  CSV columns and rows (units in the names) and GeoJSON geometry
 ``store``   :func:`measure_store`: NGFF images in, contours and metrics CSVs out
 

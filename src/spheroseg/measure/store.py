@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spheroseg.measure.frame import measure_frame
-from spheroseg.measure.tables import format_csv, geojson_feature, geojson_properties, metric_columns, metric_rows
+from spheroseg.measure.tables import (
+    format_csv,
+    geojson_feature,
+    geojson_properties,
+    mark_main_bodies,
+    metric_columns,
+    metric_rows,
+)
 from spheroseg.measure.trace import DEFAULT_LEVEL, check_smoothing
 from spheroseg.segmentation import check_threshold
 
@@ -73,7 +80,9 @@ def measure_store(labels_path: str | os.PathLike[str],
     the frame has no object) and ``metrics.csv`` (all timepoints) in `output_dir`.
     Frames are measured in `threads` worker processes when the position is large
     (`spheroseg.runtime.frame_workers`) and written in time order; the outputs
-    do not depend on `threads`. Units come from the labels' metadata.
+    do not depend on `threads`. The rows (text) are kept until the end, since
+    ``is_main_body`` (:mod:`spheroseg.measure.bodies`) needs every frame of the position.
+    Units come from the labels' metadata.
 
     Parameters
     ----------
@@ -116,7 +125,7 @@ def measure_store(labels_path: str | os.PathLike[str],
     columns = metric_columns(**units)
     thresholds = _frame_thresholds(labels_path, frames, threshold)
     output = Path(output_dir)
-    all_rows: list[list[str]] = []
+    frame_rows: list[list[list[str]]] = []
     naming = FrameNaming(experiment, position, units["pixel_size_um"], units["time_interval_s"])
     measured = _measured_frames({name: str(path) for name, path in paths.items()}, thresholds,
                                 channel=channel, smoothing=smoothing, naming=naming,
@@ -126,13 +135,14 @@ def measure_store(labels_path: str | os.PathLike[str],
             open(geojson_tmp, "w", encoding="utf-8") as geojson:
         geojson.write('{"type":"FeatureCollection","features":[')
         separator = "\n"
-        for t, (rows, features) in enumerate(measured):
-            write_text(metrics_tmp / f"t{t:04d}.csv", format_csv(columns, rows))
-            all_rows.extend(rows)
+        for rows, features in measured:
+            frame_rows.append(rows)
             for feature in features:
                 geojson.write(separator + feature)
                 separator = ",\n"
         geojson.write("\n]}\n")
+        _write_frame_tables(metrics_tmp, columns, frame_rows)
+    all_rows = [row for rows in frame_rows for row in rows]
     write_text(output / "metrics.csv", format_csv(columns, all_rows))
     return len(all_rows)
 
@@ -198,3 +208,12 @@ def _measure_in_worker(paths: dict[str, str], *args: Any) -> tuple[list[list[str
     if key not in _WORKER_SOURCES:  # a worker lives for one measure_store call
         _WORKER_SOURCES[key] = {name: ngff.open_frames(path) for name, path in paths.items()}
     return _measure_one(_WORKER_SOURCES[key], paths, *args)
+
+
+def _write_frame_tables(folder: Path, columns: list[str], frames: list[list[list[str]]]) -> None:
+    """Mark the main bodies (they need every frame) and write ``t<NNNN>.csv`` per frame."""
+    from spheroseg.atomic import write_text
+
+    mark_main_bodies(columns, frames)
+    for t, rows in enumerate(frames):
+        write_text(folder / f"t{t:04d}.csv", format_csv(columns, rows))

@@ -27,7 +27,7 @@ def metric_columns(*, pixel_size_um: float | None, time_interval_s: float | None
         names.append(metric if power == 0 else f"{metric}_{length}{'2' if power == 2 else ''}")
     time = "time_s" if time_interval_s is not None else "time_frame"
     return ["experiment", "position", "timepoint", time, "object_id", *names,
-            "mean_intensity", "touches_border"]
+            "mean_intensity", "touches_border", "is_main_body"]
 
 
 def _format(value: float) -> str:
@@ -39,6 +39,9 @@ def metric_rows(measurements: list[ObjectMeasurement], *, experiment: str, posit
                 timepoint: int, pixel_size_um: float | None,
                 time_interval_s: float | None) -> list[list[str]]:
     """CSV rows (strings, in :func:`metric_columns` order) of one frame, sorted by object id.
+
+    The last column, ``is_main_body``, needs every frame of the position: the rows end before
+    it until :func:`mark_main_bodies` appends it.
 
     Examples
     --------
@@ -59,6 +62,34 @@ def metric_rows(measurements: list[ObjectMeasurement], *, experiment: str, posit
                      str(item.object_id), *map(_format, values), _format(item.mean_intensity),
                      "true" if item.touches_border else "false"])
     return rows
+
+
+def mark_main_bodies(columns: list[str], frames: list[list[list[str]]]) -> None:
+    """Append ``is_main_body`` (``true``/``false``) to the rows of every frame of one position.
+
+    Parameters
+    ----------
+    columns : list of str
+        :func:`metric_columns`, ending in ``is_main_body``.
+    frames : list of list of rows
+        Each frame's rows from :func:`metric_rows`; changed in place.
+
+    Examples
+    --------
+    >>> columns = metric_columns(pixel_size_um=None, time_interval_s=None)
+    >>> frames = [[["e", "p", "0", "0", "1", "900"], ["e", "p", "0", "0", "2", "20"]]]
+    >>> mark_main_bodies(columns, frames)
+    >>> [row[-1] for row in frames[0]]
+    ['true', 'false']
+    """
+    from spheroseg.measure.bodies import main_body_flags
+
+    rows = [row for frame in frames for row in frame]
+    ids = [int(row[columns.index("object_id")]) for row in rows]
+    area = columns.index(next(name for name in columns if name.startswith("area_")))
+    flags = main_body_flags(ids, [float(row[area]) if row[area] else 0.0 for row in rows])
+    for row, flag in zip(rows, flags, strict=True):
+        row.append("true" if flag else "false")
 
 
 def format_csv(columns: list[str], rows: list[list[str]]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spheroseg.report import html, overlay, plots, qc, samples, tables
+from spheroseg.report import html, overlay, plots, qc, samples, series, tables
 
 POSITION_FILES = ("metrics_over_time.png", "metrics_over_time.svg", "montage.png",
                   "overlay.gif", "overlay.html")
@@ -17,7 +17,8 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
                       probabilities_path: str | os.PathLike[str], output: str | os.PathLike[str],
                       *, experiment: str, position: str, area_jump_fraction: float = 0.2,
                       uncertain_fraction: float = 0.05,
-                      image_path: str | os.PathLike[str] | None = None) -> int:
+                      image_path: str | os.PathLike[str] | None = None,
+                      labels_path: str | os.PathLike[str] | None = None) -> int:
     """Compute one position's QC flags and write them as CSV; return the number of flags.
 
     Parameters
@@ -33,6 +34,9 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
         :func:`~spheroseg.report.qc.uncertain_flags`.
     image_path : str or PathLike, optional
         The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
+    labels_path : str or PathLike, optional
+        The position's ``labels.ome.zarr``: frames whose every object segment's size filter
+        removed are flagged as ``no_objects``.
 
     Raises
     ------
@@ -46,10 +50,11 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     shares = qc.uncertain_shares(probabilities_path)
     interval = ngff.read_metadata(probabilities_path).time_interval_s
     blank = [] if image_path is None else _blank_frames(image_path)
+    emptied = [] if labels_path is None else _emptied_frames(labels_path)
     table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
                            area_jump_fraction=area_jump_fraction,
                            uncertain_fraction=uncertain_fraction, time_interval_s=interval,
-                           source=metrics_path, blank_frames=blank)
+                           source=metrics_path, blank_frames=blank, emptied=emptied)
     qc.write_qc(table, output)
     return len(table)
 
@@ -63,6 +68,18 @@ def _blank_frames(image_path: str | os.PathLike[str]) -> list[int]:
         raise ValueError(f"spheroseg.blank_frames must be a list of timepoints, got "
                          f"{frames!r} (in {image_path})")
     return frames
+
+
+def _emptied_frames(labels_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """``no_objects`` flags from what segment recorded in the labels' attributes."""
+    from spheroseg import ngff
+    from spheroseg.segmentation import read_segmentation_record
+
+    record = read_segmentation_record(labels_path)
+    if record is None:
+        raise ValueError(f"labels must be a label image written by spheroseg segment, got no "
+                         f"spheroseg.segment attributes (in {labels_path})")
+    return qc.no_object_flags(record, pixel_size_um=ngff.read_metadata(labels_path).pixel_size_um)
 
 
 def experiment_qc_table(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
@@ -128,15 +145,16 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     metadata = ngff.read_metadata(image_path)
     n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
     flagged = qc.flagged_timepoints(flags_table)
+    fragments = series.fragment_ids(metrics)
     chosen = overlay.choose_frames(n_frames, max_frames=montage_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
-                                 channel=channel, max_size=512)
+                                 channel=channel, max_size=512, fragments=fragments)
     plots.save_figure(overlay.render_montage(frames, title=title,
                                              pixel_size_um=metadata.pixel_size_um),
                       [output / "montage.png"], dpi=100)
     chosen = overlay.choose_frames(n_frames, max_frames=gif_frames, flagged=list(flagged))
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
-                                 channel=channel, max_size=gif_size)
+                                 channel=channel, max_size=gif_size, fragments=fragments)
     images = [overlay.render_gif_frame(frame, size=gif_size, header=title,
                                        pixel_size_um=metadata.pixel_size_um) for frame in frames]
     overlay.write_gif(images, output / "overlay.gif", frame_ms=frame_ms)

@@ -3,7 +3,8 @@
 Frames are shown in grey with one display range for the whole series (1st to 99.5th
 percentile of the shown frames), so brightness changes over time stay visible. Each object's
 contour is drawn in its own colour over a black halo, which keeps it visible on dark
-background and on bright tissue alike. Large frames are downscaled by block averaging.
+background and on bright tissue alike; shed fragments (not main bodies) are thin outlines
+without a number. Large frames are downscaled by block averaging.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from spheroseg.report.qc import FLAG_NAMES  # noqa: E402
-from spheroseg.report.style import FLAG_TEXT_COLOUR, object_colour  # noqa: E402
+from spheroseg.report.style import FLAG_TEXT_COLOUR, FRAGMENT_COLOUR, object_colour  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,6 +50,8 @@ class Frame:
         Caption, e.g. ``"t5 · 5.0 h"``.
     flags : list of str
         QC flag names raised at this frame (empty when none).
+    fragments : frozenset of int
+        Ids of the shed fragments among `contours`: drawn thin, without their number.
     """
 
     image: NDArray[np.uint8]
@@ -56,6 +59,12 @@ class Frame:
     contours: list[tuple[int, list[NDArray[np.float64]]]]
     title: str
     flags: list[str]
+    fragments: frozenset[int] = frozenset()
+
+    def bodies_last(self) -> list[tuple[int, list[NDArray[np.float64]], bool]]:
+        """(object_id, rings, is_fragment), fragments first so main bodies are drawn on top."""
+        return sorted(((i, rings, i in self.fragments) for i, rings in self.contours),
+                      key=lambda item: not item[2])
 
 
 def _evenly(n_frames: int, count: int) -> list[int]:
@@ -200,7 +209,8 @@ def frame_title(t: int, *, time_interval_s: float | None) -> str:
 def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.PathLike[str], *,
                 timepoints: Sequence[int], flags: dict[int, list[str]] | None = None,
                 channel: int = 0, max_size: int = 512, crop: bool = True,
-                margin: float = 0.25) -> list[Frame]:
+                margin: float = 0.25,
+                fragments: Mapping[int, Collection[int]] | None = None) -> list[Frame]:
     """Read, downscale and grey-scale the chosen frames with their contours and flags.
 
     Parameters
@@ -221,6 +231,8 @@ def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.Path
         Show only the region around the objects (:func:`crop_window`), the same for all frames.
     margin : float
         Margin of the crop, as a fraction of the objects' extent.
+    fragments : mapping of int to collection of int, optional
+        Ids of the shed fragments per timepoint (``series.fragment_ids``); none by default.
 
     Returns
     -------
@@ -248,8 +260,10 @@ def load_frames(image_path: str | os.PathLike[str], contours_path: str | os.Path
                   contours=[(object_id, [ring - offset for ring in rings]) for object_id, rings
                             in sorted(contours.get(t, []), key=lambda item: item[0])],
                   title=frame_title(t, time_interval_s=metadata.time_interval_s),
-                  flags=list((flags or {}).get(t, [])))
+                  flags=list((flags or {}).get(t, [])),
+                  fragments=frozenset((fragments or {}).get(t, ())))
             for t, frame in zip(timepoints, raw)]
+
 
 
 def crop_window(contours: dict[int, list[tuple[int, list[NDArray[np.float64]]]]], *,
@@ -316,7 +330,12 @@ def _draw_panel(axes: object, frame: Frame, *, flag_names: dict[str, str]) -> No
     height, width = frame.shape
     axes.imshow(frame.image, cmap="gray", vmin=0, vmax=255, extent=(0, width, height, 0),
                 interpolation="antialiased")
-    for object_id, rings in frame.contours:
+    for object_id, rings, fragment in frame.bodies_last():
+        if fragment:
+            for ring in rings:
+                axes.plot(ring[:, 0], ring[:, 1], color=FRAGMENT_COLOUR, lw=0.7,
+                          path_effects=_halo(1.6))
+            continue
         colour = object_colour(object_id)
         for ring in rings:
             axes.plot(ring[:, 0], ring[:, 1], color=colour, lw=1.6, path_effects=_halo(3.5))
@@ -433,12 +452,14 @@ def render_gif_frame(frame: Frame, *, size: int, header: str,
     out_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     picture = Image.fromarray(frame.image).resize(out_size, Image.Resampling.BILINEAR).convert("RGB")
     draw = ImageDraw.Draw(picture)
-    for object_id, rings in frame.contours:
+    for object_id, rings, fragment in frame.bodies_last():
+        widths = (3, 1) if fragment else (6, 3)
+        colour = FRAGMENT_COLOUR if fragment else object_colour(object_id)
         for ring in rings:
             points = [(float(x) * scale, float(y) * scale) for x, y in ring]
-            draw.line(points, fill="black", width=6, joint="curve")
-            draw.line(points, fill=object_colour(object_id), width=3, joint="curve")
-        if rings and len(rings[0]):
+            draw.line(points, fill="black", width=widths[0], joint="curve")
+            draw.line(points, fill=colour, width=widths[1], joint="curve")
+        if rings and len(rings[0]) and not fragment:
             x, y = rings[0][:, 0].mean() * scale, rings[0][:, 1].mean() * scale
             draw.text((x, y), str(object_id), fill=object_colour(object_id), anchor="mm",
                       font=_font(max(11, size // 24)), stroke_width=2, stroke_fill="black")

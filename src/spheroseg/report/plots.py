@@ -1,4 +1,8 @@
-"""Metric plots over time: per position (one line per object) and across an experiment.
+"""Metric plots over time: per position (one line per main body) and across an experiment.
+
+Main bodies (``is_main_body``) are drawn as tracked objects; shed fragments are summed per
+frame in a third row of panels (how many, and their total area), which appears only when a
+table has fragments (:mod:`spheroseg.report.series`).
 
 Figures are drawn with matplotlib's Agg backend (no display needed) and saved with fixed
 metadata so the same table gives the same PNG and SVG bytes.
@@ -21,7 +25,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from spheroseg.report.qc import FLAG_NAMES, FRAME_FLAGS, flagged_timepoints  # noqa: E402
-from spheroseg.report.style import FLAG_COLOUR, object_colours  # noqa: E402
+from spheroseg.report.series import (  # noqa: E402
+    experiment_series,
+    fragment_series,
+    has_fragments,
+    main_body_mask,
+)
+from spheroseg.report.style import FLAG_COLOUR, FRAGMENT_LINE_COLOUR, object_colours  # noqa: E402
 from spheroseg.report.tables import PLOTTED_METRICS, axis_label, metric_column, time_hours  # noqa: E402
 
 if TYPE_CHECKING:
@@ -109,13 +119,17 @@ def _plot_objects(axes: Axes, metrics: pd.DataFrame, column: str, colours: dict[
 
 
 def _legend_handles(colours: dict[int, str], *, flags: bool, border: bool,
-                    ringed: bool = False, markers: bool = True) -> list[object]:
-    """Legend entries: objects, then the QC shading and the border marker when present."""
+                    ringed: bool = False, markers: bool = True,
+                    fragments: bool = False) -> list[object]:
+    """Legend entries: objects, fragments, then the QC shading and the border marker."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles: list[object] = [Line2D([], [], color=c, marker="o" if markers else "", ms=4,
                                     label=f"object {i}") for i, c in colours.items()]
+    if fragments:
+        handles.append(Line2D([], [], color=FRAGMENT_LINE_COLOUR, marker="o", ms=3,
+                              label="shed fragments"))
     if flags:
         handles.append(Patch(color=FLAG_COLOUR, alpha=0.35, label="QC-flagged frame"))
     if ringed:
@@ -127,15 +141,40 @@ def _legend_handles(colours: dict[int, str], *, flags: bool, border: bool,
     return handles
 
 
+def _panels(rows: int) -> tuple[Figure, np.ndarray]:
+    """A figure of `rows` x 2 panels sharing the time axis."""
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(rows, 2, figsize=(10, 7.5 if rows == 2 else 10), sharex=True,
+                        layout="constrained")
+
+
+def _fragment_labels(metrics: pd.DataFrame) -> list[str]:
+    """Axis labels of the fragment panels."""
+    area = axis_label(metric_column(list(metrics.columns), "area"))
+    return ["Shed fragments (count)", area.replace("Area", "Fragments, total area")]
+
+
+def _plot_position_fragments(panels: np.ndarray, metrics: pd.DataFrame) -> None:
+    """Fragment count and total area of one position over time (the third row)."""
+    summary = fragment_series(metrics)
+    for axes, column, label in zip(panels, ("fragments", "fragment_area"), _fragment_labels(metrics)):
+        axes.plot(summary["time"], summary[column], "-o", color=FRAGMENT_LINE_COLOUR, ms=3, lw=1.5)
+        axes.set_ylabel(label)
+        axes.set_ylim(bottom=0)
+        axes.grid(True, color="#dddddd", lw=0.6)
+
+
 def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
                   title: str) -> Figure:
-    """Area, perimeter, circularity and aspect ratio over time of one position.
+    """Area, perimeter, circularity and aspect ratio over time of one position's main bodies,
+    and its shed fragments (count and total area) when it has any.
 
     Parameters
     ----------
     metrics : DataFrame
         One position's metrics (``timepoint``, ``object_id``, ``time_s`` or ``time_frame``,
-        the metric columns and ``touches_border``).
+        the metric columns, ``touches_border`` and ``is_main_body``, computed when absent).
     qc : DataFrame, optional
         The position's QC table; frames with a flag in :data:`FRAME_FLAGS` are shaded.
     title : str
@@ -144,8 +183,9 @@ def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
     Returns
     -------
     Figure
-        2 x 2 panels, time in hours (or frames when the interval is unknown), one line and
-        colour per object, hollow squares where an object touches the border.
+        2 x 2 panels (3 x 2 with fragments), time in hours (or frames when the interval is
+        unknown), one line and colour per main body, hollow squares where it touches the
+        border.
 
     Raises
     ------
@@ -155,30 +195,33 @@ def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
     import matplotlib.pyplot as plt
 
     columns = [metric_column(list(metrics.columns), name) for name in PLOTTED_METRICS]
+    bodies = metrics[main_body_mask(metrics)] if len(metrics) else metrics
+    fragments = has_fragments(metrics)
     flagged = flagged_timepoints(qc, flags=FRAME_FLAGS) if qc is not None and len(qc) else {}
-    colours = object_colours(metrics["object_id"].tolist())
+    colours = object_colours(bodies["object_id"].tolist())
     step = frame_step(metrics)
     span = step * max(int(metrics["timepoint"].max()), 1) if len(metrics) else step
     _, time_label = time_hours(metrics)
     with plt.rc_context(STYLE):
-        figure, panels = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, layout="constrained")
-        for index, (axes, column) in enumerate(zip(panels.flat, columns)):
-            _shade_flags(axes, flagged, step=step, span=span)
-            _plot_objects(axes, metrics, column, colours)
-            ringed = _mark_flagged_points(axes, metrics, column, qc)
-            axes.set_ylabel(axis_label(column))
-            axes.grid(True, color="#dddddd", lw=0.6)
-            if index >= 2:
-                axes.set_xlabel(time_label)
+        figure, panels = _panels(3 if fragments else 2)
+        ringed = _draw_body_panels(panels.flat[:4], bodies, qc, columns=columns, colours=colours,
+                                   flagged=flagged, step=step, span=span)
+        if fragments:
+            _plot_position_fragments(panels[2], metrics)
+            for axes in panels[2]:
+                _shade_flags(axes, flagged, step=step, span=span)
+        for axes in panels[-1]:
+            axes.set_xlabel(time_label)
         if metrics.empty:
             panels.flat[0].text(0.5, 0.5, "no object found in any frame", ha="center",
                                 transform=panels.flat[0].transAxes)
-        border = "touches_border" in metrics.columns and metrics["touches_border"].astype(
+        border = "touches_border" in bodies.columns and bodies["touches_border"].astype(
             str).str.lower().isin(["true", "1"]).any()
-        markers = metrics.groupby("object_id").size().max() <= MAX_MARKED_POINTS \
-            if len(metrics) else True
+        markers = bodies.groupby("object_id").size().max() <= MAX_MARKED_POINTS \
+            if len(bodies) else True
         figure.legend(handles=_legend_handles(colours, flags=bool(flagged), border=bool(border),
-                                              ringed=ringed, markers=bool(markers)),
+                                              ringed=ringed, markers=bool(markers),
+                                              fragments=fragments),
                       loc="outside right upper", frameon=False)
         figure.suptitle(f"{title}: shape over time", fontsize=13)
         if flagged:
@@ -186,6 +229,20 @@ def plot_position(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
             figure.supxlabel(flag_summary(flagged, step=step, unit=unit), fontsize=9,
                              color="#9c4a00")
     return figure
+
+
+def _draw_body_panels(panels: Sequence[Axes], bodies: pd.DataFrame, qc: pd.DataFrame | None, *,
+                      columns: list[str], colours: dict[int, str], flagged: dict[int, list[str]],
+                      step: float, span: float) -> bool:
+    """The four metric panels of the main bodies; True if a flagged point got a red ring."""
+    ringed = False
+    for axes, column in zip(panels, columns):
+        _shade_flags(axes, flagged, step=step, span=span)
+        _plot_objects(axes, bodies, column, colours)
+        ringed = _mark_flagged_points(axes, bodies, column, qc) or ringed
+        axes.set_ylabel(axis_label(column))
+        axes.grid(True, color="#dddddd", lw=0.6)
+    return ringed
 
 
 def save_figure(figure: Figure, paths: Sequence[str | os.PathLike[str]], *, dpi: int = 120) -> None:
@@ -212,14 +269,14 @@ def save_figure(figure: Figure, paths: Sequence[str | os.PathLike[str]], *, dpi:
     plt.close(figure)
 
 
-def _plot_group(axes: Axes, rows: pd.DataFrame, column: str, colour: str) -> None:
+def _plot_group(axes: Axes, rows: pd.DataFrame, column: str, colour: str,
+                means: pd.DataFrame) -> None:
     """Thin line per (position, object), thick line for the group mean at each timepoint."""
     times, _ = time_hours(rows)
     for _, track in rows.groupby(["position", "object_id"], sort=True):
         order = track.sort_values("timepoint").index
         axes.plot(times[order], rows.loc[order, column], "-", color=colour, lw=0.8, alpha=0.4)
-    means = rows.assign(_time=times).groupby("_time", sort=True)[column].mean()
-    axes.plot(means.index, means.to_numpy(), "-o", color=colour, lw=2.5, ms=3)
+    axes.plot(means["time"], means["value"].to_numpy(), "-o", color=colour, lw=2.5, ms=3)
 
 
 def _group_order(values: pd.Series) -> list[str]:
@@ -277,8 +334,11 @@ def plot_experiment(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
     -------
     Figure
         2 x 2 panels (area, perimeter, circularity, aspect ratio over time); one colour per
-        group (condition, else position), a thin line per object, a thick line for the
-        group's mean over its objects at each timepoint.
+        group (condition, else position), a thin line per main body, a thick line for the
+        group's mean over its main bodies at each timepoint
+        (:func:`~spheroseg.report.series.experiment_series`). With shed fragments a third
+        row shows their count and total area per position (thin) and the group mean
+        (thick).
 
     Raises
     ------
@@ -286,35 +346,70 @@ def plot_experiment(metrics: pd.DataFrame, qc: pd.DataFrame | None = None, *,
         If a metric column is missing.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     columns = [metric_column(list(metrics.columns), name) for name in PLOTTED_METRICS]
     by = group_column(metrics)
     groups = _group_order(metrics[by])
     cycle = matplotlib.colormaps["tab10"].colors
     colours = {group: cycle[index % len(cycle)] for index, group in enumerate(groups)}
+    series = experiment_series(metrics, by) if len(metrics) else pd.DataFrame(
+        columns=["group", "time", "series", "value"])
+    bodies = metrics[main_body_mask(metrics)] if len(metrics) else metrics
+    fragments = has_fragments(metrics)
     _, time_label = time_hours(metrics)
     with plt.rc_context(STYLE):
-        figure, panels = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, layout="constrained")
-        for index, (axes, column) in enumerate(zip(panels.flat, columns)):
+        figure, panels = _panels(3 if fragments else 2)
+        ringed = False
+        for axes, column in zip(panels.flat[:4], columns):
             for group in groups:
-                _plot_group(axes, metrics[metrics[by].astype(str) == group], column,
-                            colours[group])
-            ringed = _mark_flagged_tracks(axes, metrics, column, qc)
+                _plot_group(axes, bodies[bodies[by].astype(str) == group], column, colours[group],
+                            series[(series["group"] == group) & (series["series"] == column)])
+            ringed = _mark_flagged_tracks(axes, bodies, column, qc) or ringed
             axes.set_ylabel(axis_label(column))
             axes.grid(True, color="#dddddd", lw=0.6)
-            if index >= 2:
-                axes.set_xlabel(time_label)
-        handles = [Line2D([], [], color=colours[g], lw=2.5, label=_group_label(metrics, by, g))
-                   for g in groups]
-        handles.append(Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="single object"))
-        if ringed:
-            handles.append(Line2D([], [], ls="", marker="o", ms=10, mfc="none", mec="#d62828",
-                                  mew=1.6, label="QC flag (qc.csv)"))
-        figure.legend(handles=handles, loc="outside right upper", frameon=False,
-                      title=f"{by} (thick: mean)")
+        if fragments:
+            _plot_experiment_fragments(panels[2], metrics, series, by=by, groups=groups,
+                                       colours=colours)
+        for axes in panels[-1]:
+            axes.set_xlabel(time_label)
+        _experiment_legend(figure, bodies, by=by, groups=groups, colours=colours,
+                           ringed=ringed, fragments=fragments)
         figure.suptitle(f"{title}: shape over time by {by}", fontsize=13)
     return figure
+
+
+def _plot_experiment_fragments(panels: np.ndarray, metrics: pd.DataFrame, series: pd.DataFrame, *,
+                               by: str, groups: list[str], colours: dict[str, object]) -> None:
+    """Fragment count and total area: thin line per position, thick line per group mean."""
+    summary = fragment_series(metrics)
+    first = metrics.drop_duplicates("position").set_index("position", drop=False)
+    group_of = first[by].astype(str)
+    for axes, column, label in zip(panels, ("fragments", "fragment_area"), _fragment_labels(metrics)):
+        for position, rows in summary.groupby("position", sort=True):
+            colour = colours[group_of[position]]
+            axes.plot(rows["time"], rows[column], "-", color=colour, lw=0.8, alpha=0.4)
+        for group in groups:
+            means = series[(series["group"] == group) & (series["series"] == column)]
+            axes.plot(means["time"], means["value"], "-o", color=colours[group], lw=2.5, ms=3)
+        axes.set_ylabel(label)
+        axes.set_ylim(bottom=0)
+        axes.grid(True, color="#dddddd", lw=0.6)
+
+
+def _experiment_legend(figure: Figure, bodies: pd.DataFrame, *, by: str, groups: list[str],
+                       colours: dict[str, object], ringed: bool, fragments: bool) -> None:
+    """Legend of the comparison figure: groups, single bodies, QC rings."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colours[g], lw=2.5, label=_group_label(bodies, by, g))
+               for g in groups]
+    single = "single main body" if fragments else "single object"
+    handles.append(Line2D([], [], color="grey", lw=0.8, alpha=0.6, label=single))
+    if ringed:
+        handles.append(Line2D([], [], ls="", marker="o", ms=10, mfc="none", mec="#d62828",
+                              mew=1.6, label="QC flag (qc.csv)"))
+    figure.legend(handles=handles, loc="outside right upper", frameon=False,
+                  title=f"{by} (thick: mean)")
 
 
 def _group_label(metrics: pd.DataFrame, by: str, group: str) -> str:

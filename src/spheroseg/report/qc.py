@@ -11,12 +11,19 @@ The flags are
     previous frame but not at ``timepoint`` (``value`` is empty).
 ``touches_border``
     The object touches the image border, so its shape is cut off (``value`` is empty).
+
+These four concern the main bodies only (``is_main_body``): shed fragments come and go in
+every frame, and flagging each would shade every frame.
 ``uncertain_frame``
     More than a fraction of the frame's pixels have a foreground probability in
     [0.3, 0.7]: the model is unsure there (``value`` is that share; ``object_id`` is empty).
 ``blank_frame``
     The raw frame is constant (every pixel the same value): a blank or padding page, or a
     shutter that did not open; ingest lists such frames in the image's attributes.
+``no_objects``
+    The size filter of segment removed every object of the frame, so it has no row in the
+    metrics (``value`` is the largest removed area and ``limit`` the minimum area, both in
+    the metrics' area unit; segment records what it removed in the labels' attributes).
 """
 
 from __future__ import annotations
@@ -30,15 +37,19 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from spheroseg.report.series import main_body_mask
+
 QC_COLUMNS = ["experiment", "position", "timepoint", "time_h", "object_id", "flag", "value",
               "limit", "message"]
-FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame")
+FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame", "blank_frame",
+         "no_objects")
 # How figures name each flag.
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
               "vanishes": "object vanishes", "uncertain_frame": "model unsure",
-              "touches_border": "touches border", "blank_frame": "blank frame"}
+              "touches_border": "touches border", "blank_frame": "blank frame",
+              "no_objects": "no object left (size filter)"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
-FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame")
+FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame", "no_objects")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
 
 
@@ -239,6 +250,50 @@ def blank_flags(frames: Sequence[int]) -> list[dict[str, object]]:
                   "the raw frame is constant (blank or padding page?)") for t in frames]
 
 
+def no_object_flags(record: dict[str, object], *,
+                    pixel_size_um: float | None) -> list[dict[str, object]]:
+    """Flags for frames whose objects the size filter all removed (``no_objects``).
+
+    Parameters
+    ----------
+    record : dict
+        The labels' ``spheroseg.segment`` attributes (see
+        :func:`spheroseg.segmentation.read_segmentation_record`): per-frame ``objects``,
+        ``removed_objects`` and ``largest_removed_px``, and ``min_area_px`` /
+        ``min_area_um2``. A record without the per-frame lists (labels written before they
+        existed) gives no flag.
+    pixel_size_um : float or None
+        Pixel size of the labels: areas in µm² when known, else in px².
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> record = {"objects": [1, 0, 0], "removed_objects": [3, 2, 0],
+    ...           "largest_removed_px": [40.0, 120.0, 0.0], "min_area_px": 500.0,
+    ...           "min_area_um2": 2000.0}
+    >>> [(f["timepoint"], f["value"], f["limit"]) for f in no_object_flags(record, pixel_size_um=2.0)]
+    [(1, 480.0, 2000.0)]
+    """
+    counts = [record.get(key) for key in ("objects", "removed_objects", "largest_removed_px")]
+    if not all(isinstance(values, list) for values in counts):
+        return []
+    scale, unit = (1.0, "px²") if pixel_size_um is None else (pixel_size_um ** 2, "µm²")
+    limit = float(record.get("min_area_px") or 0.0) * scale
+    key = "segment.min_area_um2" if record.get("min_area_um2") is not None else "segment.min_area_px"
+    flags = []
+    for t, (kept, removed, largest) in enumerate(zip(*counts)):
+        if kept == 0 and removed > 0:
+            value = float(largest) * scale
+            flags.append(_flag(t, None, "no_objects", value, limit,
+                               f"the size filter removed all {removed} object(s): the largest "
+                               f"had {value:.4g} {unit}, below the minimum of {limit:.4g} {unit} "
+                               f"({key})"))
+    return flags
+
+
 def _check_metrics(metrics: pd.DataFrame, n_frames: int, source: str | os.PathLike[str]) -> None:
     """Raise unless the table has the QC columns and timepoints in [0, n_frames)."""
     needed = ["timepoint", "object_id", "touches_border"]
@@ -266,14 +321,17 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
                 position: str, area_jump_fraction: float, uncertain_fraction: float,
                 time_interval_s: float | None = None,
                 source: str | os.PathLike[str] = "metrics",
-                blank_frames: Sequence[int] = ()) -> pd.DataFrame:
+                blank_frames: Sequence[int] = (),
+                emptied: Sequence[dict[str, object]] = ()) -> pd.DataFrame:
     """All QC flags of one position.
 
     Parameters
     ----------
     metrics : DataFrame
-        The position's metrics (``timepoint``, ``object_id``, an area column and
-        ``touches_border``); frames without objects have no rows.
+        The position's metrics (``timepoint``, ``object_id``, an area column,
+        ``touches_border`` and ``is_main_body``, computed when absent); frames without objects
+        have no rows. Object flags (area jumps, appearances, border contact) concern the main
+        bodies only: shed fragments come and go in every frame.
     shares : sequence of float, length T
         :func:`uncertain_share` of each frame; its length is the number of frames.
     experiment, position : str
@@ -286,6 +344,8 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
         Where `metrics` came from, for error messages.
     blank_frames : sequence of int
         Timepoints whose raw frame is constant (`blank_flags`).
+    emptied : sequence of dict
+        ``no_objects`` flags of the frames the size filter emptied (`no_object_flags`).
 
     Returns
     -------
@@ -300,10 +360,12 @@ def position_qc(metrics: pd.DataFrame, shares: Sequence[float], *, experiment: s
     """
     check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     _check_metrics(metrics, len(shares), source)
-    flags = (area_jump_flags(metrics, fraction=area_jump_fraction)
-             + presence_flags(metrics, n_frames=len(shares)) + border_flags(metrics)
+    bodies = metrics[main_body_mask(metrics)] if len(metrics) else metrics
+    flags = (area_jump_flags(bodies, fraction=area_jump_fraction)
+             + presence_flags(bodies, n_frames=len(shares)) + border_flags(bodies)
              + uncertain_flags(shares, fraction=uncertain_fraction)
-             + blank_flags([t for t in blank_frames if 0 <= t < len(shares)]))
+             + blank_flags([t for t in blank_frames if 0 <= t < len(shares)])
+             + [flag for flag in emptied if 0 <= int(flag["timepoint"]) < len(shares)])
     table = pd.DataFrame(flags, columns=["timepoint", "object_id", "flag", "value", "limit",
                                          "message"])
     table.insert(0, "experiment", experiment)
@@ -376,3 +438,28 @@ def flagged_timepoints(qc: pd.DataFrame, *, flags: Sequence[str] = FRAME_FLAGS) 
     """
     chosen = qc[qc["flag"].isin(list(flags))]
     return {int(t): sorted(set(rows["flag"])) for t, rows in chosen.groupby("timepoint")}
+
+
+def emptied_positions(path: str | os.PathLike[str]) -> list[str]:
+    """Console lines naming the positions with frames the size filter emptied (``no_objects``).
+
+    One line per position: how many frames, which, the largest removed area and the key.
+    Empty when the QC table is missing (a run that did not reach QC) or has no such flag.
+
+    Raises
+    ------
+    ValueError
+        If the table exists but is malformed.
+    """
+    if not Path(path).is_file():
+        return []
+    table = read_qc(path)
+    emptied = table[table["flag"] == "no_objects"]
+    lines = []
+    for position, rows in emptied.groupby("position", sort=True):
+        times = ", ".join(f"t{int(t)}" for t in rows["timepoint"][:10])
+        more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+        largest = rows.loc[rows["value"].idxmax()]
+        lines.append(f"position {position!r}: no object left in {len(rows)} frame(s) "
+                     f"({times}{more}); at t{int(largest['timepoint'])} {largest['message']}")
+    return lines

@@ -11,6 +11,9 @@ OBJECT_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#0072B
 # QC-flagged frames: red text and frames in overlays, yellow shading in plots.
 FLAG_TEXT_COLOUR = "#ff5a36"
 FLAG_COLOUR = "#f2d16b"
+# Shed fragments (not main bodies): thin, unlabelled contours and their summary lines.
+FRAGMENT_COLOUR = "#f0f0f0"
+FRAGMENT_LINE_COLOUR = "#555555"
 
 
 def object_colour(object_id: int) -> str:

@@ -1,0 +1,87 @@
+"""The validation split and early stopping are reachable from the config (training.val_fraction,
+training.val_names, training.patience): dry runs of the Snakefile show them on the train command,
+and validation names that are not annotation pairs stop the run before any job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from spheroseg import preflight
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = {"folder": "resources/demo", "positions": {"p0": 1}, "timepoints": 2, "size": [64, 64],
+        "seed": 0, "pixel_size_um": 4.0, "time_interval_s": 3600, "artefact": None}
+
+
+def annotations(folder: Path, count: int = 4) -> Path:
+    """`count` tiny image/mask pairs named 000, 001, ..."""
+    for index in range(count):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[8:20, 8 + index:20 + index] = 1
+        for sub, data in (("images", (40 + 150 * mask).astype(np.uint8)), ("masks", mask)):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(folder / sub / f"{index:03d}.tif", data)
+    return folder
+
+
+def dry_run(workdir: Path, training: dict) -> subprocess.CompletedProcess[str]:
+    """`snakemake -n -p` with the demo and training enabled on workdir/annotations."""
+    annotations(workdir / "annotations")
+    settings = {"enabled": True, "annotations": "annotations", "epochs": 1, **training}
+    (workdir / "config.yaml").write_text(yaml.safe_dump({"demo": DEMO, "training": settings}))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+               "-n", "-p", "--cores", "1"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def train_command(result: subprocess.CompletedProcess[str]) -> str:
+    """The printed `spheroseg train ...` shell command of a dry run."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if "spheroseg train " in line]
+    assert len(lines) == 1, result.stdout[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize(("training", "present", "absent"), [
+    ({"val_names": ["001", "003"], "patience": 3}, ["--val-names 001 003", "--patience 3"],
+     ["--val-fraction"]),
+    ({"val_fraction": 0.5, "patience": 0}, ["--val-fraction 0.5", "--patience 0"], ["--val-names"]),
+    ({}, [], ["--val-fraction", "--val-names", "--patience"]),
+], ids=["names-and-patience", "fraction-no-early-stop", "defaults"])
+def test_validation_split_and_patience_reach_the_train_command(tmp_path, training, present, absent):
+    command = train_command(dry_run(tmp_path, training))
+    for flag in present:
+        assert flag in command
+    for flag in absent:
+        assert flag not in command  # defaults: the library's own (val_fraction 0.2, patience 10)
+
+
+def test_unknown_validation_names_stop_the_run_before_any_job(tmp_path):
+    result = dry_run(tmp_path, {"val_names": ["001", "nope"]})
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "training.val_names" in console and "'nope'" in console
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(("names", "match"), [
+    (["007"], r"training.val_names: validation names must be annotation names, got unknown \['007'\]"),
+    (["000", "001", "002", "003"], "training.val_names: at least one annotation pair must remain")],
+    ids=["unknown", "all"])
+def test_check_annotations_checks_validation_names(tmp_path, names, match):
+    folder = annotations(tmp_path / "annotations")
+    preflight.check_annotations(str(folder), val_names=["001"])
+    with pytest.raises(ValueError, match=match):
+        preflight.check_annotations(str(folder), val_names=names)
