@@ -12,6 +12,10 @@ Coordinates: a tile's ``origin`` is its top-left pixel in image coordinates; it 
 negative or reach past the image, which is where reflection padding fills in. When predict
 resamples frames to the model's pixel size (:mod:`spheroseg.inference.rescale`), the plan
 is made for the resampled frame and ``source_shape`` keeps the image's own (Y, X).
+
+Why one module: planning (fixed or fitted tiles), padding and stitching share one geometry
+(origins on the divisor grid, the halo, the reflection padding); the stitcher must invert
+exactly what the planner and the padding did, so they are read and tested together.
 """
 
 from __future__ import annotations
