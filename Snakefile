@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
+# The top page of `snakemake --report report.html`.
+report: "workflow/report/workflow.rst"
+
+
 # Jobs find the `spheroseg` command on PATH (see workflow/rules/common.smk).
 envvars:
     "PATH",
@@ -26,10 +30,11 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/modelzoo.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/propose.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
         REPORT_OUTPUTS,
-    default_target: True

@@ -76,14 +76,14 @@ def read_json(path: Path) -> dict:
 # --- steps (run in child processes) -------------------------------------------------------
 
 
-def make_image(path: Path, frames: int, size: int) -> None:
-    """A position of `frames` realistic frames (`realistic.py`), 1 um pixels, 10 min apart."""
+def make_image(path: Path, frames: int, size: int, *, pixel_size_um: float = 1.0) -> None:
+    """A position of `frames` realistic frames (`realistic.py`), 10 min apart."""
     from realistic import realistic_frames
 
     from spheroseg import ngff
 
     array = ngff.create_image(path, shape=(frames, 1, size, size), dtype="uint16", axes="tcyx",
-                              pixel_size_um=1.0, time_interval_s=600.0)
+                              pixel_size_um=pixel_size_um, time_interval_s=600.0)
     for t, frame in enumerate(realistic_frames(frames, size, keyframes=min(frames, 8))):
         ngff.write_frame(array, t, frame[None])
 

@@ -48,7 +48,7 @@ def compare_position(results: Path, truth: Path, position: str) -> pd.DataFrame:
     table = pd.read_csv(results / position / "metrics.csv")
     expected = pd.read_csv(truth / f"{position}.csv")
     masks = tifffile.imread(truth / f"{position}_masks.tif")
-    labels_path = results / position / "labels.ome.zarr"
+    labels_path = results / position / "image.ome.zarr" / "labels" / "segmentation"
     pixel_size = ngff.read_metadata(labels_path).pixel_size_um or 1.0
     rows = []
     for t in range(masks.shape[0]):

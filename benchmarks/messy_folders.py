@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_cases() -> ModuleType:
-    """tests/realworld/messy_cases.py as a module."""
+    """tests/realworld/messy_cases.py as a module (it runs the Snakefile through
+    tests/snakefile_runner.py, hence tests/ on sys.path, as in pytest)."""
+    sys.path.insert(0, str(REPO / "tests"))
     path = REPO / "tests" / "realworld" / "messy_cases.py"
     spec = importlib.util.spec_from_file_location("messy_cases", path)
     module = importlib.util.module_from_spec(spec)

@@ -60,8 +60,9 @@ def build_position(folder: Path, *, frames: int, size: int) -> None:
             image[t, 0] = pixels
             prob[t] = inside.astype(np.float16)
     run([SPHEROSEG, "segment", "--probabilities", str(folder / "probabilities.ome.zarr"),
-         "--output", str(folder / "labels.ome.zarr")])
-    run([SPHEROSEG, "measure", "--labels", str(folder / "labels.ome.zarr"), "--probabilities",
+         "--image", str(folder / "image.ome.zarr")])
+    run([SPHEROSEG, "measure", "--labels", str(folder / "image.ome.zarr" / "labels" / "segmentation"),
+         "--probabilities",
          str(folder / "probabilities.ome.zarr"), "--image", str(folder / "image.ome.zarr"),
          "--experiment", "bench", "--position", "p0", "--output-dir", str(folder)])
 

@@ -94,6 +94,17 @@ def dask_run(folder: Path, output: Path, threads: int) -> None:
     (output / "dask.json").write_text(json.dumps(seconds))
 
 
+def run_image(folder: Path, out: Path) -> Path:
+    """A run's own image.ome.zarr: links to the shared image's files, so that segment nests
+    this run's labels (labels/segmentation) inside it without copying the frames."""
+    image = out / "image.ome.zarr"
+    image.mkdir()
+    for entry in (folder / "image.ome.zarr").iterdir():
+        if entry.name != "labels":
+            (image / entry.name).symlink_to(entry.resolve())
+    return image
+
+
 def run_once(label: str, folder: Path, out: Path, *, src: Path | None, threads: int | None) -> dict:
     """segment + measure as two processes; seconds and peak tree memory of each."""
     env = dict(os.environ)
@@ -101,13 +112,14 @@ def run_once(label: str, folder: Path, out: Path, *, src: Path | None, threads: 
         env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
     extra = [] if threads is None else ["--threads", str(threads)]
     out.mkdir(parents=True)
+    image = run_image(folder, out)
     load = os.getloadavg()[0]
     segment = run_measured([*CLI, "segment", "--probabilities", str(folder / "probabilities.ome.zarr"),
-                            "--output", str(out / "labels.ome.zarr"), *SEGMENT_OPTIONS, *extra],
-                           env=env, log=out / "segment.log")
-    measure = run_measured([*CLI, "measure", "--labels", str(out / "labels.ome.zarr"),
+                            "--image", str(image), "--record", str(out / "segment.json"),
+                            *SEGMENT_OPTIONS, *extra], env=env, log=out / "segment.log")
+    measure = run_measured([*CLI, "measure", "--labels", str(image / "labels" / "segmentation"),
                             "--probabilities", str(folder / "probabilities.ome.zarr"),
-                            "--image", str(folder / "image.ome.zarr"), "--experiment", "bench",
+                            "--image", str(image), "--experiment", "bench",
                             "--position", "p0", "--channel", "0", "--smoothing", "auto",
                             "--output-dir", str(out), *extra], env=env, log=out / "measure.log")
     return {"run": label, "load": load, "segment": segment, "measure": measure,
@@ -120,13 +132,14 @@ def same_outputs(first: Path, other: Path) -> str:
 
     from spheroseg import ngff
 
-    for name in ("metrics.csv", "contours.geojson"):
+    for name in ("metrics.csv", "contours.geojson", "segment.json"):
         if not filecmp.cmp(first / name, other / name, shallow=False):
             return f"{name} differs"
     for csv in sorted((first / "metrics").iterdir()):
         if not filecmp.cmp(csv, other / "metrics" / csv.name, shallow=False):
             return f"metrics/{csv.name} differs"
-    a, b = ngff.open_frames(first / "labels.ome.zarr"), ngff.open_frames(other / "labels.ome.zarr")
+    labels = Path("image.ome.zarr", "labels", "segmentation")
+    a, b = ngff.open_frames(first / labels), ngff.open_frames(other / labels)
     for t in range(a.shape[0]):
         if not np.array_equal(a[t], b[t]):
             return f"labels differ at frame {t}"

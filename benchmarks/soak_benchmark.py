@@ -49,8 +49,8 @@ BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            PYTHONPATH=f"{FROZEN / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 DEMO = {"positions": {"p0": 2, "p1": 1, "well A1 (ctrl) ü": 1}, "timepoints": 12, "size": [256, 256]}
-OUTPUTS = ("image.ome.zarr", "tiles.json", "tiles.zarr", "probabilities.ome.zarr", "labels.ome.zarr",
-           "contours.geojson", "metrics", "metrics.csv")
+OUTPUTS = ("image.ome.zarr", "tiles.json", "tiles.zarr", "probabilities.ome.zarr",
+           "image.ome.zarr/labels/segmentation", "segment.json", "contours.geojson", "metrics", "metrics.csv")
 TRAIN = ["--synthetic", "8", "--synthetic-size", "128", "--patch-size", "128", "--batch-size", "4",
          "--steps-per-epoch", "4", "--epochs", "5", "--patience", "0", "--seed", "0", "--device", "cpu",
          "--no-progress"]
@@ -131,10 +131,12 @@ def csvs(workdir: Path) -> dict[str, bytes]:
 
 
 def tree_files(root: Path) -> dict[str, Path]:
+    """Files of an output (the image's nested labels aside: they are an output of their own)."""
     if root.is_file():
         return {"": root}
     return {p.relative_to(root).as_posix(): p for p in root.rglob("*")
-            if p.is_file() and p.name != ".snakemake_timestamp"}
+            if p.is_file() and p.name != ".snakemake_timestamp"
+            and not (root.name == "image.ome.zarr" and p.relative_to(root).parts[0] == "labels")}
 
 
 def partial_finals(workdir: Path, reference: Path) -> list[str]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
-from spheroseg.atomic import OutputError, atomic_path, write_text
+from spheroseg.atomic import OutputError, atomic_path, exit_on_signal, signals_held, write_text
 
 
 def test_file_appears_only_on_success(tmp_path):
@@ -53,3 +54,31 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
         (tmp / "done").write_text("1")
     assert not stale.exists()
     assert other.exists(), "temporaries of other outputs are left alone"
+
+
+@pytest.fixture
+def sigterm_exits():
+    """SIGTERM handled as the command line handles it, for one test."""
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_exits_at_once_outside_a_held_block(sigterm_exits):
+    with pytest.raises(SystemExit) as raised:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert raised.value.code == 128 + signal.SIGTERM
+
+
+def test_sigterm_inside_a_held_block_exits_at_its_end(sigterm_exits):
+    reached = []
+    with pytest.raises(SystemExit) as raised:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached.append("after the signal")
+        reached.append("after the block")
+    assert reached == ["after the signal"]
+    assert raised.value.code == 128 + signal.SIGTERM
+    with signals_held():  # nothing left pending
+        reached.append("again")
+    assert reached[-1] == "again"

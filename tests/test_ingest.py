@@ -209,7 +209,7 @@ def test_compile_pattern_rejects(pattern, error, match):
 def test_discover_errors(tmp_path):
     with pytest.raises(ValueError, match="experiment must be an existing folder"):
         ingest.discover_positions(tmp_path / "missing")
-    with pytest.raises(ValueError, match=r"at least one \.tif/\.tiff file, got none \(in "):
+    with pytest.raises(ValueError, match=r"at least one image file \(\.tif, \.tiff, \.nd2, \.czi, \.lif\), got none \(in "):
         ingest.discover_positions(tmp_path)
     (tmp_path / "a.tif").write_bytes(b"")
     (tmp_path / "a.tiff").write_bytes(b"")
@@ -248,7 +248,7 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
         "stacks-as-timepoints": ([folder / "s_t0.tif", folder / "s_t1.tif"],
                                  r"must hold one timepoint, got 3 \(in .*s_t0\.tif\)"),
         "unsupported-axes": ([folder / "odd.tif"], r"axes must be among T, C, Z, Y, X"),
-        "no-files": ([], "at least one TIFF file"),
+        "no-files": ([], "at least one image file"),
     }
 
 
@@ -305,7 +305,7 @@ def test_cli_ingests_named_position(ome_stack, tmp_path):
     [
         ("truncated", [], r"(truncated|complete, readable TIFF image)"),
         ("non-image", [], "not a TIFF file"),
-        ("empty-folder", [], r"at least one \.tif/\.tiff file, got none"),
+        ("empty-folder", [], r"at least one image file \(\.tif, .*\), got none"),
         ("mixed-shapes", ["--pattern", "{position}_t{timepoint}.tif"], "share shape and dtype"),
         ("no-match", ["--pattern", "{position}_z{timepoint}.tif"], "pattern must match"),
         ("unknown-position", [], "position must be one of"),

@@ -302,3 +302,46 @@ def test_downsample_plane_exact_at_the_narrow_arithmetic_limit(dtype, high):
     frame[0, 0] = high  # the largest value decides whether 4 values fit the dtype
     mean = frame.reshape(3, 2, 4, 2).astype(float).mean(axis=(1, 3))
     np.testing.assert_array_equal(ngff.downsample_plane(frame), np.floor(mean + 0.5).astype(dtype))
+
+
+def test_labels_nested_under_their_image_validate_and_are_found(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models.v05.image import Image
+
+    image = _make(tmp_path / "image.ome.zarr", np.zeros((2, 1, 8, 10), "uint16"), "tcyx")
+    assert ngff.list_labels(image) == []
+    for name in ("cells", "spheroids"):
+        with atomic_path(ngff.label_path(image, name), directory=True) as tmp:
+            array = ngff.create_image(tmp, shape=(2, 8, 10), dtype="int32", axes="tyx",
+                                      pixel_size_um=0.65, time_interval_s=300.0)
+            array[1, 2:4, 3:5] = 7
+            group = zarr.open_group(str(tmp), mode="r+")
+            group.attrs["ome"] = {**group.attrs["ome"], "image-label": ngff.image_label_metadata()}
+        ngff.register_label(image, name)
+    ngff.register_label(image, "cells")  # again: listed once
+    assert ngff.list_labels(image) == ["spheroids", "cells"]
+    model = Image.from_zarr(zarr.open_group(str(image), mode="r"))
+    assert model.labels is not None and sorted(model.labels.label_paths) == ["cells", "spheroids"]
+    nodes = {Path(node.zarr.path).name: node for node in Reader(parse_url(str(image)))()}
+    assert {"image.ome.zarr", "labels", "cells", "spheroids"} <= set(nodes)
+    assert np.asarray(nodes["cells"].data[0])[1, 2, 3] == 7
+
+
+def test_register_label_refuses_what_is_not_a_label_image(tmp_path):
+    image = _make(tmp_path / "image.ome.zarr", np.zeros((1, 4, 4), "uint8"), "tyx")
+    with pytest.raises(ValueError, match=r"must be an NGFF image .*labels/missing"):
+        ngff.register_label(image, "missing")
+    with pytest.raises(ValueError, match="label name must be a non-empty folder name"):
+        ngff.label_path(image, "../x")
+    assert not (image / "labels" / "zarr.json").exists()
+
+
+def test_read_metadata_validates_against_the_spec(tmp_path):
+    path = _make(tmp_path / "a.ome.zarr", np.zeros((1, 4, 4), "uint8"), "tyx")
+    document = json.loads((path / "zarr.json").read_text())
+    document["attributes"]["ome"]["multiscales"][0]["datasets"] = []
+    (path / "zarr.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"multiscales must follow NGFF 0\.5, got "
+                                         r"multiscales\.0\.datasets: .*\(in .*a\.ome\.zarr\)"):
+        ngff.read_metadata(path)

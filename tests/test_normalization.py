@@ -63,3 +63,89 @@ def test_percentiles_of_integers_match_numpy(percents):
     frame = np.random.default_rng(2).integers(0, 65535, (31, 17)).astype(np.uint16)
     np.testing.assert_allclose(percentiles_of_integers(frame, percents), np.percentile(frame, percents),
                                rtol=0, atol=1e-9)
+
+
+def _disk_field(shape, *, center, radius, background, body, noise, seed=0, dtype=np.uint16):
+    """A noisy field with one bright (or dark) disk."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    inside = (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+    field = background + (body - background) * inside + rng.normal(0, noise, shape)
+    return np.clip(np.rint(field), 0, np.iinfo(dtype).max).astype(dtype), inside
+
+
+ROBUST = validate_normalization({"kind": "robust"})
+
+
+def test_robust_defaults_and_old_specs_unchanged():
+    assert ROBUST == {"kind": "robust", "low": 1.0, "high": 99.8, "block": 8, "polarity": "auto"}
+    assert validate_normalization({"kind": "percentile", "low": 2, "high": 98}) == {
+        "kind": "percentile", "low": 2.0, "high": 98.0}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [({"kind": "robust", "block": 0}, "block must be a positive integer"),
+     ({"kind": "robust", "block": 2.5}, "block must be a positive integer"),
+     ({"kind": "robust", "polarity": "dark"}, "polarity must be one of"),
+     ({"kind": "robust", "low": 90, "high": 10}, "low < high")],
+    ids=["zero-block", "float-block", "unknown-polarity", "reversed-percentiles"],
+)
+def test_bad_robust_specs(spec, message):
+    with pytest.raises(ValueError, match=message):
+        validate_normalization(spec, source="card.json")
+
+
+@pytest.mark.parametrize("side", [2000, 4000], ids=["2000px", "4000px"])
+def test_robust_keeps_a_tiny_body_at_one_in_a_big_empty_field(side):
+    # a 40 px radius body covers 0.13 % (2000 px) and 0.03 % (4000 px) of the field
+    image, inside = _disk_field((side, side), center=(side // 3, side // 2), radius=40, background=300, body=1500,
+                                noise=20)
+    robust = normalize_image(image, ROBUST)
+    assert np.median(robust[inside]) == pytest.approx(1.0, abs=0.05)
+    assert abs(float(np.median(robust[~inside]))) < 0.05
+    percentile = normalize_image(image, validate_normalization({"kind": "percentile"}))
+    assert np.median(percentile[inside]) > 5  # the failure the robust kind avoids: p99.8 is background
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16], ids=["uint8", "uint16"])
+@pytest.mark.parametrize("polarity", ["bright", "dark"], ids=["bright-body", "dark-body"])
+def test_robust_gives_an_image_and_its_negative_the_same_values(dtype, polarity):
+    top = np.iinfo(dtype).max
+    body, background = (0.8 * top, 0.2 * top) if polarity == "bright" else (0.2 * top, 0.8 * top)
+    image, inside = _disk_field((96, 128), center=(40, 60), radius=18, background=background, body=body,
+                                noise=0.02 * top, dtype=dtype)
+    normalised = normalize_image(image, ROBUST)
+    np.testing.assert_allclose(normalised, normalize_image(top - image, ROBUST), atol=1e-6)
+    assert normalised[inside].mean() > normalised[~inside].mean() + 0.5  # objects always come out bright
+
+
+def test_polarity_bright_never_negates():
+    image, inside = _disk_field((64, 64), center=(32, 32), radius=10, background=200, body=40, noise=3,
+                                dtype=np.uint8)
+    spec = validate_normalization({"kind": "robust", "polarity": "bright"})
+    out = normalize_image(image, spec)
+    assert out[inside].mean() < out[~inside].mean()
+
+
+def test_robust_integer_histogram_path_matches_float_path_with_channels():
+    image, _ = _disk_field((70, 90), center=(30, 40), radius=12, background=100, body=3000, noise=30)
+    stacked = np.stack([image, image // 2])  # (C, Y, X): channels pooled
+    np.testing.assert_allclose(normalize_image(stacked, ROBUST), normalize_image(stacked.astype(np.float64), ROBUST),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("modality", ["fluorescence", "invasive", "brightfield"])
+def test_polarity_is_found_on_synthetic_modalities(modality):
+    from spheroseg.normalization import block_means, objects_are_dark
+    from spheroseg.synthetic import training_frame
+
+    for seed in range(4):
+        for polarity in ("bright", "dark"):
+            image, _ = training_frame(seed, shape=(192, 192), modality=modality, polarity=polarity)
+            blocks = block_means(image.astype(np.float32), 8)
+            assert objects_are_dark(blocks) == (polarity == "dark"), (seed, polarity)
+
+
+def test_constant_image_robust_is_zero():
+    assert not normalize_image(np.full((40, 40), 9, np.uint8), ROBUST).any()

@@ -76,6 +76,8 @@ def library_defaults() -> dict[str, Any]:
     from spheroseg.training.augment import AugmentConfig
     from spheroseg.training.loop import TrainConfig
     from spheroseg.training.pipeline import DEFAULT_NORMALIZATION, TrainingJob
+    from spheroseg.training.recipes import recipe_settings
+    from spheroseg.propose import propose_frames
 
     defaults = {f"segment.{field.name}": field_default(SegmentationOptions, field.name)
                 for field in dataclasses.fields(SegmentationOptions)}
@@ -91,6 +93,8 @@ def library_defaults() -> dict[str, Any]:
         "training.percentiles": [DEFAULT_NORMALIZATION["low"], DEFAULT_NORMALIZATION["high"]],
         "training.intensity_augment": keyword_default(AugmentConfig.with_intensity, "level"),
         "training.invert_probability": keyword_default(AugmentConfig.with_intensity, "p_invert"),
+        "training.recipe": keyword_default(recipe_settings, "recipe"),
+        "propose.n": keyword_default(propose_frames, "n"),
         "ingest.pattern": keyword_default(discover_positions, "pattern"),
         "ingest.pyramid": keyword_default(ingest_position, "pyramid"),
         "ingest.workers": keyword_default(ingest_position, "workers"),
@@ -123,6 +127,8 @@ def library_defaults() -> dict[str, Any]:
 WORKFLOW_CHOICES = {
     "segment.min_area_um2": "a physical minimum suits spheroids; the library must also work on "
                             "images without a pixel size, where a size in µm² cannot apply",
+    "training.recipe": "the workflow's human-in-the-loop fine-tunes the current model briefly; the "
+                       "library trains exactly with the settings it is given",
 }
 
 
@@ -175,8 +181,9 @@ CONFIG_NAMES = {
     ("measure", "threshold"): None,  # measure traces at the threshold segment recorded
     ("segment", "threads"): None,  # the rule's threads: (Snakemake --cores, profiles)
     ("measure", "threads"): None,
+    ("segment", "record"): None,  # an output file (the rule passes segment.json)
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
-    ("report qc", "labels"): None,  # an input file (the rule passes labels.ome.zarr)
+    ("report qc", "labels"): None,  # an input (the rule passes image.ome.zarr/labels/segmentation)
     ("report position", "frame_ms"): "report.gif_frame_ms",
     ("train", "annotations"): "training.annotations",
     ("train", "init"): "training.init",
@@ -185,15 +192,28 @@ CONFIG_NAMES = {
     ("train", "p_invert"): "training.invert_probability",
     ("train", "synthetic"): None,  # the shipped model's recipe, not the workflow's
     ("train", "synthetic_size"): None,
+    ("train", "synthetic_modalities"): None,
+    ("train", "synthetic_dir"): None,
+    # Several annotation folders at their own pixel sizes, robust normalisation's block and
+    # polarity, patches shared by source: the default model's recipe (models/README.md); the
+    # workflow trains on one folder, and a model fine-tuned from the default keeps its normalisation.
+    ("train", "annotation_pixel_size_um"): None,
+    ("train", "normalization_block"): None,
+    ("train", "polarity"): None,
+    ("train", "sampling"): None,
     ("train", "checkpoint_dir"): None,  # the workflow keeps checkpoints beside the model
     ("train", "progress"): None,  # logs always get progress lines
+    ("propose", "channel"): "ingest.channel",
+    ("propose", "samples"): None,  # the sample sheet, config key `samples` (a top-level key)
+    ("propose", "annotations"): "training.annotations",
+    ("propose", "model"): None,  # the model the workflow predicted with, recorded
     ("demo", "n_timepoints"): "demo.timepoints",
     ("demo", "shape"): "demo.size",
     ("demo", "training_set"): None,  # a training set is not the demo experiment
 }
 SECTIONS = {"ingest": "ingest", "tile": "tiling", "predict": "predict", "stitch": "stitch",
             "segment": "segment", "measure": "measure", "train": "training", "report qc": "report",
-            "report position": "report", "demo": "demo"}
+            "report position": "report", "demo": "demo", "propose": "propose"}
 
 
 @pytest.mark.parametrize("verb", sorted(SECTIONS))

@@ -125,3 +125,17 @@ def test_option_that_is_not_a_number_is_a_usage_error(capsys):
         main([*QC_ARGS, "--uncertain-fraction", "x"])
     assert exit_info.value.code == 2
     assert "invalid float value: 'x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", ["one-folder", "sources-list"])
+def test_parameters_page_reads_both_forms_of_the_cards_annotations(tmp_path, form):
+    """A card names one annotation folder (older cards) or a list of sources with pixel sizes."""
+    from spheroseg.report.build import _annotation_folders
+
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    recorded = str(folder) if form == "one-folder" else [
+        {"annotations": str(folder), "pixel_size_um": 0.75},
+        {"annotations": "spheroseg.synthetic.write_training_set(n_images=2)", "pixel_size_um": 2.0}]
+    assert _annotation_folders({"training": {"annotations": recorded}}) == [folder]
+    assert _annotation_folders(None) == [] and _annotation_folders({"training": {}}) == []

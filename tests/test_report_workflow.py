@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
+from snakefile_runner import require_model, run_snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 ARTEFACT = ("pos0", 5)
-
-
-def _snakemake(workdir: Path, model: Path, *args: str) -> str:
-    """Run the repository's Snakefile (its `rule all` includes the report) in `workdir`."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--config", f"demo={{artefact: \"{ARTEFACT[0]}:{ARTEFACT[1]}\"}}",
-               f"model={model}", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500)
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
 def artefact_run(tmp_path_factory) -> Path:
     """The demo with an artefact at pos0 frame 5, run once, plus its HTML report."""
-    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("the spheroseg command is not installed next to this Python")
-    import yaml
-
-    # SPHEROSEG_TEST_MODEL: another TorchScript model (with card) for this test
-    default = REPO / yaml.safe_load((REPO / "config" / "config.yaml").read_text())["model"]
-    model = Path(os.environ.get("SPHEROSEG_TEST_MODEL", default)).resolve()
-    if not model.is_file():
-        pytest.skip(f"the demo model {model} is not in the repository yet")
     workdir = tmp_path_factory.mktemp("report_workflow") / "run"
-    _snakemake(workdir, model, "--cores", "2")
-    _snakemake(workdir, model, "--report", str(workdir / "report.html"))
+    config = ["--config", f"demo={{artefact: \"{ARTEFACT[0]}:{ARTEFACT[1]}\"}}", f"model={require_model()}"]
+    run_snakemake(workdir, *config, "--cores", "2", timeout=1500)
+    run_snakemake(workdir, *config, "--report", workdir / "report.html", timeout=1500)
     return workdir
 
 
@@ -73,3 +49,4 @@ def test_html_report_holds_figures_qc_and_model_card(artefact_run):
                  "comparison.png", "run_parameters.html"):
         assert name in text, name
     assert "Quality control" in text and "Positions" in text
+    assert "Each position went through these rules" in text  # the top page (workflow/report/workflow.rst)

@@ -409,17 +409,55 @@ def test_read_thresholds_absent_is_none(tmp_path) -> None:
 
 
 def test_cli_segment_runs_and_reports_errors(tmp_path, capsys) -> None:
+    from spheroseg import ngff
     from spheroseg.cli import main
 
-    write_probabilities(tmp_path / "p.ome.zarr", two_body_series()[:2])
+    frames = two_body_series()[:2]
+    write_probabilities(tmp_path / "p.ome.zarr", frames)
+    write_probabilities(tmp_path / "image.ome.zarr", frames)
     args = ["segment", "--probabilities", str(tmp_path / "p.ome.zarr"),
-            "--output", str(tmp_path / "l.ome.zarr")]
+            "--image", str(tmp_path / "image.ome.zarr")]
     assert main([*args, "--min-area-um2", "10", "--split-touching", "--keep-largest",
                  "--max-gap", "0", "--method", "otsu", "--no-fill-holes"]) == 0
-    assert (tmp_path / "l.ome.zarr").is_dir()
+    assert ngff.list_labels(tmp_path / "image.ome.zarr") == ["segmentation"]
     assert main(["segment", "--probabilities", str(tmp_path / "nope"),
-                 "--output", str(tmp_path / "x.ome.zarr")]) == 1
+                 "--image", str(tmp_path / "image.ome.zarr")]) == 1
     assert "must be an NGFF image" in capsys.readouterr().err
+
+
+def test_segment_into_image_nests_lists_and_records(tmp_path) -> None:
+    import json
+
+    from spheroseg import ngff
+    from spheroseg.segmentation import segment_into_image
+
+    frames = two_body_series()[:3]
+    write_probabilities(tmp_path / "p.ome.zarr", frames)
+    write_probabilities(tmp_path / "image.ome.zarr", frames)
+    record = tmp_path / "segment.json"
+    thresholds = segment_into_image(tmp_path / "p.ome.zarr", tmp_path / "image.ome.zarr",
+                                    SegmentationOptions(min_area_px=0), record=record)
+    labels = tmp_path / "image.ome.zarr" / "labels" / "segmentation"
+    assert ngff.list_labels(tmp_path / "image.ome.zarr") == ["segmentation"]
+    assert ngff.read_attributes(labels)["ome"]["image-label"] == {"source": {"image": "../../"}}
+    document = json.loads(record.read_text())
+    assert document["labels"] == "image.ome.zarr/labels/segmentation"
+    assert document["segment"]["thresholds"] == thresholds
+    assert ngff.read_metadata(labels).shape == (3, *frames[0].shape)
+    # Again (segment rerun): the label is replaced, listed once.
+    segment_into_image(tmp_path / "p.ome.zarr", tmp_path / "image.ome.zarr")
+    assert ngff.list_labels(tmp_path / "image.ome.zarr") == ["segmentation"]
+
+
+def test_segment_into_image_refuses_an_image_of_another_size(tmp_path) -> None:
+    from spheroseg.segmentation import segment_into_image
+
+    frames = two_body_series()[:1]
+    write_probabilities(tmp_path / "p.ome.zarr", frames)
+    write_probabilities(tmp_path / "image.ome.zarr", [frame[:-1] for frame in frames])
+    with pytest.raises(ValueError, match=r"image must have the y, x size of the probabilities"):
+        segment_into_image(tmp_path / "p.ome.zarr", tmp_path / "image.ome.zarr")
+    assert not (tmp_path / "image.ome.zarr" / "labels").exists()
 
 
 @pytest.mark.parametrize(
@@ -430,7 +468,7 @@ def test_cli_segment_usage_errors(extra: list[str], tmp_path) -> None:
     from spheroseg.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["segment", "--probabilities", "p", "--output", "o", *extra])
+        main(["segment", "--probabilities", "p", "--image", "i", *extra])
     assert exit_info.value.code == 2
 
 
@@ -447,5 +485,5 @@ def test_cli_segment_checks_options_before_reading(extra: list[str], message: st
     from spheroseg.cli import main
 
     # The input does not exist: SegmentationOptions checks the value first, in one line.
-    assert main(["segment", "--probabilities", "p", "--output", "o", *extra]) == 1
+    assert main(["segment", "--probabilities", "p", "--image", "i", *extra]) == 1
     assert capsys.readouterr().err == f"spheroseg segment: error: {message}\n"

@@ -76,3 +76,70 @@ def test_training_set_pairs(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_position(seed=0, **kwargs)
+
+
+def _pixel_digest(array: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def test_demo_rendering_and_truth_stay_byte_identical():
+    # The demo, its ground truth and many tests rely on this exact rendering: new training
+    # modalities are separate functions, and these digests (made before they existed) must hold.
+    position = generate_position(seed=np.random.SeedSequence([0, 1]), n_timepoints=2, shape=(96, 96), n_bodies=2)
+    assert _pixel_digest(position.images) == "4c4f8e19b68a3770"
+    assert _pixel_digest(position.masks) == "76a1304e2d2b395c"
+
+
+def test_original_training_set_stays_byte_identical(tmp_path):
+    # the previous default model's recipe (write_training_set without modalities) must not change
+    write_training_set(tmp_path, n_images=2, shape=(64, 64), seed=1)
+    assert _pixel_digest(tifffile.imread(tmp_path / "images" / "001.tif")) == "51e050942a884e07"
+    assert _pixel_digest(tifffile.imread(tmp_path / "masks" / "001.tif")) == "51be639a9dd6cf3e"
+
+
+@pytest.mark.parametrize("modality", ["fluorescence", "invasive", "brightfield", "phase"])
+def test_training_frame_polarity_and_determinism(modality):
+    from spheroseg.synthetic import training_frame
+
+    bright, mask = training_frame(3, shape=(128, 128), modality=modality, polarity="bright")
+    again, same_mask = training_frame(3, shape=(128, 128), modality=modality, polarity="bright")
+    dark, dark_mask = training_frame(3, shape=(128, 128), modality=modality, polarity="dark")
+    np.testing.assert_array_equal(bright, again)
+    np.testing.assert_array_equal(mask, same_mask)
+    np.testing.assert_array_equal(mask, dark_mask)  # the same scene either way round
+    assert mask.dtype == bool and mask.any() and not mask.all()
+    assert bright.dtype in (np.uint8, np.uint16) and bright.shape == (128, 128)
+    background_bright, background_dark = np.median(bright[~mask]), np.median(dark[~mask])
+    if modality != "phase":  # phase contrast: the halo, not the body, carries the contrast
+        assert bright[mask].mean() > background_bright and dark[mask].mean() < background_dark
+
+
+def test_invasive_frames_mark_shed_cells_as_foreground():
+    from scipy import ndimage
+
+    from spheroseg.synthetic import training_frame
+
+    _, mask = training_frame(0, shape=(256, 256), modality="invasive")
+    _, count = ndimage.label(mask)
+    assert count > 10  # the body plus many separate shed cells, as the annotated spheroids
+
+
+def test_modality_training_set_names_and_errors(tmp_path):
+    write_training_set(tmp_path / "set", n_images=4, shape=(64, 64), modalities=("brightfield", "phase"))
+    names = sorted(p.name for p in (tmp_path / "set" / "images").iterdir())
+    assert names == ["brightfield_000.tif", "brightfield_002.tif", "phase_001.tif", "phase_003.tif"]
+    assert set(np.unique(tifffile.imread(tmp_path / "set" / "masks" / "phase_001.tif"))) == {0, 1}
+    with pytest.raises(ValueError, match="modalities must be a non-empty selection"):
+        write_training_set(tmp_path / "bad", n_images=1, modalities=("xray",))
+
+
+@pytest.mark.parametrize(("kwargs", "message"),
+                         [({"modality": "xray"}, "modality must be one of"), ({"polarity": "grey"}, "polarity must be")],
+                         ids=["modality", "polarity"])
+def test_training_frame_bad_arguments(kwargs, message):
+    from spheroseg.synthetic import training_frame
+
+    with pytest.raises(ValueError, match=message):
+        training_frame(0, shape=(64, 64), **kwargs)

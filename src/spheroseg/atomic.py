@@ -11,6 +11,42 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+_held = 0  # depth of `signals_held` blocks (signal handlers run in the main thread only)
+_pending: int | None = None  # a signal that arrived inside one
+
+
+def exit_on_signal(signum: int, frame: object) -> None:
+    """Signal handler: raise ``SystemExit(128 + signum)`` so atomic writes clean up.
+
+    Installed for SIGTERM (Slurm time limits, pre-emption) by the command line. Inside a
+    `signals_held` block the exit waits for the block's end.
+    """
+    global _pending
+    if _held:
+        _pending = signum
+        return
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back `exit_on_signal` until the end of a short block that must not be cut in two.
+
+    ``ThreadPoolExecutor.submit`` is one: it may start a worker thread, and an exception
+    raised inside ``Thread.start`` leaves that worker running a task while ``shutdown``
+    does not join it, so it can write into a temporary output after its removal.
+    """
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _pending is not None:
+            signum, _pending = _pending, None
+            raise SystemExit(128 + signum)
+
+
 class OutputError(OSError):
     """Writing an output failed (disk full, permission, ...); no partial output is left."""
 

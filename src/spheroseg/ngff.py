@@ -3,9 +3,14 @@
 Every stage reads and writes its images through this module, so the layout is fixed here:
 one Zarr v3 group per image whose ``ome`` attribute holds NGFF 0.5 ``multiscales`` metadata,
 level 0 in the array ``"0"`` (raw dtype and values), optional downsampled levels ``"1"``,
-``"2"``, ... for viewing. Axes are a string in NGFF order, a subsequence of ``"tczyx"`` that
-ends in ``"yx"``. Physical sizes live in the ``scale`` transformation of each level together
-with the axis units (``micrometer``, ``second``); an unknown size has no unit and scale 1.
+``"2"``, ... for viewing, and label images nested under it in ``labels/<name>`` (listed
+by the NGFF ``labels`` group, so that viewers open the image with its labels). Axes are a
+string in NGFF order, a subsequence of ``"tczyx"`` that ends in ``"yx"``. Physical sizes
+live in the ``scale`` transformation of each level together with the axis units
+(``micrometer``, ``second``); an unknown size has no unit and scale 1. The metadata is
+built and read through ``ome_zarr_models`` (pydantic models of the NGFF spec), so what is
+written is checked against the spec and what is read is validated; the pixels go through a
+direct chunk writer (`write_frame`) for speed.
 
 Why one module: it is the one place that knows the on-disk format. The writer
 (`create_image`, `write_frame`, the pyramid) and the reader (`read_metadata`, `open_array`,
@@ -47,6 +52,8 @@ TIME_UNITS_S = {
     "nanosecond": 1e-9, "microsecond": 1e-6, "millisecond": 1e-3, "second": 1.0,
     "minute": 60.0, "hour": 3600.0, "day": 86400.0,
 }
+# Label images of an image live in IMAGE/labels/<name> (the NGFF "labels" group).
+LABELS_GROUP = "labels"
 
 
 @dataclass(frozen=True)
@@ -143,24 +150,20 @@ def _positive_or_none(name: str, value: float | None) -> float | None:
     return float(value)
 
 
-def _axes_metadata(
+def _axes_models(
     axes: str, *, pixel_size_um: float | None, time_interval_s: float | None,
     z_step_um: float | None,
-) -> list[dict[str, str]]:
-    """NGFF axis list; units only where the physical size is known."""
+) -> list[Any]:
+    """NGFF axes (``ome_zarr_models`` ``Axis``); units only where the physical size is known."""
+    from ome_zarr_models.v05.axes import Axis
+
     units = {
         "t": "second" if time_interval_s is not None else None,
         "z": "micrometer" if z_step_um is not None else None,
         "y": "micrometer" if pixel_size_um is not None else None,
         "x": "micrometer" if pixel_size_um is not None else None,
     }
-    result = []
-    for name in axes:
-        entry = {"name": name, "type": AXIS_TYPES[name]}
-        if units.get(name):
-            entry["unit"] = units[name]
-        result.append(entry)
-    return result
+    return [Axis(name=name, type=AXIS_TYPES[name], unit=units.get(name)) for name in axes]
 
 
 def _base_scale(
@@ -173,18 +176,21 @@ def _base_scale(
     return [float(sizes[name]) if sizes[name] is not None else 1.0 for name in axes]
 
 
-def _multiscale(
-    axes_meta: list[dict[str, str]], scales: list[list[float]], name: str | None
-) -> dict[str, Any]:
-    """NGFF 0.5 multiscale entry for levels with the given scales."""
-    datasets = [
-        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        for level, scale in enumerate(scales)
-    ]
-    entry: dict[str, Any] = {"axes": axes_meta, "datasets": datasets}
-    if name is not None:
-        entry["name"] = name
-    return entry
+def _image_attributes(axes: Sequence[Any], scales: list[list[float]], name: Any) -> dict[str, Any]:
+    """The ``ome`` attribute of an NGFF 0.5 image whose levels have `scales`, built and
+    checked by ``ome_zarr_models`` (its pydantic models of the spec)."""
+    from ome_zarr_models.v05.image import ImageAttrs
+    from ome_zarr_models.v05.multiscales import Dataset, Multiscale
+
+    datasets = tuple(Dataset.build(path=str(level), scale=scale, translation=None)
+                     for level, scale in enumerate(scales))
+    multiscale = Multiscale(axes=tuple(axes), datasets=datasets, name=name)
+    return _dump(ImageAttrs(multiscales=[multiscale], version=NGFF_VERSION))
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    """JSON form of an ``ome_zarr_models`` model, spec key names, absent fields left out."""
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def default_compressor() -> Any:
@@ -264,13 +270,8 @@ def create_image(
     }
     path = Path(path)
     _check_new_store(path)
-    multiscale = _multiscale(
-        _axes_metadata(axes, **sizes), [_base_scale(axes, **sizes)], name
-    )
-    group = zarr.open_group(
-        store=str(path), mode="w", zarr_format=3,
-        attributes={"ome": {"version": NGFF_VERSION, "multiscales": [multiscale]}},
-    )
+    ome = _image_attributes(_axes_models(axes, **sizes), [_base_scale(axes, **sizes)], name)
+    group = zarr.open_group(store=str(path), mode="w", zarr_format=3, attributes={"ome": ome})
     return group.create_array(
         "0", shape=shape, dtype=np.dtype(dtype).newbyteorder("<"), chunks=chunks,
         compressors=[default_compressor()], fill_value=0, dimension_names=list(axes),
@@ -328,31 +329,107 @@ def update_attributes(path: str | os.PathLike[str], attributes: dict[str, Any]) 
     zarr.open_group(store=str(path), mode="r+").attrs.update(attributes)
 
 
-def _read_multiscale(path: Path) -> dict[str, Any]:
-    """The first multiscales entry of the NGFF image at `path` (0.5 or 0.4 layout)."""
+def label_path(image: str | os.PathLike[str], name: str) -> Path:
+    """Where the label image `name` of an NGFF image lives: ``IMAGE/labels/NAME``.
+
+    Examples
+    --------
+    >>> label_path("pos0/image.ome.zarr", "segmentation").as_posix()
+    'pos0/image.ome.zarr/labels/segmentation'
+    """
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(f"label name must be a non-empty folder name, got {name!r}")
+    return Path(image) / LABELS_GROUP / name
+
+
+def image_label_metadata() -> dict[str, Any]:
+    """The ``image-label`` attribute of a label image nested under its image
+    (``IMAGE/labels/NAME``): its source image is two levels up."""
+    from ome_zarr_models.v05.image_label_types import Label, Source
+
+    return _dump(Label(source=Source(image="../../")))
+
+
+def list_labels(image: str | os.PathLike[str]) -> list[str]:
+    """Names of the label images listed in the labels group of an NGFF image (may be empty).
+
+    Raises
+    ------
+    ValueError
+        If the labels group exists but its metadata does not follow NGFF.
+    """
+    from pydantic import ValidationError
+    from ome_zarr_models.v05.labels import LabelsAttrs
+
+    group = Path(image) / LABELS_GROUP
+    if not (group / "zarr.json").is_file():
+        return []
+    try:
+        return list(LabelsAttrs.model_validate(_read_group_attrs(group).get("ome")).labels)
+    except ValidationError as err:
+        raise ValueError(f"labels group must list its label images as NGFF {NGFF_VERSION}, "
+                         f"got {err.errors()[0]['msg']} (in {group})") from err
+
+
+def register_label(image: str | os.PathLike[str], name: str) -> None:
+    """List the label image ``IMAGE/labels/NAME`` in the image's NGFF labels group.
+
+    The labels group's ``zarr.json`` is created or rewritten atomically, after the label
+    image is complete, so a reader never finds a listed label that is not there. Names
+    whose label image no longer exists are dropped.
+
+    Raises
+    ------
+    ValueError
+        If `image` is not an NGFF image or ``IMAGE/labels/NAME`` is not an NGFF image.
+    """
+    from ome_zarr_models.v05.labels import LabelsAttrs
+
+    from spheroseg.atomic import write_text
+
+    _read_multiscale(Path(image))
+    target = label_path(image, name)
+    _read_multiscale(target)
+    names = [label for label in list_labels(image)
+             if label != name and (Path(image) / LABELS_GROUP / label).is_dir()] + [name]
+    document = {"zarr_format": 3, "node_type": "group",
+                "attributes": {"ome": _dump(LabelsAttrs(labels=names, version=NGFF_VERSION))}}
+    write_text(Path(image) / LABELS_GROUP / "zarr.json", json.dumps(document, indent=2) + "\n")
+
+
+def _read_multiscale(path: Path) -> Any:
+    """The first multiscales entry of the NGFF image at `path` (0.5 or 0.4 layout), as an
+    ``ome_zarr_models`` ``Multiscale`` (validated against the spec)."""
+    from pydantic import ValidationError
+
     attributes = _read_group_attrs(path)
-    ome = attributes.get("ome", attributes)
-    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
-    if not isinstance(multiscales, list) or not multiscales or not isinstance(
-        multiscales[0], dict
-    ):
+    if isinstance(attributes.get("ome"), dict):
+        from ome_zarr_models.v05.image import ImageAttrs
+
+        document, version = attributes["ome"], NGFF_VERSION
+    else:
+        from ome_zarr_models.v04.image import ImageAttrs  # type: ignore[assignment]
+
+        document, version = attributes, "0.4"
+    if "multiscales" not in document:
         raise ValueError(
             f"path must be an NGFF image with 'multiscales' metadata, got a Zarr group "
             f"without it (in {path})"
         )
-    multiscale = multiscales[0]
-    datasets = multiscale.get("datasets")
-    axes = multiscale.get("axes")
-    if not isinstance(datasets, list) or not datasets or not isinstance(axes, list):
+    try:
+        return ImageAttrs.model_validate(document).multiscales[0]
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
         raise ValueError(
-            f"multiscales must list 'axes' and 'datasets', got {multiscale!r} (in {path})"
-        )
-    return multiscale
+            f"multiscales must follow NGFF {version}, got {where}: {problem['msg']} "
+            f"(in {path})"
+        ) from err
 
 
-def _axis_names(multiscale: dict[str, Any], path: Path) -> str:
-    """Axis string from NGFF axes (dicts in 0.4+, plain names in 0.3)."""
-    names = [axis.get("name") if isinstance(axis, dict) else axis for axis in multiscale["axes"]]
+def _axis_names(multiscale: Any, path: Path) -> str:
+    """Axis string from the NGFF axes."""
+    names = [axis.name for axis in multiscale.axes]
     if not all(isinstance(name, str) and len(name) == 1 for name in names):
         raise ValueError(f"axes must be single-letter names, got {names!r} (in {path})")
     try:
@@ -362,34 +439,31 @@ def _axis_names(multiscale: dict[str, Any], path: Path) -> str:
 
 
 def _scale_of(transforms: Any, ndim: int) -> list[float]:
-    """Product of the 'scale' transformations in a list (1s if none)."""
+    """Product of the scale transformations in a list (1s if none)."""
     scale = [1.0] * ndim
-    for transform in transforms or []:
-        values = transform.get("scale") if isinstance(transform, dict) else None
-        if transform.get("type") == "scale" and isinstance(values, list) and len(values) == ndim:
+    for transform in transforms or ():
+        values = getattr(transform, "scale", None)
+        if transform.type == "scale" and isinstance(values, list) and len(values) == ndim:
             scale = [a * float(b) for a, b in zip(scale, values)]
     return scale
 
 
 def _physical_size(axis: Any, scale: float, table: dict[str, float]) -> float | None:
     """Size of one step along an axis in the table's base unit, None without a known unit."""
-    unit = axis.get("unit") if isinstance(axis, dict) else None
-    if unit not in table:
+    unit = axis.unit
+    if not isinstance(unit, str) or unit not in table:
         return None
     return scale * table[unit]
 
 
-def _dataset_path(multiscale: dict[str, Any], level: int, path: Path) -> str:
+def _dataset_path(multiscale: Any, level: int, path: Path) -> str:
     """Relative path of the array at pyramid `level`."""
-    datasets = multiscale["datasets"]
+    datasets = multiscale.datasets
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(datasets):
         raise ValueError(
             f"level must be an integer in [0, {len(datasets) - 1}], got {level!r} (in {path})"
         )
-    entry = datasets[level]
-    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-        raise ValueError(f"datasets[{level}] must have a 'path', got {entry!r} (in {path})")
-    return entry["path"]
+    return datasets[level].path
 
 
 def open_array(path: str | os.PathLike[str], level: int = 0) -> zarr.Array:
@@ -484,16 +558,15 @@ def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
             f"level 0 must have {len(axes)} dimensions for axes {axes!r}, got "
             f"{len(shape)} (in {path})"
         )
-    first = multiscale["datasets"][0]
-    scale = _scale_of(first.get("coordinateTransformations"), len(axes))
-    overall = _scale_of(multiscale.get("coordinateTransformations"), len(axes))
+    scale = _scale_of(multiscale.datasets[0].coordinateTransformations, len(axes))
+    overall = _scale_of(multiscale.coordinateTransformations, len(axes))
     scale = [a * b for a, b in zip(scale, overall)]
-    by_axis = dict(zip(axes, zip(multiscale["axes"], scale)))
+    by_axis = dict(zip(axes, zip(multiscale.axes, scale)))
 
     def size(axis: str, table: dict[str, float]) -> float | None:
         return _physical_size(*by_axis[axis], table) if axis in by_axis else None
 
-    name = multiscale.get("name")
+    name = multiscale.name
     return ImageMetadata(
         axes=axes, shape=shape, dtype=dtype,
         pixel_size_um=size("x", SPACE_UNITS_UM), time_interval_s=size("t", TIME_UNITS_S),
@@ -753,13 +826,13 @@ def create_levels(
     import zarr
 
     path = Path(path)
-    multiscale = dict(_read_multiscale(path))
+    multiscale = _read_multiscale(path)
     axes = _axis_names(multiscale, path)
     group = zarr.open_group(store=str(path), mode="r+")
     source = group["0"]
     shapes = pyramid_shapes(source.shape, factor=factor, min_size=min_size,
                             max_levels=max_levels)
-    base = _scale_of(multiscale["datasets"][0].get("coordinateTransformations"), len(axes))
+    base = _scale_of(multiscale.datasets[0].coordinateTransformations, len(axes))
     scales = [base[:-2] + [s * factor**level for s in base[-2:]]
               for level in range(len(shapes) + 1)]
     levels = [
@@ -771,10 +844,8 @@ def create_levels(
         )
         for level, shape in enumerate(shapes, start=1)
     ]
-    ome = dict(group.attrs["ome"])
-    multiscale.update(_multiscale(multiscale["axes"], scales, multiscale.get("name")))
-    ome["multiscales"] = [multiscale] + list(ome["multiscales"][1:])
-    group.attrs["ome"] = ome
+    group.attrs["ome"] = {**group.attrs["ome"],
+                          **_image_attributes(multiscale.axes, scales, multiscale.name)}
     return levels
 
 

@@ -1,4 +1,25 @@
-"""Intensity normalisation shared by training and prediction (described in the model card)."""
+"""Intensity normalisation shared by training and prediction (described in the model card).
+
+Kinds (the card's ``input.normalization`` entry):
+
+- ``{"kind": "percentile", "low": 1.0, "high": 99.8}``: ``(x - p_low) / (p_high - p_low)``
+  per frame. When the objects cover less than ``100 - high`` per cent of the frame (one
+  body in a big empty field), ``p_high`` is background, the background noise is stretched
+  over 0-1 and the objects become huge values.
+- ``{"kind": "robust", "low": 1.0, "high": 99.8, "block": 8, "polarity": "auto"}``:
+  first the polarity (``auto``: an image whose objects are darker than its background,
+  such as bright field, is negated, so that objects are always brighter than the
+  background; ``bright``: never); then ``(x - p_low) / (top - p_low)`` with
+  ``top = max(p_high, largest mean of a block x block tile)``. A body larger than a block
+  defines ``top`` however small a share of the frame it covers, and block means ignore
+  hot pixels and noise.
+- ``{"kind": "zscore"}``: ``(x - mean) / std``; ``{"kind": "none"}``: as is.
+
+Polarity detection (:func:`objects_are_dark`) looks at which side of the edges is convex:
+compact objects lie inside their outlines whatever the shading, the object size or the
+share of the frame they cover. A frame and its negative (``255 - x``) therefore normalise
+to the same values.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +27,20 @@ from typing import Any
 
 import numpy as np
 
-NORMALIZATION_KINDS = ("percentile", "zscore", "none")
+NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
+POLARITIES = ("auto", "bright")
+
+
+def _percentile_range(spec: Any, kind: str, source: str) -> dict[str, Any]:
+    """The checked ``low``/``high`` entries of a percentile-type spec."""
+    low = float(spec.get("low", 1.0))
+    high = float(spec.get("high", 99.8))
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(
+            f"normalization percentiles must satisfy 0 <= low < high <= 100, "
+            f"got low={low!r}, high={high!r} (in {source})"
+        )
+    return {"kind": kind, "low": low, "high": high}
 
 
 def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str, Any]:
@@ -15,8 +49,9 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
     Parameters
     ----------
     spec : dict
-        ``{"kind": "percentile", "low": 1.0, "high": 99.8}``, ``{"kind": "zscore"}`` or
-        ``{"kind": "none"}``.
+        ``{"kind": "percentile", "low": 1.0, "high": 99.8}``,
+        ``{"kind": "robust", "low": 1.0, "high": 99.8, "block": 8, "polarity": "auto"}``,
+        ``{"kind": "zscore"}`` or ``{"kind": "none"}``.
     source : str
         Where the spec came from, for error messages.
 
@@ -28,7 +63,8 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
     Raises
     ------
     ValueError
-        If the kind is unknown or the percentiles are not ``0 <= low < high <= 100``.
+        If the kind or polarity is unknown, the percentiles are not
+        ``0 <= low < high <= 100`` or the block is not a positive integer.
     TypeError
         If `spec` is not a mapping.
 
@@ -36,6 +72,8 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
     --------
     >>> validate_normalization({"kind": "percentile"})
     {'kind': 'percentile', 'low': 1.0, 'high': 99.8}
+    >>> validate_normalization({"kind": "robust"})
+    {'kind': 'robust', 'low': 1.0, 'high': 99.8, 'block': 8, 'polarity': 'auto'}
     """
     if not isinstance(spec, dict):
         raise TypeError(f"normalization must be a mapping, got {spec!r} (in {source})")
@@ -44,16 +82,128 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
         raise ValueError(
             f"normalization.kind must be one of {NORMALIZATION_KINDS}, got {kind!r} (in {source})"
         )
-    if kind != "percentile":
+    if kind in ("zscore", "none"):
         return {"kind": kind}
-    low = float(spec.get("low", 1.0))
-    high = float(spec.get("high", 99.8))
-    if not 0.0 <= low < high <= 100.0:
-        raise ValueError(
-            f"normalization percentiles must satisfy 0 <= low < high <= 100, "
-            f"got low={low!r}, high={high!r} (in {source})"
-        )
-    return {"kind": "percentile", "low": low, "high": high}
+    checked = _percentile_range(spec, kind, source)
+    if kind == "percentile":
+        return checked
+    block = spec.get("block", 8)
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"normalization.block must be a positive integer, got {block!r} (in {source})")
+    polarity = spec.get("polarity", "auto")
+    if polarity not in POLARITIES:
+        raise ValueError(f"normalization.polarity must be one of {POLARITIES}, got {polarity!r} (in {source})")
+    return {**checked, "block": block, "polarity": polarity}
+
+
+def block_means(image: np.ndarray, block: int) -> np.ndarray:
+    """Means of the whole ``block x block`` tiles of the last two axes (the image itself if smaller).
+
+    Parameters
+    ----------
+    image : ndarray of shape (..., Y, X), float32
+    block : int
+
+    Returns
+    -------
+    ndarray of shape (..., Y // block, X // block), float32
+
+    Examples
+    --------
+    >>> block_means(np.arange(16, dtype=np.float32).reshape(4, 4), 2)
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+    height, width = image.shape[-2:]
+    rows, columns = height // block, width // block
+    if rows == 0 or columns == 0:
+        return image
+    crop = image[..., : rows * block, : columns * block]
+    tiles = crop.reshape(*image.shape[:-2], rows, block, columns, block)
+    return tiles.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
+
+
+def objects_are_dark(blocks: np.ndarray) -> bool:
+    """True if the objects are darker than their surroundings (bright field), from block means.
+
+    Compact objects are on the inner, convex side of their edges: the isophotes (lines of
+    equal brightness) around a bright blob curve towards the brighter side, around a dark
+    blob towards the darker side. The sign of the summed isophote curvature, weighted by
+    the cube of the gradient magnitude (so sharp, strong edges count and smooth shading
+    does not), decides: ``sum(Lxx Ly^2 - 2 Lxy Lx Ly + Lyy Lx^2) > 0`` means dark objects,
+    with derivatives of a Gaussian of one block. Negating the image negates the sum.
+
+    Parameters
+    ----------
+    blocks : ndarray of shape (..., Y, X), float
+        Block means (:func:`block_means`); leading axes (channels) are summed over.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> field = np.full((32, 32), 200.0); field[10:16, 10:16] = 50.0
+    >>> objects_are_dark(field), objects_are_dark(255.0 - field)
+    (True, False)
+    """
+    data = np.asarray(blocks, dtype=np.float64)
+    if data.ndim > 2:
+        return bool(sum(_curvature_score(plane) for plane in data.reshape(-1, *data.shape[-2:])) > 0)
+    return bool(_curvature_score(data) > 0)
+
+
+def _curvature_score(plane: np.ndarray) -> float:
+    """``sum(Lxx Ly^2 - 2 Lxy Lx Ly + Lyy Lx^2)`` of a 2-D plane smoothed with a Gaussian of sigma 1."""
+    from scipy import ndimage
+
+    if min(plane.shape) < 3:
+        return 0.0
+
+    def derivative(order: tuple[int, int]) -> np.ndarray:
+        return ndimage.gaussian_filter(plane, 1.0, order=order, mode="nearest")
+
+    ly, lx = derivative((1, 0)), derivative((0, 1))
+    lyy, lxx, lxy = derivative((2, 0)), derivative((0, 2)), derivative((1, 1))
+    return float(np.sum(lxx * ly * ly - 2.0 * lxy * lx * ly + lyy * lx * lx))
+
+
+def _integer_percentiles(image: np.ndarray, percents: tuple[float, float]) -> np.ndarray:
+    """``np.percentile(image, percents)`` (linear) for 8/16-bit integer data, from a histogram."""
+    offset = int(image.min())
+    counts = np.bincount(image.ravel().astype(np.int64) - offset)
+    cumulative = np.cumsum(counts)
+    positions = np.asarray(percents, dtype=np.float64) / 100.0 * (image.size - 1)
+    below = np.floor(positions)
+    ranks = np.concatenate([below, np.minimum(below + 1, image.size - 1)])
+    values = np.searchsorted(cumulative, ranks, side="right").astype(np.float64) + offset
+    count = len(percents)
+    return values[:count] + (values[count:] - values[:count]) * (positions - below)
+
+
+def _percentiles(raw: np.ndarray, data: np.ndarray, percents: tuple[float, float], *, negate: bool) -> np.ndarray:
+    """Percentiles of `data` (``raw`` as float32, negated if `negate`); integer `raw` uses a histogram."""
+    if raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2:
+        if negate:
+            return -_integer_percentiles(raw, (100.0 - percents[0], 100.0 - percents[1]))
+        return _integer_percentiles(raw, percents)
+    return np.percentile(data, percents)
+
+
+def _robust(raw: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """The ``robust`` kind (module docstring): polarity, then percentile low and block-aware top."""
+    data = np.asarray(raw, dtype=np.float32)
+    blocks = block_means(data, spec["block"])
+    negate = spec["polarity"] == "auto" and objects_are_dark(blocks)
+    if negate:
+        data, blocks = -data, -blocks
+    low, high = _percentiles(np.asarray(raw), data, (spec["low"], spec["high"]), negate=negate)
+    top = max(float(high), float(blocks.max()))
+    scale = top - float(low)
+    if not scale > 0.0:
+        return np.zeros(data.shape, dtype=np.float32)
+    return (data - np.float32(low)) / np.float32(scale)
 
 
 def normalize_image(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
@@ -74,20 +224,26 @@ def normalize_image(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     Returns
     -------
     ndarray of shape (..., Y, X), float32
-        Percentile: ``(x - p_low) / (p_high - p_low)``; z-score: ``(x - mean) / std``.
-        A constant image maps to zeros.
+        Percentile: ``(x - p_low) / (p_high - p_low)``; robust: see the module docstring;
+        z-score: ``(x - mean) / std``. A constant image maps to zeros.
 
     Examples
     --------
     >>> normalize_image(np.array([[0, 50], [100, 100]]), {"kind": "percentile", "low": 0, "high": 100})
     array([[0. , 0.5],
            [1. , 1. ]], dtype=float32)
+    >>> spec = validate_normalization({"kind": "robust", "low": 0, "high": 100, "block": 2})
+    >>> bright = np.zeros((12, 12), dtype=np.uint8); bright[4:8, 4:8] = 200
+    >>> np.array_equal(normalize_image(bright, spec), normalize_image(255 - bright, spec))
+    True
     """
     image = np.asarray(image)
-    if spec["kind"] == "percentile" and image.dtype.kind in "ui" and image.dtype.itemsize <= 2:
+    kind = spec["kind"]
+    if kind == "robust":
+        return _robust(image, spec)
+    if kind == "percentile" and image.dtype.kind in "ui" and image.dtype.itemsize <= 2:
         return _normalize_integers(image, spec)
     data = np.asarray(image, dtype=np.float32)
-    kind = spec["kind"]
     if kind == "none":
         return data
     if kind == "percentile":

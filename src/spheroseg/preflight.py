@@ -2,11 +2,12 @@
 
 The Snakefile calls these while it builds the DAG, so a first run on a real folder stops
 before any compute job with one line naming the file and the config key, instead of failing
-hours later. Everything here reads file headers only (TIFF/OME tags, never pixel data), and
+hours later. Everything here reads file headers only (TIFF/OME tags, the headers of
+ND2/CZI/LIF files through bioio; never pixel data), and
 `plan_experiment` caches what it read by file size and modification time, so that building
 the DAG of a large folder stays fast on the second run.
 
-- `plan_experiment`: the positions of an experiment folder, one per TIFF (or per pattern
+- `plan_experiment`: the positions of an experiment folder, one per image file (or per pattern
   group), one per series of a multi-series file, with shape and physical sizes.
 - `check_channel`, `check_model`, `check_annotations`, `check_snakemake_path`: config keys
   against the data.
@@ -27,10 +28,11 @@ from typing import Any
 
 from spheroseg.ingest import (
     IngestError,
+    MissingReaderError,
     PhysicalSizes,
     TiffLayout,
     discover_positions,
-    inspect_tiff_series,
+    inspect_series,
 )
 
 CACHE_VERSION = 1
@@ -125,7 +127,8 @@ def _save_cache(path: Path | None, entries: dict[str, Any]) -> None:
 
 def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None = None,
                   cache: str | os.PathLike[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Series summaries of TIFF files from their headers, cached by size and mtime.
+    """Series summaries of image files (TIFF, ND2, CZI, LIF) from their headers, cached by
+    size and mtime.
 
     Parameters
     ----------
@@ -170,7 +173,9 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
 def _inspect_entry(path: str, axes: str | None, stamp: list[Any]) -> dict[str, Any]:
     """Cache entry of one file: its series summaries, or the error reading it."""
     try:
-        layouts = inspect_tiff_series(path, axes=axes)
+        layouts = inspect_series(path, axes=axes)
+    except MissingReaderError:
+        raise  # not cached: installing the readers fixes it
     except IngestError as err:
         return {"stamp": stamp, "error": str(err)}
     return {"stamp": stamp, "series": [_layout_record(layout) for layout in layouts]}
@@ -205,8 +210,9 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
                     ) -> dict[str, PositionPlan]:
     """The positions of an experiment folder, read from file headers (no pixel data).
 
-    Each TIFF (or each pattern group) is a position; a file with several series (e.g. an
-    OME-TIFF of several stage positions from ``bfconvert``) gives one position per series,
+    Each image file (or each pattern group) is a position; a file with several series (an
+    OME-TIFF of several stage positions from ``bfconvert``, the scenes of a multi-position
+    ND2, CZI or LIF file) gives one position per series,
     named ``<file position>_<series name>`` (``_s<index>`` when names are missing or
     repeated). With a pattern, the first file of each position is inspected.
 

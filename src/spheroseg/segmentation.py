@@ -718,8 +718,10 @@ def _record_segmentation(path: str | os.PathLike[str], options: SegmentationOpti
     threshold, the objects kept and the objects the size filter removed (count, largest)."""
     import zarr
 
+    from spheroseg.ngff import image_label_metadata
+
     group = zarr.open_group(store=str(path), mode="r+")
-    group.attrs["ome"] = {**group.attrs["ome"], "image-label": {}}
+    group.attrs["ome"] = {**group.attrs["ome"], "image-label": image_label_metadata()}
     group.attrs["spheroseg"] = {"segment": {
         **dataclasses.asdict(options),
         "thresholds": [frame["threshold"] for frame in frames],
@@ -746,3 +748,63 @@ def read_thresholds(labels_path: str | os.PathLike[str]) -> list[float] | None:
             isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
         return None
     return [float(t) for t in thresholds]
+
+
+LABEL_NAME = "segmentation"
+
+
+def segment_into_image(probabilities_path: str | os.PathLike[str],
+                       image_path: str | os.PathLike[str],
+                       options: SegmentationOptions | None = None, *,
+                       record: str | os.PathLike[str] | None = None,
+                       threads: int | None = None) -> list[float]:
+    """:func:`segment_store` into ``IMAGE/labels/segmentation``, nested under its image.
+
+    The label image is written atomically inside the image's ``labels`` group and then
+    listed there (NGFF image-labels), so that viewers and readers open the image with its
+    labels. `record`, written last, is a small JSON file saying where the labels are and
+    what was recorded with them (options, thresholds): the workflow's sign that they are
+    complete.
+
+    Parameters
+    ----------
+    probabilities_path : str or PathLike
+        NGFF image of foreground probabilities.
+    image_path : str or PathLike
+        The NGFF image the probabilities were computed from (same y and x size).
+    options : SegmentationOptions, optional
+        As :func:`segment_store`.
+    record : str or PathLike, optional
+        JSON file to write when the labels are complete.
+    threads : int, optional
+        Worker processes, as :func:`segment_store`.
+
+    Returns
+    -------
+    list of float
+        Threshold used for each frame.
+
+    Raises
+    ------
+    ValueError
+        As :func:`segment_store`, or if the image is not an NGFF image of the
+        probabilities' y and x size.
+    """
+    import json
+
+    from spheroseg import ngff
+    from spheroseg.atomic import write_text
+
+    image, probabilities = ngff.read_metadata(image_path), ngff.read_metadata(probabilities_path)
+    if image.shape[-2:] != probabilities.shape[-2:]:
+        raise ValueError(f"image must have the y, x size of the probabilities "
+                         f"{probabilities.shape[-2:]}, got {image.shape[-2:]} (in {image_path})")
+    output = ngff.label_path(image_path, LABEL_NAME)
+    thresholds = segment_store(probabilities_path, output, options, threads=threads)
+    ngff.register_label(image_path, LABEL_NAME)
+    if record is not None:
+        recorded = ngff.read_attributes(output).get("spheroseg", {})
+        where = os.path.relpath(output, os.path.dirname(os.path.abspath(record)))
+        document = {"labels": where.replace(os.sep, "/"), **recorded}
+        write_text(record, json.dumps(document, indent=2) + "\n")
+    return thresholds

@@ -5,7 +5,13 @@ symmetry breaking). The image adds what makes real data hard: shed cells and deb
 the body, textured interiors, uneven illumination, blur, and Poisson plus read noise. The
 ground truth is analytic: the mask holds the pixels whose centre lies inside the ellipse,
 and area, perimeter (complete elliptic integral) and circularity come from the ellipse
-itself, not from the mask.
+itself, not from the mask. The second half draws annotated training frames in several
+microscope modalities (fluorescence, invasive, bright field, phase contrast).
+
+Why one module: it is the one place that draws synthetic ground truth; the demo's bodies and
+the training modalities share the ellipse geometry, the supersampled rasterisation and the
+noise fields, and the demo's training set (``write_training_set``) dispatches to either.
+Splitting the modalities into their own module is a candidate once a third user appears.
 """
 
 from __future__ import annotations
@@ -414,17 +420,20 @@ def _crowd(rng: np.random.Generator, *, shape: tuple[int, int], n_bodies: int, n
 
 def write_training_set(
     folder: str | os.PathLike[str], *, n_images: int, shape: tuple[int, int] = TRAINING_SHAPE, seed: int = 0,
+    modalities: tuple[str, ...] | None = None,
 ) -> None:
-    """Write `n_images` annotated synthetic frames as ``images/NNN.tif`` + ``masks/NNN.tif`` (0/1).
+    """Write `n_images` annotated synthetic frames as ``images/NAME.tif`` + ``masks/NAME.tif`` (0/1).
 
-    Frames vary in body count (1-3), size, elongation, debris density, illumination and
-    noise, and bodies sometimes touch the frame border, so that a model trained on them
-    generalises beyond the demo.
+    Without `modalities` (the original recipe, names ``NNN.tif``): the demo's rendering;
+    frames vary in body count (1-3), size, elongation, debris density, illumination and
+    noise, and bodies sometimes touch the frame border; the debris is background. With
+    `modalities` (names ``<modality>_NNN.tif``): :func:`training_frame` in the given
+    modalities in turn, random polarity, every in-focus cell foreground.
 
     Raises
     ------
     ValueError
-        If `n_images` is not positive.
+        If `n_images` is not positive or a modality is unknown.
     """
     import tifffile
 
@@ -433,6 +442,9 @@ def write_training_set(
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(parents=True, exist_ok=True)
+    if modalities is not None:
+        _write_modality_frames(folder, n_images=n_images, shape=shape, seed=seed, modalities=tuple(modalities))
+        return
     for index in range(n_images):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1000 + index]))
         t_final = int(rng.integers(1, 12))
@@ -450,3 +462,361 @@ def write_training_set(
             tifffile.imwrite(tmp, image, photometric="minisblack")
         with atomic_path(folder / "masks" / name) as tmp:
             tifffile.imwrite(tmp, mask, photometric="minisblack")
+
+
+# --- Training frames in several microscope modalities ---------------------------------------
+#
+# The demo above renders one look (fluorescence-like bodies with detached debris that the
+# ground truth leaves out). Training a model that should serve real microscopes needs more:
+# the frames below draw irregular bodies, shed and invading cells, and render them as
+# fluorescence, bright field (dark bodies, bright halo) or phase contrast (bright halo),
+# with random polarity, gain, offset, saturation and bit depth. Their masks follow the
+# convention of the annotated real spheroids: the body and every in-focus cell around it
+# are foreground (the segment step's size filter separates the main body from small
+# fragments); out-of-focus cells, haze and halos are background.
+
+TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
+SYNTHETIC_PIXEL_SIZE_UM = 2.0  # the physical scale the synthetic bodies and cells are drawn at
+POLARITIES = ("bright", "dark")
+CELL_RADIUS_PX = (1.6, 3.2)  # a 6-13 um cell at 2 um/px
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A star-shaped body: an ellipse whose radius is modulated by harmonics k = 2, 3, ...
+
+    ``amplitudes[i]`` and ``phases[i]`` belong to harmonic ``k = i + 2``; the outline is
+    where :meth:`normalized_radius` equals 1.
+    """
+
+    ellipse: Ellipse
+    amplitudes: tuple[float, ...] = ()
+    phases: tuple[float, ...] = ()
+
+    def normalized_radius(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        """< 1 inside the outline, 1 on it; linear in the distance along any ray from the centre."""
+        ellipse = self.ellipse
+        dy, dx = yy - ellipse.center_y, xx - ellipse.center_x
+        cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
+        u = (dx * cos + dy * sin) / ellipse.semi_major
+        v = (-dx * sin + dy * cos) / ellipse.semi_minor
+        theta = np.arctan2(v, u)
+        radius = np.ones_like(theta)
+        for harmonic, (amplitude, phase) in enumerate(zip(self.amplitudes, self.phases), start=2):
+            radius = radius + amplitude * np.cos(harmonic * theta + phase)
+        return np.sqrt(u * u + v * v) / radius
+
+    def reach(self) -> float:
+        """An upper bound of the distance from the centre to the outline, px."""
+        return self.ellipse.semi_major * (1.0 + sum(abs(a) for a in self.amplitudes))
+
+    def boundary_distance(self, angle: float) -> float:
+        """Distance from the centre to the outline in direction `angle` (radians, image axes), px."""
+        probe = self.normalized_radius(np.array(self.ellipse.center_y + math.sin(angle)),
+                                       np.array(self.ellipse.center_x + math.cos(angle)))
+        return 1.0 / max(float(probe), 1e-9)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A small round object: in focus (part of the mask) or out of focus (haze only)."""
+
+    shape: Ellipse
+    brightness: float
+    in_focus: bool = True
+
+
+@dataclass(frozen=True)
+class TrainingScene:
+    """What one training frame shows: bodies and cells, before rendering."""
+
+    shape: tuple[int, int]
+    bodies: list[Outline]
+    cells: list[Cell]
+    invasive: bool = False
+
+
+def _box(center_y: float, center_x: float, reach: float, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """Pixel box that holds a shape of radius `reach` around a centre (None if outside the frame)."""
+    top, left = max(int(center_y - reach) - 1, 0), max(int(center_x - reach) - 1, 0)
+    bottom, right = min(int(center_y + reach) + 3, shape[0]), min(int(center_x + reach) + 3, shape[1])
+    if top >= bottom or left >= right:
+        return None
+    return slice(top, bottom), slice(left, right)
+
+
+def _rasterise(outline: Outline | Ellipse, reach: float, shape: tuple[int, int]
+               ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+    """(box, coverage, centre mask) of a shape inside its box: supersampled coverage, exact mask."""
+    centre = outline.ellipse if isinstance(outline, Outline) else outline
+    box = _box(centre.center_y, centre.center_x, reach, shape)
+    if box is None:
+        return None
+    ys = np.arange(box[0].start, box[0].stop, dtype=np.float64)
+    xs = np.arange(box[1].start, box[1].stop, dtype=np.float64)
+    offsets = (np.arange(SUPERSAMPLING) + 0.5) / SUPERSAMPLING - 0.5
+    yy = ys[:, None, None, None] + offsets[None, None, :, None]
+    xx = xs[None, :, None, None] + offsets[None, None, None, :]
+    coverage = (outline.normalized_radius(yy, xx) <= 1.0).mean(axis=(2, 3)).astype(np.float32)
+    mask = outline.normalized_radius(ys[:, None], xs[None, :]) <= 1.0
+    return box, coverage, mask
+
+
+def _random_outline(rng: np.random.Generator, center_y: float, center_x: float, radius: float) -> Outline:
+    """An irregular, sometimes elongated body of about `radius` px."""
+    stretch = float(rng.uniform(1.0, 1.7)) if rng.random() < 0.6 else 1.0
+    ellipse = Ellipse(center_y, center_x, radius * math.sqrt(stretch), radius / math.sqrt(stretch),
+                      float(rng.uniform(0, math.pi)))
+    count = int(rng.integers(0, 4))
+    amplitudes = tuple(float(rng.uniform(0.0, 0.09)) / (k + 1) for k in range(count))
+    return Outline(ellipse, amplitudes, tuple(float(p) for p in rng.uniform(0, 2 * math.pi, count)))
+
+
+def _place_bodies(rng: np.random.Generator, shape: tuple[int, int], count: int) -> list[Outline]:
+    """Up to `count` non-touching bodies (radius 12-100 px); the first one always fits."""
+    largest = max(12.5, min(100.0, 0.38 * min(shape)))
+    bodies: list[Outline] = []
+    for _ in range(30 * count):
+        if len(bodies) == count:
+            break
+        radius = float(np.exp(rng.uniform(math.log(12.0), math.log(largest))))
+        if rng.random() < 0.2:  # across the frame border
+            cy, cx = float(rng.uniform(0, shape[0])), float(rng.choice([0.05, 0.95]) * shape[1])
+        else:
+            cy, cx = (float(rng.uniform(0.15, 0.85) * side) for side in shape)
+        outline = _random_outline(rng, cy, cx, radius)
+        if all(math.hypot(cy - b.ellipse.center_y, cx - b.ellipse.center_x) > outline.reach() + b.reach() + 12
+               for b in bodies):
+            bodies.append(outline)
+    return bodies
+
+
+def _cell_at(rng: np.random.Generator, y: float, x: float, brightness: float, in_focus: bool = True) -> Cell:
+    """A cell of random size centred at (y, x)."""
+    radius = float(rng.uniform(*CELL_RADIUS_PX))
+    shape = Ellipse(y, x, radius * float(rng.uniform(1.0, 1.3)), radius, float(rng.uniform(0, math.pi)))
+    return Cell(shape, brightness, in_focus)
+
+
+def _shed_cells(rng: np.random.Generator, body: Outline, count: int, spread: float) -> list[Cell]:
+    """Cells scattered outside a body, denser near it (distance beyond the outline ~ exponential)."""
+    cells = []
+    for _ in range(count):
+        angle = float(rng.uniform(0, 2 * math.pi))
+        distance = body.boundary_distance(angle) + float(rng.exponential(spread)) + 1.0
+        y = body.ellipse.center_y + distance * math.sin(angle)
+        x = body.ellipse.center_x + distance * math.cos(angle)
+        in_focus = rng.random() < 0.85
+        brightness = float(rng.uniform(0.35, 1.0) if in_focus else rng.uniform(0.1, 0.3))
+        cells.append(_cell_at(rng, y, x, brightness, in_focus))
+    return cells
+
+
+def _strand(rng: np.random.Generator, body: Outline) -> list[Cell]:
+    """A chain of touching cells invading outwards from the body's edge."""
+    angle = float(rng.uniform(0, 2 * math.pi))
+    distance = body.boundary_distance(angle) - 1.0
+    cells = []
+    for _ in range(int(rng.integers(3, 14))):
+        distance += float(rng.uniform(2.5, 4.0))
+        angle += float(rng.normal(0.0, 0.04))
+        y = body.ellipse.center_y + distance * math.sin(angle)
+        x = body.ellipse.center_x + distance * math.cos(angle)
+        cells.append(_cell_at(rng, y, x, float(rng.uniform(0.5, 1.0))))
+    return cells
+
+
+def training_scene(rng: np.random.Generator, *, shape: tuple[int, int], invasive: bool) -> TrainingScene:
+    """Draw the bodies and cells of one training frame.
+
+    Invasive scenes (day-2 spheroids) have one to two bodies with strands and up to a few
+    hundred shed cells; the others (gastruloids, day-0 spheroids) have one to three bodies
+    and a few dead cells or debris around them and anywhere in the field.
+    """
+    bodies = _place_bodies(rng, shape, int(rng.integers(1, 3 if invasive else 4)))
+    cells: list[Cell] = []
+    for body in bodies:
+        radius = body.ellipse.semi_minor
+        if invasive:
+            for _ in range(int(rng.integers(0, 12))):
+                cells += _strand(rng, body)
+            cells += _shed_cells(rng, body, int(rng.integers(20, 260)), float(rng.uniform(0.15, 0.7)) * radius)
+        else:
+            cells += _shed_cells(rng, body, int(rng.integers(0, 12)), float(rng.uniform(0.1, 0.5)) * radius)
+    for _ in range(int(rng.integers(0, 10))):
+        y, x = (float(rng.uniform(0, side)) for side in shape)
+        cells.append(_cell_at(rng, y, x, float(rng.uniform(0.35, 1.0)), rng.random() < 0.8))
+    return TrainingScene(shape, bodies, cells, invasive)
+
+
+def _paint_bodies(rng: np.random.Generator, scene: TrainingScene, signal: np.ndarray, mask: np.ndarray) -> None:
+    """Draw the textured bodies into `signal` (max) and their exact masks into `mask`."""
+    texture = 1.0 - float(rng.uniform(0.0, 0.5)) * _smooth_noise(rng, scene.shape, float(rng.uniform(1.5, 6.0)))
+    for body in scene.bodies:
+        drawn = _rasterise(body, body.reach() + 1.0, scene.shape)
+        if drawn is None:
+            continue
+        box, coverage, inside = drawn
+        level = texture[box]
+        if scene.invasive:  # dense core: brighter towards the centre
+            ys = np.arange(box[0].start, box[0].stop, dtype=np.float64)[:, None]
+            xs = np.arange(box[1].start, box[1].stop, dtype=np.float64)[None, :]
+            centre = np.clip(1.0 - body.normalized_radius(ys, xs), 0.0, 1.0)
+            level = level * (0.6 + 0.8 * centre).astype(np.float32)
+        signal[box] = np.maximum(signal[box], coverage * level)
+        mask[box] |= inside
+
+
+def _paint_cells(scene: TrainingScene, signal: np.ndarray, haze: np.ndarray, mask: np.ndarray) -> None:
+    """Draw in-focus cells into `signal` and `mask`, out-of-focus ones into `haze`."""
+    for cell in scene.cells:
+        drawn = _rasterise(cell.shape, cell.shape.semi_major + 1.0, scene.shape)
+        if drawn is None:
+            continue
+        box, coverage, inside = drawn
+        if cell.in_focus:
+            signal[box] = np.maximum(signal[box], cell.brightness * coverage)
+            mask[box] |= inside
+        else:
+            haze[box] += cell.brightness * coverage
+
+
+def scene_maps(rng: np.random.Generator, scene: TrainingScene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object signal, out-of-focus haze (both float32 (Y, X), about 0-1) and the exact mask (bool)."""
+    signal = np.zeros(scene.shape, dtype=np.float32)
+    haze = np.zeros(scene.shape, dtype=np.float32)
+    mask = np.zeros(scene.shape, dtype=bool)
+    _paint_bodies(rng, scene, signal, mask)
+    _paint_cells(scene, signal, haze, mask)
+    haze = ndimage.gaussian_filter(haze, float(rng.uniform(2.0, 4.0)))
+    if scene.invasive and mask.any():  # diffuse glow around the invading front
+        outside = ndimage.distance_transform_edt(~mask).astype(np.float32)
+        reach = float(rng.uniform(4.0, 25.0))
+        haze += float(rng.uniform(0.0, 0.25)) * np.exp(-outside / reach) * (outside > 0)
+    return signal, haze, mask
+
+
+def _render_fluorescence(rng: np.random.Generator, signal: np.ndarray, haze: np.ndarray, mask: np.ndarray
+                         ) -> np.ndarray:
+    """Bright objects on a dark background: blur, background, shading, shot and read noise."""
+    blurred = ndimage.gaussian_filter(signal, float(rng.uniform(0.5, 1.8))) + haze
+    expected = (float(rng.uniform(0.02, 0.3)) + blurred) * _shading(rng, signal.shape)
+    photons = float(np.exp(rng.uniform(math.log(20.0), math.log(3000.0))))
+    counts = rng.poisson(expected * photons).astype(np.float32) / photons
+    return counts + rng.normal(0.0, float(rng.uniform(0.0, 0.02)), signal.shape).astype(np.float32)
+
+
+def _shading(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Uneven illumination of a training frame: a gentle gradient and vignetting, 0.7-1.2, float32 (Y, X)."""
+    yy, xx = (axis / max(shape) - 0.5 for axis in np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32))
+    slope_y, slope_x = rng.uniform(-0.2, 0.2, size=2)
+    vignetting = float(rng.uniform(0.0, 0.6))
+    field = 1.0 + slope_y * yy + slope_x * xx - vignetting * (yy * yy + xx * xx)
+    return (field * (0.97 + 0.06 * _smooth_noise(rng, shape, max(shape) / 6))).astype(np.float32)
+
+
+def _halo(mask: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decaying bands just outside and just inside the mask's edges, float32 (Y, X)."""
+    outside = ndimage.distance_transform_edt(~mask).astype(np.float32)
+    inside = ndimage.distance_transform_edt(mask).astype(np.float32)
+    return np.exp(-outside / width) * (outside > 0), np.exp(-inside / width) * (inside > 0)
+
+
+def _render_transmitted(rng: np.random.Generator, signal: np.ndarray, haze: np.ndarray, mask: np.ndarray,
+                        *, phase: bool) -> np.ndarray:
+    """Dark objects on a light background with a bright halo (bright field), or phase contrast.
+
+    Phase contrast: objects only a little darker than the background, a strong bright halo.
+    """
+    width = float(rng.uniform(1.0, 4.0))
+    ring, rim = _halo(mask, width)
+    if phase:
+        absorb, halo, dark_rim = rng.uniform(0.05, 0.35), rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.3)
+    else:
+        absorb, halo, dark_rim = rng.uniform(0.25, 0.75), rng.uniform(0.0, 0.35), rng.uniform(0.0, 0.2)
+    light = 1.0 - absorb * signal - 0.5 * absorb * haze + halo * ring - dark_rim * rim
+    light = ndimage.gaussian_filter(light.astype(np.float32), float(rng.uniform(0.5, 1.8)))
+    light = light * _shading(rng, signal.shape)
+    return light + rng.normal(0.0, float(rng.uniform(0.003, 0.03)), signal.shape).astype(np.float32)
+
+
+def _to_camera(rng: np.random.Generator, image: np.ndarray, *, invert: bool) -> np.ndarray:
+    """Quantise like a camera: random gain and offset, saturation, 8 or 16 bits; optionally negated."""
+    if invert:
+        image = -image
+    low, high = float(image.min()), float(image.max())
+    unit = (image - low) / max(high - low, 1e-9)
+    if rng.random() < 0.5:
+        top, offset, dtype = rng.uniform(150.0, 330.0), rng.uniform(-30.0, 40.0), np.uint8
+    else:
+        top, offset, dtype = np.exp(rng.uniform(math.log(400.0), math.log(40000.0))), rng.uniform(0.0, 2000.0), np.uint16
+    counts = np.rint(offset + top * unit)
+    return np.clip(counts, 0, np.iinfo(dtype).max).astype(dtype)
+
+
+def training_frame(seed: int | np.random.SeedSequence, *, shape: tuple[int, int] = (256, 256),
+                   modality: str = "fluorescence", polarity: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one annotated training frame in a microscope modality.
+
+    Parameters
+    ----------
+    seed : int or SeedSequence
+        Everything is deterministic given the seed; the same seed with the other `polarity`
+        gives the same scene, rendering and camera, negated before quantisation.
+    shape : tuple of int
+        Frame shape (Y, X); bodies have radii of 12-100 px (a 2 um/px scale).
+    modality : {"fluorescence", "invasive", "brightfield", "phase"}
+        Fluorescent bodies with a few cells around them; fluorescent spheroids invading
+        the surrounding (strands, hundreds of shed cells, glow); bright field (dark
+        bodies, bright halo, dark rim); phase contrast (slightly dark bodies, strong halo).
+    polarity : {"bright", "dark"}, optional
+        Whether the objects end up brighter or darker than the background; random if None
+        (fluorescence is naturally bright, bright field and phase contrast dark).
+
+    Returns
+    -------
+    image : ndarray of shape (Y, X), uint8 or uint16
+    mask : ndarray of shape (Y, X), bool
+        Bodies and in-focus cells.
+
+    Raises
+    ------
+    ValueError
+        If `modality` or `polarity` is unknown.
+    """
+    if modality not in TRAINING_MODALITIES:
+        raise ValueError(f"modality must be one of {TRAINING_MODALITIES}, got {modality!r}")
+    if polarity is not None and polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES} or None, got {polarity!r}")
+    rng = np.random.default_rng(seed)
+    scene = training_scene(rng, shape=tuple(shape), invasive=modality == "invasive")
+    signal, haze, mask = scene_maps(rng, scene)
+    if modality in ("fluorescence", "invasive"):
+        image, natural = _render_fluorescence(rng, signal, haze, mask), "bright"
+    else:
+        image, natural = _render_transmitted(rng, signal, haze, mask, phase=modality == "phase"), "dark"
+    drawn = POLARITIES[int(rng.integers(2))]
+    invert = (polarity or drawn) != natural
+    return _to_camera(rng, image, invert=invert), mask
+
+
+def _write_pair(folder: Path, name: str, image: np.ndarray, mask: np.ndarray) -> None:
+    """Write ``images/NAME`` and ``masks/NAME`` (0/1) atomically."""
+    import tifffile
+
+    with atomic_path(folder / "images" / name) as tmp:
+        tifffile.imwrite(tmp, image, photometric="minisblack")
+    with atomic_path(folder / "masks" / name) as tmp:
+        tifffile.imwrite(tmp, mask.astype(np.uint8), photometric="minisblack")
+
+
+def _write_modality_frames(folder: Path, *, n_images: int, shape: tuple[int, int], seed: int,
+                           modalities: tuple[str, ...]) -> None:
+    """Write :func:`training_frame` pairs named ``<modality>_NNN.tif``, modalities in turn."""
+    unknown = sorted(set(modalities) - set(TRAINING_MODALITIES))
+    if not modalities or unknown:
+        raise ValueError(f"modalities must be a non-empty selection of {TRAINING_MODALITIES}, got {list(modalities)}")
+    for index in range(n_images):
+        modality = modalities[index % len(modalities)]
+        image, mask = training_frame(np.random.SeedSequence([seed, 5000 + index]), shape=shape, modality=modality)
+        _write_pair(folder, f"{modality}_{index:03d}.tif", image, mask)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_helpers import REPO, write_tiny_model
+from zoo_helpers import train_percentile_unet, write_tiny_model
 
 
 @pytest.fixture
@@ -32,12 +32,18 @@ def bioimageio_core():
 
 
 @pytest.fixture(scope="session")
-def default_package(tmp_path_factory, bioimageio_core) -> Path:
-    """The shipped default model exported once (test_model run by the export)."""
+def unet_model(tmp_path_factory) -> Path:
+    """A U-Net of the default's architecture with percentile normalisation (zoo_helpers)."""
+    return train_percentile_unet(tmp_path_factory.mktemp("unet") / "default.pt")
+
+
+@pytest.fixture(scope="session")
+def unet_package(tmp_path_factory, bioimageio_core, unet_model) -> Path:
+    """That U-Net exported once (test_model run by the export)."""
     from spheroseg.modelzoo.export import export_bioimageio
 
     folder = tmp_path_factory.mktemp("default-package")
-    summary = export_bioimageio(REPO / "models/default.pt", folder / "default.zip")
+    summary = export_bioimageio(unet_model, folder / "default.zip")
     assert summary["test"]["status"] == "passed", summary
     return folder / "default.zip"
 

@@ -20,21 +20,21 @@ def read_rdf(package):
         return yaml.safe_load(archive.read("rdf.yaml")), set(archive.namelist())
 
 
-def test_default_model_package_passes_bioimageio_core_test_model(default_package, bioimageio_core):
+def test_unet_package_passes_bioimageio_core_test_model(unet_package, bioimageio_core):
     # The export already ran test_model; run it again here on the written zip, independently.
-    summary = bioimageio_core.test_model(default_package, devices=["cpu"])
+    summary = bioimageio_core.test_model(unet_package, devices=["cpu"])
     assert summary.status == "passed", summary.format()
-    rdf, names = read_rdf(default_package)
+    rdf, names = read_rdf(unet_package)
     assert {"rdf.yaml", "default.pt", "default.json", "test_input.npy", "test_output.npy", "cover.png",
             "README.md"} <= names
     assert rdf["format_version"].startswith("0.5")
 
 
-def test_package_maps_the_card_onto_the_spec(default_package):
+def test_package_maps_the_card_onto_the_spec(unet_package, unet_model):
     import json
 
-    card = json.loads((REPO / "models/default.json").read_text())
-    rdf, _ = read_rdf(default_package)
+    card = json.loads(unet_model.with_suffix(".json").read_text())
+    rdf, _ = read_rdf(unet_package)
     inputs, outputs = rdf["inputs"][0], rdf["outputs"][0]
     steps = [step for step in inputs["preprocessing"] if step["id"] != "ensure_dtype"]
     assert steps[0]["id"] == "scale_range"
@@ -47,11 +47,11 @@ def test_package_maps_the_card_onto_the_spec(default_package):
     assert rdf["weights"]["torchscript"]["sha256"] == card["sha256"]
 
 
-def test_readme_carries_the_card_figures_and_training_data(default_package):
+def test_readme_carries_the_card_figures_and_training_data(unet_package, unet_model):
     import json
 
-    card = json.loads((REPO / "models/default.json").read_text())
-    with zipfile.ZipFile(default_package) as archive:
+    card = json.loads(unet_model.with_suffix(".json").read_text())
+    with zipfile.ZipFile(unet_package) as archive:
         readme = archive.read("README.md").decode()
     for name, value in card["metrics"].items():
         if isinstance(value, float):
@@ -59,16 +59,16 @@ def test_readme_carries_the_card_figures_and_training_data(default_package):
     assert card["training"]["annotations"] in readme
 
 
-def test_test_output_is_our_predict_path_on_the_test_input(default_package):
+def test_test_output_is_our_predict_path_on_the_test_input(unet_package, unet_model):
     import torch
 
     from spheroseg.inference.model import load_model
     from spheroseg.normalization import normalize_image
 
-    with zipfile.ZipFile(default_package) as archive:
+    with zipfile.ZipFile(unet_package) as archive:
         test_input = np.load(archive.open("test_input.npy"))
         test_output = np.load(archive.open("test_output.npy"))
-    module, card = load_model(REPO / "models/default.pt", device=torch.device("cpu"))
+    module, card = load_model(unet_model, device=torch.device("cpu"))
     normalized = normalize_image(test_input[0], card["input"]["normalization"])
     with torch.inference_mode():
         expected = torch.sigmoid(module(torch.from_numpy(normalized[None]))).numpy()
@@ -145,6 +145,18 @@ def test_an_unexpressible_card_is_refused_with_its_reason(tmp_path, monkeypatch)
     monkeypatch.setattr(export, "read_verified_card", lambda path: card)
     with pytest.raises(ValueError, match=r"normalization.kind must be one of .*got 'robust'"):
         export.export_bioimageio(model, tmp_path / "tiny.zip")
+
+
+def test_the_shipped_default_is_refused_for_its_robust_normalisation(tmp_path):
+    # models/default.pt normalises with `robust` (polarity, block-mean top): the zoo has no such step.
+    import json
+
+    from spheroseg.modelzoo.export import export_bioimageio
+
+    assert json.loads((REPO / "models/default.json").read_text())["input"]["normalization"]["kind"] == "robust"
+    with pytest.raises(ValueError, match=r"normalization.kind must be one of .*got 'robust'"):
+        export_bioimageio(REPO / "models/default.pt", tmp_path / "default.zip")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_exports_and_reports_errors_in_one_line(tmp_path, capsys, bioimageio_core):

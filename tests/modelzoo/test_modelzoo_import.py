@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo_helpers import REPO, synthetic_frames, unpacked, write_tiny_model
+from zoo_helpers import synthetic_frames, unpacked, write_tiny_model
 from spheroseg.cli import main
 from spheroseg.modelcard import read_verified_card, sha256_file
 
@@ -42,18 +42,18 @@ def image(tmp_path_factory):
     return path
 
 
-def test_own_package_gives_the_torchscript_path_probabilities(default_package, image, tmp_path):
+def test_own_package_gives_the_torchscript_path_probabilities(unet_package, image, tmp_path, unet_model):
     from spheroseg.modelzoo.importer import import_bioimageio
 
-    card = import_bioimageio(default_package, tmp_path / "zoo" / "default.pt")
-    original = json.loads((REPO / "models/default.json").read_text())
+    card = import_bioimageio(unet_package, tmp_path / "zoo" / "default.pt")
+    original = json.loads(unet_model.with_suffix(".json").read_text())
     assert sha256_file(tmp_path / "zoo" / "default.pt") == original["sha256"]  # weights unchanged
     assert card["input"]["normalization"] == original["input"]["normalization"]
     assert (card["output"]["kind"], card["spatial_divisor"], card["tile"]["halo"]) == (
         original["output"]["kind"], original["spatial_divisor"], original["tile"]["halo"])
     assert card["input"]["pixel_size_um"] == original["input"]["pixel_size_um"]
     assert card["bioimageio"]["test"]["max_abs_difference"] <= 1e-5
-    ours, plan_ours = probabilities(REPO / "models/default.pt", image, tmp_path / "direct")
+    ours, plan_ours = probabilities(unet_model, image, tmp_path / "direct")
     theirs, plan_theirs = probabilities(tmp_path / "zoo" / "default.pt", image, tmp_path / "imported")
     assert plan_theirs == plan_ours
     assert float(np.abs(theirs - ours).max()) <= 1e-5
@@ -126,10 +126,10 @@ def test_foreign_package_reproduces_bioimageio_core_prediction(tmp_path, bioimag
         assert float(np.abs(ours[t][interior] - theirs[interior]).max()) <= 1e-3
 
 
-def test_imported_card_is_verified_by_sha256_like_every_model(default_package, tmp_path):
+def test_imported_card_is_verified_by_sha256_like_every_model(unet_package, tmp_path):
     from spheroseg.modelzoo.importer import import_bioimageio
 
-    import_bioimageio(default_package, tmp_path / "m.pt")
+    import_bioimageio(unet_package, tmp_path / "m.pt")
     assert read_verified_card(tmp_path / "m.pt")["bioimageio"]["package"]["file"] == "default.zip"
     with open(tmp_path / "m.pt", "ab") as handle:
         handle.write(b"\0")
@@ -137,7 +137,7 @@ def test_imported_card_is_verified_by_sha256_like_every_model(default_package, t
         read_verified_card(tmp_path / "m.pt")
 
 
-def test_minimum_size_keeps_tiles_large_enough_for_small_images(tmp_path, default_package):
+def test_minimum_size_keeps_tiles_large_enough_for_small_images(tmp_path, unet_package, unet_model):
     from spheroseg import ngff
     from spheroseg.inference import plan_for_image
     from spheroseg.modelzoo.importer import import_bioimageio
@@ -146,20 +146,20 @@ def test_minimum_size_keeps_tiles_large_enough_for_small_images(tmp_path, defaul
         for axis in rdf["inputs"][0]["axes"][2:]:
             axis["size"] = {"min": 128, "step": 8}
 
-    rdf = unpacked(default_package, tmp_path / "package", edit)
+    rdf = unpacked(unet_package, tmp_path / "package", edit)
     import_bioimageio(rdf, tmp_path / "m.pt")
     small = tmp_path / "small.ome.zarr"
     ngff.create_image(small, shape=(1, 1, 40, 50), dtype="uint16", axes="tcyx", pixel_size_um=None,
                       time_interval_s=None)
     assert plan_for_image(small, tmp_path / "m.pt").tile_shape == (128, 128)
-    assert min(plan_for_image(small, REPO / "models/default.pt").tile_shape) < 128  # without min_size
+    assert min(plan_for_image(small, unet_model).tile_shape) < 128  # without min_size
 
 
-def test_cli_imports_checks_and_refuses(tmp_path, default_package, capsys):
-    assert main(["import-bioimageio", str(default_package)]) == 0
+def test_cli_imports_checks_and_refuses(tmp_path, unet_package, capsys):
+    assert main(["import-bioimageio", str(unet_package)]) == 0
     assert not list(tmp_path.iterdir())
     assert json.loads(capsys.readouterr().out)["spatial_divisor"] == 8
-    assert main(["import-bioimageio", str(default_package), str(tmp_path / "m.pt")]) == 0
+    assert main(["import-bioimageio", str(unet_package), str(tmp_path / "m.pt")]) == 0
     assert (tmp_path / "m.json").is_file()
     assert main(["import-bioimageio", str(tmp_path / "none.zip"), str(tmp_path / "n.pt")]) == 1
     assert "model package not found" in capsys.readouterr().err

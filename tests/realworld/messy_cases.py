@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import tifffile
+from snakefile_runner import run_snakemake
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 96
@@ -44,14 +43,8 @@ class Outcome:
 
 
 def snakemake(workdir: Path, *args: str, umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the repository's Snakefile in `workdir` with this interpreter's snakemake."""
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2", *args]
-    preexec = None if umask is None else (lambda: os.umask(umask))
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S,
-                          preexec_fn=preexec)
+    """Run the repository's Snakefile in `workdir` on 2 cores; the caller checks the outcome."""
+    return run_snakemake(workdir, "--cores", "2", *args, check=False, timeout=RUN_TIMEOUT_S, umask=umask)
 
 
 def disk_frames(frames: int, *, seed: int = 0, size: int = SIZE, dtype: str = "uint16") -> np.ndarray:

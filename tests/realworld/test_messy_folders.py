@@ -5,22 +5,20 @@ file or config key."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 import messy_cases as cases
+from snakefile_runner import require_spheroseg
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
 def _needs_workflow() -> None:
     """Skip without the spheroseg command next to this Python or the shipped model."""
-    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("the spheroseg command is not installed next to this Python")
+    require_spheroseg()
     if not (cases.REPO / "models" / "default.pt").is_file():
         pytest.skip("models/default.pt is missing")
 

@@ -10,12 +10,9 @@ another one (with its card) for development before the default model exists.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import types
 from collections.abc import Sequence
@@ -25,42 +22,15 @@ from typing import Any
 
 import pytest
 import yaml
+from snakefile_runner import REPO, require_model, run_snakemake, snakemake_command, tool_env
+from snakefile_runner import model_file  # noqa: F401 (for the test modules, through `faults`)
 
-REPO = Path(__file__).resolve().parents[2]
 POSITION = "well A1 (ctrl) ü"
 DEMO = {"positions": {POSITION: 1}, "timepoints": 4, "size": [128, 128]}
 # The measurement chain (ingest ... measure, aggregate); the report's plots and GIFs would
 # double every run's time and are covered by the soak benchmark.
 TARGET = "results/demo/metrics.csv"
 RUN_TIMEOUT_S = 600
-
-
-def _load_workflow_helpers() -> Any:
-    """tests/workflow/conftest.py as a module (the lead's `snakemake` helper), by path."""
-    spec = importlib.util.spec_from_file_location(
-        "spheroseg_workflow_test_helpers", REPO / "tests" / "workflow" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-snakemake = _load_workflow_helpers().snakemake
-
-
-def model_file() -> Path | None:
-    """The model the workflow runs use, or None if it does not exist yet."""
-    chosen = Path(os.environ.get("SPHEROSEG_TEST_MODEL", REPO / "models" / "default.pt")).resolve()
-    return chosen if chosen.is_file() and chosen.with_suffix(".json").is_file() else None
-
-
-def require_workflow() -> Path:
-    """Skip unless the spheroseg command and a model are available; return the model."""
-    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("the spheroseg command is not installed next to this Python")
-    model = model_file()
-    if model is None:
-        pytest.skip("models/default.pt (with its card) does not exist yet; set SPHEROSEG_TEST_MODEL")
-    return model
 
 
 def deep_update(target: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +47,7 @@ def write_config(workdir: Path, **changes: Any) -> list[str]:
     """Write a complete config (defaults + demo + `changes`) into `workdir`; return the
     Snakemake arguments that use it instead of the shipped config and ask for TARGET."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
-    deep_update(config, {"model": str(require_workflow()), "demo": DEMO})
+    deep_update(config, {"model": str(require_model()), "demo": DEMO})
     deep_update(config, changes)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "reliability.yaml"
@@ -86,13 +56,13 @@ def write_config(workdir: Path, **changes: Any) -> list[str]:
 
 
 def run(workdir: Path, config_args: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the workflow with 2 cores (the lead's helper) and the given config."""
-    return snakemake(workdir, "--cores", "2", *config_args, *args, check=check)
+    """Run the workflow with 2 cores and the given config."""
+    return run_snakemake(workdir, "--cores", "2", *config_args, *args, check=check)
 
 
 def resume(workdir: Path, config_args: list[str]) -> subprocess.CompletedProcess[str]:
     """What a user does after a kill: unlock, then rerun with --rerun-incomplete."""
-    snakemake(workdir, *config_args, "--unlock")
+    run_snakemake(workdir, *config_args, "--unlock")
     return run(workdir, config_args, "--rerun-incomplete")
 
 
@@ -112,8 +82,7 @@ class Kill:
 def run_until_killed(workdir: Path, config_args: list[str], *patterns: str, timeout: float = RUN_TIMEOUT_S) -> Kill:
     """Start the workflow and SIGKILL it with all its jobs as soon as a path matching one of
     the glob `patterns` (relative to `workdir`) exists."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2", *config_args]
+    command = snakemake_command(workdir, "--cores", "2", *config_args)
     return kill_when_present(command, workdir, patterns, log_path=workdir / "killed-run.log", timeout=timeout)
 
 
@@ -129,10 +98,9 @@ def kill_when_present(command: list[str], root: Path, patterns: Sequence[str], *
     AssertionError
         If the timeout passes first.
     """
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.monotonic()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
+        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=tool_env(),
                                    start_new_session=True)
         try:
             hits = _wait_for(root, tuple(patterns), process, start + timeout)

@@ -9,17 +9,16 @@ import json
 import pickle
 import shutil
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from snakefile_runner import SPHEROSEG
 
 # torch.jit is deprecated in torch >= 2.13 but is the model format spheroseg ships.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "spheroseg"
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 
 # Calls that write a file or a store (method or function name).
 WRITERS = {"write_text", "write_bytes", "savefig", "imwrite", "imsave", "save", "savez", "savez_compressed",

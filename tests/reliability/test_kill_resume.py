@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 # stage -> (glob that means "half-written", final output name); "c*": a first chunk, whether
 # chunk keys are nested ("c/0/...") or side by side ("c.0.0...", spheroseg.ngff.CHUNK_KEY_ENCODING)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from snakefile_runner import SPHEROSEG
 
 REPO = Path(__file__).resolve().parents[2]
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 ODD_NAMES = {
     "shell-and-glob": "b[1] {x} $HOME 'q' \"d\" ;&",
     "non-latin": "日本語 Ω",

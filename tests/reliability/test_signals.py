@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from snakefile_runner import SPHEROSEG
 
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +38,39 @@ def test_sigterm_during_ingest_removes_the_temporary_output(experiment, tmp_path
     assert process.returncode != 0, "an interrupted ingest must not report success"
     assert not output.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [], f"left behind after SIGTERM; stderr: {stderr[-1000:]}"
+
+
+def test_sigterm_while_a_writer_thread_starts_waits_for_that_writer(tmp_path, monkeypatch):
+    """A SIGTERM inside ThreadPoolExecutor.submit (in Thread.start) must not leave the new
+    worker writing after write_frames has returned: the temporary output is removed then."""
+    import os
+    import threading
+
+    from spheroseg import ngff
+    from spheroseg.atomic import exit_on_signal
+    from spheroseg.ingest import write
+
+    written = []
+
+    def slow_write(arrays, t, frame):
+        time.sleep(0.3)
+        written.append(t)
+
+    real_start = threading.Thread.start
+
+    def start_then_sigterm(thread):
+        real_start(thread)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled here, inside submit
+
+    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=(1, 8, 8), dtype="uint8", axes="tyx",
+                              pixel_size_um=None, time_interval_s=None)
+    monkeypatch.setattr(write, "_write_frame", slow_write)
+    monkeypatch.setattr(threading.Thread, "start", start_then_sigterm)
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    try:
+        with pytest.raises(SystemExit):
+            write.write_frames([array], iter([(0, np.zeros((8, 8), "uint8"))]), workers=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.undo()
+    assert written == [0], "the started writer must have finished before write_frames returned"

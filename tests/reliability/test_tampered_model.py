@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from snakefile_runner import SPHEROSEG
 
 # torch.jit is deprecated in torch >= 2.13 but is the model format spheroseg ships.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 CARD = {
     "input": {"channels": 1, "normalization": {"kind": "percentile", "low": 1.0, "high": 99.8}},
     "output": {"kind": "logits", "channels": 1},

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from snakefile_runner import SPHEROSEG
 
 # torch.jit is deprecated in torch >= 2.13 but is the model format spheroseg ships.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
-SPHEROSEG = str(Path(sys.executable).parent / "spheroseg")
 TINY = ["--synthetic", "4", "--synthetic-size", "64", "--patch-size", "64", "--batch-size", "2",
         "--steps-per-epoch", "3", "--epochs", "3", "--patience", "0", "--depth", "2", "--base-width", "4",
         "--seed", "0", "--device", "cpu", "--no-progress"]
@@ -43,6 +42,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return folder / "model.pt"
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_same_weights(uninterrupted, faults, tmp_path):
     model = tmp_path / "model.pt"
     kill = faults.kill_when_present(_train_command(model), tmp_path, ["model.checkpoints/last.pt"],
@@ -65,6 +65,7 @@ def _fast_training_configurable() -> bool:
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.skipif(not _fast_training_configurable(),
                     reason="training.steps_per_epoch is not a config key yet: one epoch of the train rule "
                     "takes minutes on CPU (covered by benchmarks/soak_benchmark.py)")

@@ -108,6 +108,7 @@ def _command(annotations: Path, output: Path, checkpoints: Path) -> list[str]:
             "--patch-size", "32", "--depth", "2", "--base-width", "4", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_from_the_last_checkpoint(annotations, tmp_path):
     output, checkpoints = tmp_path / "resumed.pt", tmp_path / "ckpt"
     command = _command(annotations, output, checkpoints)
@@ -132,3 +133,60 @@ def test_patch_size_shrinks_to_small_images(annotations, tmp_path):
     args[args.index("--patch-size") + 1] = "256"
     assert main(args) == 0
     assert read_verified_card(output)["training"]["config"]["patch_size"] == 32
+
+
+def test_train_combines_annotation_folders_with_synthetic_modalities(annotations, tmp_path):
+    output, synthetic = tmp_path / "mixed.pt", tmp_path / "synthetic"
+    assert main(["train", "--annotations", str(annotations), "--annotation-pixel-size-um", "1.0",
+                 "--pixel-size-um", "2.0", "--synthetic", "4", "--synthetic-size", "64",
+                 "--synthetic-modalities", "brightfield", "fluorescence", "--synthetic-dir", str(synthetic),
+                 "--normalization", "robust", "--val-names", "003", "fluorescence_001", "--output", str(output),
+                 *TINY]) == 0
+    card = read_verified_card(output)
+    assert card["input"]["pixel_size_um"] == 2.0
+    assert card["input"]["normalization"] == {"kind": "robust", "low": 1.0, "high": 99.8, "block": 8,
+                                              "polarity": "auto"}
+    sources = card["training"]["annotations"]
+    assert sources[0] == {"annotations": str(annotations), "pixel_size_um": 1.0}
+    assert sources[1]["pixel_size_um"] == 2.0 and "modalities=('brightfield', 'fluorescence')" in sources[1]["annotations"]
+    assert {record["source"] for record in card["training"]["files"]} == {0, 1}
+    assert {"path": "images/brightfield_002.tif", "source": 1,
+            "sha256": sha256_file(synthetic / "images" / "brightfield_002.tif")} in card["training"]["files"]
+    assert sorted(card["training"]["train_names"])[:2] == ["000", "001"] and "brightfield_000" in card["training"][
+        "train_names"]
+
+
+def test_train_uses_one_folder_at_two_scales_with_patches_shared_by_source(annotations, tmp_path):
+    output = tmp_path / "two-scales.pt"
+    assert main(["train", "--annotations", str(annotations), str(annotations), "--annotation-pixel-size-um", "1.0",
+                 "2.0", "--pixel-size-um", "2.0", "--sampling", "source", "--val-names", "000@2um", "--output",
+                 str(output), *TINY]) == 0
+    training = read_verified_card(output)["training"]
+    assert training["config"]["sampling"] == "source" and training["val_names"] == ["000@2um"]
+    assert "000" in training["train_names"] and "001@2um" in training["train_names"]
+    assert [s["pixel_size_um"] for s in training["annotations"]] == [1.0, 2.0]
+    assert len(training["files"]) == 24 and {r["source"] for r in training["files"]} == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--annotation-pixel-size-um", "1", "2"], "one value or one per --annotations folder"),
+     (["--annotation-pixel-size-um", "1"], "--pixel-size-um .* must be given"),
+     (["--synthetic", "0"], "--synthetic must be >= 1"),
+     (["--synthetic", "1", "--synthetic-dir", "{full}"], "--synthetic-dir must be a new or empty folder")],
+    ids=["pixel-size-count", "no-training-pixel-size", "no-synthetic-pairs", "synthetic-dir-not-empty"],
+)
+def test_bad_source_options_fail_before_training(annotations, tmp_path, capsys, extra, message):
+    extra = [str(annotations) if value == "{full}" else value for value in extra]
+    assert main(["train", "--annotations", str(annotations), "--output", str(tmp_path / "bad.pt"), *extra,
+                 *TINY]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not list(tmp_path.glob("bad*"))
+
+
+def test_cli_choices_match_the_package():
+    from spheroseg.cli import train
+    from spheroseg.normalization import NORMALIZATION_KINDS
+    from spheroseg.synthetic import TRAINING_MODALITIES
+
+    assert train.TRAINING_MODALITIES == TRAINING_MODALITIES and train.NORMALIZATION_KINDS == NORMALIZATION_KINDS

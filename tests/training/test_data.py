@@ -170,10 +170,85 @@ def test_sampler_pads_small_images():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"samples": [], "size": 8}, "must not be empty"), ({"size": 0}, "positive integer"),
-     ({"size": 8, "foreground_fraction": 2.0}, r"in \[0, 1\]")],
-    ids=["no-samples", "zero-size", "bad-fraction"],
+     ({"size": 8, "foreground_fraction": 2.0}, r"in \[0, 1\]"),
+     ({"size": 8, "sampling": "pairs"}, "sampling must be one of")],
+    ids=["no-samples", "zero-size", "bad-fraction", "bad-sampling"],
 )
 def test_sampler_errors(kwargs, message):
     kwargs.setdefault("samples", [_sample()])
     with pytest.raises(ValueError, match=message):
         PatchSampler(**kwargs)
+
+
+def test_sources_combine_with_their_pixel_sizes(tmp_path, pairs_writer):
+    from spheroseg.training.data import AnnotationSource, find_source_pairs
+
+    first = pairs_writer(tmp_path / "a", 2)
+    second = tmp_path / "b"
+    second.mkdir()
+    for name in ("x", "y"):
+        tifffile.imwrite(second / f"{name}.tif", np.zeros((8, 8), np.uint8))
+        tifffile.imwrite(second / f"{name}_mask.tif", np.ones((8, 8), np.uint8))
+    pairs = find_source_pairs([AnnotationSource(first, 0.5), AnnotationSource(second)])
+    assert [(p.name, p.pixel_size_um) for p in pairs] == [("000", 0.5), ("001", 0.5), ("x", None), ("y", None)]
+
+
+@pytest.mark.parametrize(("sources", "message"), [("same-names", "unique across folders"),
+                                                  ("bad-size", "pixel size must be > 0")],
+                         ids=["duplicate-names", "non-positive-pixel-size"])
+def test_bad_sources(tmp_path, pairs_writer, sources, message):
+    from spheroseg.training.data import AnnotationSource, find_source_pairs
+
+    first = pairs_writer(tmp_path / "a", 2)
+    if sources == "same-names":
+        chosen = [AnnotationSource(first), AnnotationSource(pairs_writer(tmp_path / "b", 1))]
+    else:
+        chosen = [AnnotationSource(first, 0.0)]
+    with pytest.raises(AnnotationError, match=message):
+        find_source_pairs(chosen)
+
+
+def test_pairs_with_a_pixel_size_are_resampled_to_the_training_pixel_size(tmp_path, pairs_writer):
+    from spheroseg.training.data import AnnotationSource, find_source_pairs
+
+    pairs = find_source_pairs([AnnotationSource(pairs_writer(tmp_path / "a", 2), 1.0)])
+    native = load_samples(pairs, normalization=NORM)
+    halved = load_samples(pairs, normalization=NORM, pixel_size_um=2.0)
+    assert native[0].image.shape == (32, 32) and halved[0].image.shape == (16, 16)
+    assert halved[0].mask.shape == (16, 16) and set(np.unique(halved[0].mask)) == {0.0, 1.0}
+    assert halved[0].mask.sum() == pytest.approx(native[0].mask.sum() / 4, rel=0.2)  # same physical area
+
+
+def test_resample_pair_keeps_a_disk_area():
+    from spheroseg.training.data import resample_pair
+
+    yy, xx = np.indices((300, 300))
+    mask = (yy - 150) ** 2 + (xx - 140) ** 2 <= 80**2
+    image, small = resample_pair(mask.astype(np.uint8) * 200, mask, factor=0.37754)
+    assert image.dtype == np.float32 and image.shape == small.shape == (113, 113)
+    assert small.sum() / 0.37754**2 == pytest.approx(mask.sum(), rel=0.01)
+
+
+def test_a_folder_repeated_at_another_pixel_size_is_used_at_both_scales(tmp_path, pairs_writer):
+    from spheroseg.training.data import AnnotationSource, find_source_pairs
+
+    folder = pairs_writer(tmp_path / "a", 2)
+    pairs = find_source_pairs([AnnotationSource(folder, 1.0), AnnotationSource(folder, 2.0)])
+    assert [(p.name, p.pixel_size_um, p.source) for p in pairs] == [
+        ("000", 1.0, 0), ("001", 1.0, 0), ("000@2um", 2.0, 1), ("001@2um", 2.0, 1)]
+    samples = load_samples(pairs, normalization=NORM, pixel_size_um=2.0)
+    assert [s.image.shape for s in samples] == [(16, 16), (16, 16), (32, 32), (32, 32)]  # resampled, native
+    assert [s.source for s in samples] == [0, 0, 1, 1]
+    with pytest.raises(AnnotationError, match="repeated only with another pixel size, got 1.0 twice"):
+        find_source_pairs([AnnotationSource(folder, 1.0), AnnotationSource(tmp_path / "a" / ".", 1.0)])
+
+
+@pytest.mark.parametrize(("sampling", "expected"), [("area", [0.16, 0.16, 0.64, 0.04]),
+                                                    ("source", [0.25, 0.25, 0.5 * 16 / 17, 0.5 / 17])],
+                         ids=["area", "source"])
+def test_sampler_shares_patches_by_area_or_by_source(sampling, expected):
+    samples = [_sample(20), _sample(20), _sample(40), _sample(10)]
+    for sample, source in zip(samples, (0, 0, 1, 1)):
+        sample.source = source
+    sampler = PatchSampler(samples, size=8, sampling=sampling)
+    np.testing.assert_allclose(sampler.probabilities, expected)

@@ -4,21 +4,19 @@ and validation names that are not annotation pairs stop the run before any job."
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import yaml
+from snakefile_runner import run_snakemake
 
 from spheroseg import preflight
 
 pytestmark = pytest.mark.workflow
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO = {"folder": "resources/demo", "positions": {"p0": 1}, "timepoints": 2, "size": [64, 64],
         "seed": 0, "pixel_size_um": 4.0, "time_interval_s": 3600, "artefact": None}
 
@@ -39,11 +37,8 @@ def dry_run(workdir: Path, training: dict) -> subprocess.CompletedProcess[str]:
     annotations(workdir / "annotations")
     settings = {"enabled": True, "annotations": "annotations", "epochs": 1, **training}
     (workdir / "config.yaml").write_text(yaml.safe_dump({"demo": DEMO, "training": settings}))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-               "-n", "-p", "--cores", "1"]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    return run_snakemake(workdir, "--configfile", workdir / "config.yaml", "-n", "-p", "--cores", "1", check=False,
+                         timeout=600)
 
 
 def train_command(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from snakefile_runner import require_spheroseg, run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = """
 demo: {folder: resources/demo, positions: {p0: 1}, timepoints: 2, size: [64, 64], seed: 0,
        pixel_size_um: 4.0, time_interval_s: 3600, artefact: null}
@@ -24,11 +21,7 @@ training: {enabled: true, annotations: annotations, epochs: 1, seed: 0}
 
 def _snakemake(workdir: Path, *args: str, configfile: str = "test_config.yaml") -> str:
     """Run the Snakefile in `workdir`; return stdout + stderr (fails the test on error)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--configfile", str(workdir / configfile), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    result = run_snakemake(workdir, "--configfile", workdir / configfile, *args)
     return result.stdout + result.stderr
 
 
@@ -53,8 +46,7 @@ def _write_pair(folder: Path, index: int) -> None:
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory) -> Path:
     """A workdir where the demo ran once with a model trained on three annotation pairs."""
-    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("the spheroseg command is not installed next to this Python")
+    require_spheroseg()
     workdir = tmp_path_factory.mktemp("train-workflow")
     (workdir / "test_config.yaml").write_text(CONFIG)
     for index in range(3):

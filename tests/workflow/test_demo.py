@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def _matched(demo_run, position):
     measured = pd.read_csv(results / "metrics.csv")
     truth = pd.read_csv(truth_dir / f"{position}.csv")
     truth_masks = tifffile.imread(truth_dir / f"{position}_masks.tif")
-    labels = ngff.open_array(results / "labels.ome.zarr")
+    labels = ngff.open_array(results / "image.ome.zarr" / "labels" / "segmentation")
     rows = []
     for row in measured.itertuples():
         under = truth_masks[row.timepoint][np.asarray(labels[row.timepoint]) == row.object_id]
@@ -69,3 +70,26 @@ def test_metrics_match_ground_truth(demo_run, position, metric, tolerance):
 def test_second_run_has_nothing_to_do(demo_run, run_snakemake):
     result = run_snakemake(demo_run, "-n", "--cores", "2")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_every_store_validates_and_readers_find_labels_under_their_image(demo_run, position, caplog):
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models.v05.image import Image
+
+    results = demo_run / "results" / "demo" / position
+    image = Image.from_zarr(zarr.open_group(str(results / "image.ome.zarr"), mode="r"))
+    labels = image.labels  # validated with the image: the labels group and each label image
+    assert labels is not None and labels.label_paths == ["segmentation"]
+    Image.from_zarr(zarr.open_group(str(results / "probabilities.ome.zarr"), mode="r"))
+    caplog.set_level(logging.WARNING, logger="ome_zarr")
+    nodes = list(Reader(parse_url(str(results / "image.ome.zarr")))())
+    assert "no parent found" not in caplog.text, "the label must be found under its image"
+    found = {Path(node.zarr.path).relative_to(results).as_posix(): node for node in nodes}
+    assert list(found) == ["image.ome.zarr", "image.ome.zarr/labels",
+                           "image.ome.zarr/labels/segmentation"]
+    label = found["image.ome.zarr/labels/segmentation"]
+    assert np.asarray(label.data[0]).shape == (TIMEPOINTS, *CONFIG["demo"]["size"])
+    assert (results / "segment.json").is_file() and not (results / "labels.ome.zarr").exists()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 DEMO = {"folder": "resources/demo", "positions": {"pos0": 1, "pos1": 1}, "timepoints": 2,
         "size": [128, 128], "seed": 0, "pixel_size_um": 2.0, "time_interval_s": 3600,

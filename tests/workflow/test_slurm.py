@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from snakefile_runner import BIN, REPO, SNAKEFILE, run_snakemake
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 PROFILE = REPO / "profiles" / "slurm-ci"
@@ -52,7 +51,7 @@ def _cluster_problem() -> str | None:
         return f"the SLURM node is not usable: {states.stdout!r}"
     if not TASK_ENV_LOG.exists():
         return f"{TASK_ENV_LOG} is missing (the cluster was not set up by .ci/slurm/setup.sh)"
-    if shutil.which("spheroseg", path=str(Path(sys.executable).parent)) is None:
+    if shutil.which("spheroseg", path=str(BIN)) is None:
         return "the spheroseg command is not installed next to this Python"
     return None
 
@@ -77,14 +76,12 @@ class Run:
         return [rule for rule in FINISHED.findall(self.log) if rule != "all"]
 
 
-def run_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> Run:
+def run_on_slurm(workdir: Path, *args: str, snakefile: Path = SNAKEFILE) -> Run:
     """Run snakemake with the CI SLURM profile from `workdir` (like a user in an experiment folder)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--profile", str(PROFILE), *args]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=900)
+    result = run_snakemake(workdir, "--profile", PROFILE, *args, snakefile=snakefile, check=False, timeout=900)
     log = result.stdout + result.stderr
     with open(workdir / "snakemake_runs.log", "a", encoding="utf-8") as handle:  # for CI artefacts
-        handle.write(f"==== {' '.join(command)}\n{log}\n")
+        handle.write(f"==== {' '.join(map(str, result.args))}\n{log}\n")
     if result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed (exit {result.returncode}):\n{log[-8000:]}")
     run_id = RUN_ID.search(log)
@@ -134,7 +131,7 @@ def write_pointwise_model(path: Path) -> Path:
 def write_demo_position(folder: Path, name: str) -> None:
     """One more synthetic position shaped like the embedded demo's, as `folder/name.ome.tif`."""
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))["demo"]
-    subprocess.run([str(Path(sys.executable).parent / "spheroseg"), "demo", "--output", str(folder),
+    subprocess.run([str(BIN / "spheroseg"), "demo", "--output", str(folder),
                     "--position", f"{name}=1", "--size", *(str(n) for n in demo["size"]),
                     "--timepoints", str(demo["timepoints"]), "--seed", "1"],
                    check=True, capture_output=True, timeout=300)
@@ -151,18 +148,18 @@ def experiment_runs(tmp_path_factory) -> dict[str, object]:
     demo = ["--config", "experiment=demo", *model]
     results = workdir / "results" / "demo"
     runs: dict[str, object] = {"workdir": workdir}
-    runs["first"] = run_snakemake(workdir, *demo)
+    runs["first"] = run_on_slurm(workdir, *demo)
     runs["first_positions"] = set(pd.read_csv(results / "metrics.csv")["position"])
     jobs_before = queued_job_count()
-    runs["again"] = run_snakemake(workdir, *demo)
+    runs["again"] = run_on_slurm(workdir, *demo)
     runs["again_new_jobs"] = queued_job_count() - jobs_before
-    runs["threshold"] = run_snakemake(workdir, *demo, "segment={threshold: 0.6}")
+    runs["threshold"] = run_on_slurm(workdir, *demo, "segment={threshold: 0.6}")
     runs["mtimes_before"] = {path: path.stat().st_mtime_ns for path in sorted(results.glob("pos[01]/**/*"))
                              if path.is_file()}
     write_demo_position(workdir / "staging", "pos2")
     shutil.move(workdir / "staging" / "pos2.ome.tif", workdir / "resources" / "demo" / "pos2.ome.tif")
-    runs["new_position"] = run_snakemake(workdir, "--config", "experiment=resources/demo", *model,
-                                         "segment={threshold: 0.6}")
+    runs["new_position"] = run_on_slurm(workdir, "--config", "experiment=resources/demo", *model,
+                                        "segment={threshold: 0.6}")
     runs["last_positions"] = set(pd.read_csv(results / "metrics.csv")["position"])
     return runs
 
@@ -266,7 +263,7 @@ rule train:
 def test_failed_job_is_retried_with_more_memory(tmp_path):
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(RETRY_SNAKEFILE)
-    run = run_snakemake(tmp_path, snakefile=snakefile)
+    run = run_on_slurm(tmp_path, snakefile=snakefile)
     assert (tmp_path / "done.txt").read_text().strip() == "2000"
     attempts = sorted((int(job), scheduler_record(job)) for job, name in run.jobs.items() if name == "rule_needs_memory")
     assert [record["JobState"] for _, record in attempts] == ["FAILED", "COMPLETED"]

@@ -9,16 +9,13 @@ profiles/slurm-ci, which must stay a copy of profiles/slurm apart from the CI va
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from snakefile_runner import REPO, run_snakemake
 
-REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"
 GPU_RULES = {"predict", "train"}
 SLURM_PROFILES = ["slurm", "slurm-ci"]
@@ -52,12 +49,9 @@ def dry_run(tmp_path: Path, profile: str) -> dict[str, list[dict[str, str]]]:
     for name in ("a.tif", "a_mask.tif"):
         (annotations / name).write_bytes(b"")
     (tmp_path / "model.pt").write_bytes(b"")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-               "--profile", str(PROFILES / profile), "--dry-run", "--forceall", "--config", "model=model.pt",
-               f"training={{enabled: true, annotations: {annotations}, epochs: 1}}"]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_snakemake(tmp_path, "--profile", PROFILES / profile, "--dry-run", "--forceall", "--config",
+                           "model=model.pt", f"training={{enabled: true, annotations: {annotations}, epochs: 1, recipe: custom}}",
+                           timeout=300)
     jobs: dict[str, list[dict[str, str]]] = {}
     rule = None
     for line in (result.stdout + result.stderr).splitlines():
@@ -71,14 +65,17 @@ def dry_run(tmp_path: Path, profile: str) -> dict[str, list[dict[str, str]]]:
 
 @pytest.fixture(scope="module", params=SLURM_PROFILES)
 def slurm_dry_run(request, tmp_path_factory):
+    """(profile, rule name -> resources of its jobs) from a dry run through each SLURM profile."""
     return request.param, dry_run(tmp_path_factory.mktemp(request.param), request.param)
 
 
+@pytest.mark.workflow
 def test_dry_run_has_every_rule(slurm_dry_run):
     _, jobs = slurm_dry_run
     assert {"ingest", "tile", "predict", "stitch", "segment", "measure", "aggregate", "train"} <= jobs.keys()
 
 
+@pytest.mark.workflow
 def test_gpu_rules_go_to_gpu_partition_with_one_gpu(slurm_dry_run):
     _, jobs = slurm_dry_run
     for rule in GPU_RULES:
@@ -87,6 +84,7 @@ def test_gpu_rules_go_to_gpu_partition_with_one_gpu(slurm_dry_run):
             assert resources["gpu"] == "1", (rule, resources)
 
 
+@pytest.mark.workflow
 def test_cpu_rules_go_to_cpu_partition_without_gpu(slurm_dry_run):
     _, jobs = slurm_dry_run
     for rule, rule_jobs in jobs.items():
@@ -97,6 +95,7 @@ def test_cpu_rules_go_to_cpu_partition_without_gpu(slurm_dry_run):
             assert "gpu" not in resources, (rule, resources)
 
 
+@pytest.mark.workflow
 def test_one_gpu_mechanism_only(slurm_dry_run):
     """`gpu` becomes --gpus; `gres` would add --gres as well, and `gpus` is silently ignored."""
     _, jobs = slurm_dry_run
@@ -150,6 +149,7 @@ def test_no_auto_loaded_default_profile():
     assert not (PROFILES / "default").exists()
 
 
+@pytest.mark.workflow
 def test_local_profile_runs_one_gpu_job_at_a_time(tmp_path):
     settings = load_profile("local")
     assert settings["cores"] == "all" and settings["resources"] == {"gpu": 1}

@@ -22,7 +22,12 @@ def cli_scalar(text, kinds):
     """`text` as the number, boolean or null that the schema `kinds` allow, else unchanged:
     a string that is none of those (a pattern such as "{position}_t{timepoint}.tif") is
     never parsed as YAML."""
-    wanted = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+    wanted = {
+        "number": (int, float),
+        "integer": (int,),
+        "boolean": (bool,),
+        "null": (type(None),),
+    }
     allowed = tuple(kind for name in kinds for kind in wanted.get(name, ()))
     if not allowed:
         return text
@@ -39,7 +44,9 @@ def coerce_cli_values(values, schema):
     """Turn strings from nested `--config key='{a: 1}'` overrides (parsed by Snakemake as
     strings) into the numbers, booleans or nulls that the schema asks for."""
     for key, value in values.items():
-        spec = schema.get("properties", {}).get(key, schema.get("additionalProperties") or {})
+        spec = schema.get("properties", {}).get(
+            key, schema.get("additionalProperties") or {}
+        )
         kinds = spec.get("type", [])
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if isinstance(value, dict):
@@ -52,7 +59,9 @@ def coerce_cli_values(values, schema):
             values[key] = cli_scalar(value, kinds)
 
 
-with open(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8") as handle:
+with open(
+    Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", encoding="utf-8"
+) as handle:
     SCHEMA = yaml.safe_load(handle)
 coerce_cli_values(config, SCHEMA)
 validate(config, schema="../schemas/config.schema.yaml")
@@ -60,7 +69,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 # Rules call the `spheroseg` command. When snakemake was started as .venv/bin/snakemake
 # without activating the environment, put that environment's bin folder on PATH for jobs.
 if shutil.which("spheroseg") is None:
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = (
+        f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
 # The conda environments (envs/*.yaml, `--sdm conda`) install this checkout with pip from
 # ${SPHEROSEG_ROOT}: pip expands it when conda, started by this process, creates them.
 os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
@@ -73,7 +84,9 @@ DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
 # The experiment's name (metrics, plots) and its results folder (braces become parentheses:
 # Snakemake would read them as wildcards).
-EXPERIMENT = config["experiment_name"] or ("demo" if DEMO else EXPERIMENT_DIR.resolve().name)
+EXPERIMENT = config["experiment_name"] or (
+    "demo" if DEMO else EXPERIMENT_DIR.resolve().name
+)
 OUT = f"{config['results']}/{preflight.folder_name(EXPERIMENT)}"
 MODELS_DIR = config["training"]["models_dir"]
 MODEL_NAME = config["training"]["model_name"]
@@ -89,9 +102,17 @@ def demo_positions():
     """Plans of the demo positions, from the demo config (their files come from rule demo)."""
     demo = config["demo"]
     shape = (demo["timepoints"], 1, *demo["size"])
-    return {name: preflight.PositionPlan(name, (f"{EXPERIMENT_DIR}/{name}.ome.tif",), 0, shape,
-                                         demo["pixel_size_um"], demo["time_interval_s"])
-            for name in demo["positions"]}
+    return {
+        name: preflight.PositionPlan(
+            name,
+            (f"{EXPERIMENT_DIR}/{name}.ome.tif",),
+            0,
+            shape,
+            demo["pixel_size_um"],
+            demo["time_interval_s"],
+        )
+        for name in demo["positions"]
+    }
 
 
 def plan_positions():
@@ -100,19 +121,30 @@ def plan_positions():
     if DEMO:
         return preflight.position_folders(demo_positions())
     if not EXPERIMENT_DIR.is_dir():
-        raise ValueError(f"experiment must be an existing folder, got {str(EXPERIMENT_DIR)!r} "
-                         f"(config key 'experiment')")
-    plans = preflight.plan_experiment(EXPERIMENT_DIR, pattern=config["ingest"]["pattern"],
-                                      axes=config["ingest"]["axes"], cache=PREFLIGHT_CACHE)
+        raise ValueError(
+            f"experiment must be an existing folder, got {str(EXPERIMENT_DIR)!r} "
+            f"(config key 'experiment')"
+        )
+    plans = preflight.plan_experiment(
+        EXPERIMENT_DIR,
+        pattern=config["ingest"]["pattern"],
+        axes=config["ingest"]["axes"],
+        cache=PREFLIGHT_CACHE,
+    )
     return preflight.position_folders(plans)
 
 
 def check_config_paths():
     """Config paths become Snakemake file patterns: refuse braces in them."""
-    paths = {"results": config["results"], "model": config["model"],
-             "training.models_dir": MODELS_DIR, "training.annotations": config["training"]["annotations"],
-             "training.init": config["training"]["init"], "samples": config["samples"],
-             "demo.folder": config["demo"]["folder"]}
+    paths = {
+        "results": config["results"],
+        "model": config["model"],
+        "training.models_dir": MODELS_DIR,
+        "training.annotations": config["training"]["annotations"],
+        "training.init": config["training"]["init"],
+        "samples": config["samples"],
+        "demo.folder": config["demo"]["folder"],
+    }
     for key, value in paths.items():
         preflight.check_snakemake_path(value, key)
     for name in config["demo"]["positions"] if DEMO else []:
@@ -133,18 +165,37 @@ def check_before_any_job():
         if model_package() is None:
             preflight.check_model(model)
     else:
-        preflight.check_annotations(config["training"]["annotations"],
-                                    val_names=config["training"]["val_names"])
-        if config["training"]["init"] is not None:
-            preflight.check_model(resolve_shipped(config["training"]["init"]), key="training.init")
+        check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
     return positions
 
 
+def check_training():
+    """The annotations, the validation names and the model training starts from."""
+    preflight.check_annotations(
+        config["training"]["annotations"], val_names=config["training"]["val_names"]
+    )
+    init = training_settings()["init"]
+    if init is None:
+        return
+    if config["training"]["init"] is None and model_package() is not None:
+        raise ValueError(
+            "training.init must name a TorchScript model when model is a bioimage.io package "
+            "(recipe finetune starts from model), got null (config key 'training.init')"
+        )
+    preflight.check_model(
+        resolve_shipped(init),
+        key="training.init" if config["training"]["init"] else "model",
+    )
+
+
 def position_files(wildcards):
     """Raw input files of one position that Snakemake can track. A path with braces would be
-    read as a wildcard pattern: such files are tracked by `untracked_sources` instead."""
-    return [path for path in POSITIONS[wildcards.position].files if not has_braces(path)]
+    read as a wildcard pattern: such files are tracked by `untracked_sources` instead.
+    """
+    return [
+        path for path in POSITIONS[wildcards.position].files if not has_braces(path)
+    ]
 
 
 def has_braces(path):
@@ -155,8 +206,11 @@ def has_braces(path):
 def untracked_sources(wildcards):
     """Size and mtime of the position's raw files with braces in their path (a params entry:
     a changed file reruns ingest, as a tracked input would)."""
-    stamps = [f"{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}"
-              for p in POSITIONS[wildcards.position].files if has_braces(p)]
+    stamps = [
+        f"{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}"
+        for p in POSITIONS[wildcards.position].files
+        if has_braces(p)
+    ]
     return ",".join(stamps)
 
 
@@ -169,9 +223,13 @@ def ingest_options():
     """Command-line flags of `spheroseg ingest` for the ingest config section."""
     options = config["ingest"]
     return optional_flags(
-        pattern=options["pattern"], pixel_size_um=options["pixel_size_um"],
-        time_interval_s=options["time_interval_s"], z_step_um=options["z_step_um"],
-        workers=options["workers"], axes=options["axes"], fill_nonfinite=options["fill_nonfinite"],
+        pattern=options["pattern"],
+        pixel_size_um=options["pixel_size_um"],
+        time_interval_s=options["time_interval_s"],
+        z_step_um=options["z_step_um"],
+        workers=options["workers"],
+        axes=options["axes"],
+        fill_nonfinite=options["fill_nonfinite"],
     ) + switches(no_pyramid=not options["pyramid"])
 
 
@@ -202,7 +260,11 @@ def annotation_files():
     if not config["training"]["enabled"] or folder is None:
         return []
     suffixes = {".tif", ".tiff", ".png"}
-    return sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    return sorted(
+        str(p)
+        for p in Path(folder).rglob("*")
+        if p.suffix.lower() in suffixes and p.is_file()
+    )
 
 
 # Training keys that do not change what is trained (where it goes, whether it runs).
@@ -211,18 +273,52 @@ _NOT_TRAINING_SETTINGS = {"enabled", "annotations", "model_name", "models_dir"}
 # on its command line) only when set away from their default, so that models trained before
 # they existed keep their names and are not trained again.
 _LATER_TRAINING_SETTINGS = {
-    "learning_rate", "patience", "foreground_fraction", "border_weights", "invert_probability",
-    "depth", "base_width", "normalization", "percentiles", "pixel_size_um", "mask_kind",
-    "allow_empty_masks", "val_fraction", "val_names", "device", "amp",
+    "learning_rate",
+    "patience",
+    "foreground_fraction",
+    "border_weights",
+    "invert_probability",
+    "depth",
+    "base_width",
+    "normalization",
+    "percentiles",
+    "pixel_size_um",
+    "mask_kind",
+    "allow_empty_masks",
+    "val_fraction",
+    "val_names",
+    "device",
+    "amp",
 }
 
 
+def recipe_keys():
+    """Config keys that the training recipe sets (spheroseg.training.recipes, the one home of
+    their values); a key set away from its default wins over the recipe."""
+    from spheroseg.training.recipes import RECIPES
+
+    names = {"level": "intensity_augment"}
+    return {names.get(key, key) for key in RECIPES[config["training"]["recipe"]]}
+
+
 def training_settings():
-    """The training settings that name the model (see _LATER_TRAINING_SETTINGS)."""
+    """The training settings that name the model (see _LATER_TRAINING_SETTINGS). With a
+    recipe, keys left at their default are the recipe's, and recipe finetune without
+    training.init starts from `model`, the current model."""
     defaults = SCHEMA["properties"]["training"]["properties"]
-    return {key: value for key, value in config["training"].items()
-            if key not in _NOT_TRAINING_SETTINGS
-            and not (key in _LATER_TRAINING_SETTINGS and value == defaults[key]["default"])}
+    from_recipe = recipe_keys()
+    settings = {
+        key: value
+        for key, value in config["training"].items()
+        if key not in _NOT_TRAINING_SETTINGS
+        and not (
+            key in _LATER_TRAINING_SETTINGS | from_recipe
+            and value == defaults[key]["default"]
+        )
+    }
+    if config["training"]["recipe"] == "finetune" and settings["init"] is None:
+        settings["init"] = config["model"]
+    return settings
 
 
 @functools.cache
@@ -262,7 +358,8 @@ def model_package():
 def imported_model_path(package):
     """Where rule import_bioimageio writes the package's TorchScript model and card, named by
     the package's SHA-256 (a changed package is imported again). The package is checked
-    here, when the DAG is built, so that what spheroseg cannot run fails before any job."""
+    here, when the DAG is built, so that what spheroseg cannot run fails before any job.
+    """
     from spheroseg.modelzoo.importer import check_package
 
     try:
@@ -270,7 +367,11 @@ def imported_model_path(package):
     except (ValueError, RuntimeError) as err:
         raise WorkflowError(f"{err} (config key 'model')") from err
     digest = hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]
-    name = Path(package).stem if Path(package).suffix == ".zip" else Path(package).resolve().parent.name
+    name = (
+        Path(package).stem
+        if Path(package).suffix == ".zip"
+        else Path(package).resolve().parent.name
+    )
     return f"{MODELS_DIR}/bioimageio/{name}.{digest}.pt"
 
 
@@ -307,48 +408,119 @@ def switches(**options):
 
 def demo_flags(demo):
     """Command-line flags of `spheroseg demo` for the demo config section."""
-    flags = [flag for name, count in demo["positions"].items() for flag in ("--position", f"{name}={count}")]
+    flags = [
+        flag
+        for name, count in demo["positions"].items()
+        for flag in ("--position", f"{name}={count}")
+    ]
     flags += ["--size", *(str(n) for n in demo["size"])]
     return flags + optional_flags(
-        timepoints=demo["timepoints"], seed=demo["seed"], pixel_size_um=demo["pixel_size_um"],
-        time_interval_s=demo["time_interval_s"], artefact=demo["artefact"],
+        timepoints=demo["timepoints"],
+        seed=demo["seed"],
+        pixel_size_um=demo["pixel_size_um"],
+        time_interval_s=demo["time_interval_s"],
+        artefact=demo["artefact"],
     )
 
 
 def segment_flags(options):
     """Command-line flags of `spheroseg segment` for the segment config section."""
-    area = ({"min_area_um2": options["min_area_um2"]} if options["min_area_um2"] is not None
-            else {"min_area_px": options["min_area_px"]})
-    flags = optional_flags(method=options["method"], threshold=options["threshold"], **area,
-                           split_depth=options["split_depth"], max_gap=options["max_gap"])
-    return flags + switches(no_fill_holes=not options["fill_holes"],
-                            split_touching=options["split_touching"],
-                            keep_largest=options["keep_largest"])
+    area = (
+        {"min_area_um2": options["min_area_um2"]}
+        if options["min_area_um2"] is not None
+        else {"min_area_px": options["min_area_px"]}
+    )
+    flags = optional_flags(
+        method=options["method"],
+        threshold=options["threshold"],
+        **area,
+        split_depth=options["split_depth"],
+        max_gap=options["max_gap"],
+    )
+    return flags + switches(
+        no_fill_holes=not options["fill_holes"],
+        split_touching=options["split_touching"],
+        keep_largest=options["keep_largest"],
+    )
 
 
 def train_flags(settings):
     """Command-line flags of `spheroseg train` for the training settings that name the model."""
-    values = {key: settings.get(key) for key in (
-        "epochs", "steps_per_epoch", "batch_size", "patch_size", "max_minutes", "intensity_augment",
-        "seed", "learning_rate", "patience", "foreground_fraction", "invert_probability", "depth",
-        "base_width", "normalization", "pixel_size_um", "mask_kind", "val_fraction", "device")}
+    values = {
+        key: settings.get(key)
+        for key in (
+            "recipe",
+            "epochs",
+            "steps_per_epoch",
+            "batch_size",
+            "patch_size",
+            "max_minutes",
+            "intensity_augment",
+            "seed",
+            "learning_rate",
+            "patience",
+            "foreground_fraction",
+            "invert_probability",
+            "depth",
+            "base_width",
+            "normalization",
+            "pixel_size_um",
+            "mask_kind",
+            "val_fraction",
+            "device",
+        )
+    }
     if settings.get("val_names"):
         values["val_fraction"] = None  # the names choose the validation pairs
     init = settings.get("init")
     flags = optional_flags(init=init and resolve_shipped(init), **values)
-    flags += ["--percentiles", *map(str, settings["percentiles"])] if "percentiles" in settings else []
-    flags += ["--val-names", *settings["val_names"]] if settings.get("val_names") else []
-    return flags + switches(border_weights=settings.get("border_weights"),
-                            allow_empty_masks=settings.get("allow_empty_masks"),
-                            no_amp=settings.get("amp") is False)
+    flags += (
+        ["--percentiles", *map(str, settings["percentiles"])]
+        if "percentiles" in settings
+        else []
+    )
+    flags += (
+        ["--val-names", *settings["val_names"]] if settings.get("val_names") else []
+    )
+    return flags + switches(
+        border_weights=settings.get("border_weights"),
+        allow_empty_masks=settings.get("allow_empty_masks"),
+        no_amp=settings.get("amp") is False,
+    )
 
 
 def announce_units():
     """Say once, on the console, which positions lack a pixel size or frame interval."""
-    overrides = PhysicalSizes(config["ingest"]["pixel_size_um"], config["ingest"]["time_interval_s"])
+    overrides = PhysicalSizes(
+        config["ingest"]["pixel_size_um"], config["ingest"]["time_interval_s"]
+    )
     if workflow.is_main_process:
         for line in preflight.unit_warnings(POSITIONS, overrides=overrides):
             print(f"spheroseg: {line}", file=sys.stderr)
+
+
+def announce_uncorrected():
+    """Say once which proposed masks are still as `snakemake propose` wrote them: training uses
+    them as they are (see docs/annotate.md)."""
+    folder = config["training"]["annotations"]
+    if not (
+        config["training"]["enabled"]
+        and workflow.is_main_process
+        and folder
+        and Path(folder).is_dir()
+    ):
+        return
+    from spheroseg.propose import proposal_status
+
+    unchanged = [
+        row["frame"] for row in proposal_status(folder) if row["state"] == "as proposed"
+    ]
+    if unchanged:
+        print(
+            f"spheroseg: {len(unchanged)} proposed mask(s) in {folder} are unchanged since `snakemake "
+            f"propose` wrote them (training uses them as they are): {', '.join(unchanged[:8])}",
+            file=sys.stderr,
+        )
 
 
 def final_outputs():
@@ -362,15 +534,22 @@ try:
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 announce_units()
+announce_uncorrected()
 
 
 onstart:
-    preflight.write_experiment_record(OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS)
+    preflight.write_experiment_record(
+        OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS
+    )
 
 
 onsuccess:
+    from spheroseg.propose import run_summary
     from spheroseg.report.qc import emptied_positions
 
+    # What `snakemake propose` wrote and skipped (its log is not shown on success).
+    for line in run_summary(f"{OUT}/proposals.json", since=RUN_STARTED):
+        print(f"spheroseg: {line}", file=sys.stderr)
     # Nothing vanishes silently: frames whose every object the size filter removed.
     for line in emptied_positions(f"{OUT}/qc.csv"):
         print(f"spheroseg: {line}", file=sys.stderr)
@@ -381,3 +560,22 @@ onerror:
 
     for line in job_errors([OUT, MODELS_DIR], since=RUN_STARTED):
         print(f"spheroseg: job failed: {line}", file=sys.stderr)
+
+
+def proposal_inputs(wildcards):
+    """What propose reads of every position; refuses a missing annotation folder key."""
+    if config["training"]["annotations"] is None:
+        raise WorkflowError(
+            "training.annotations must name the folder to write proposed frames into, "
+            "got null (config key 'training.annotations')"
+        )
+    return [
+        f"{OUT}/{position}/{name}"
+        for position in POSITIONS
+        for name in (
+            "image.ome.zarr",
+            "probabilities.ome.zarr",
+            "segment.json",
+            "qc.csv",
+        )
+    ]

@@ -9,16 +9,19 @@ rule tile:
         model=ancient(model_path()),
     output:
         f"{OUT}/{{position}}/tiles.json",
-    params:
-        model_sha256=model_digest,
-        options=optional_flags(tile_size=config["tiling"]["tile_size"], overlap=config["tiling"]["overlap"]),
-        rescale=config["predict"]["rescale"] or "off",  # YAML reads a bare off as false
     log:
         f"{OUT}/{{position}}/logs/tile.log",
     benchmark:
         f"{OUT}/{{position}}/benchmarks/tile.tsv"
     conda:
         "../../envs/torch.yaml"
+    params:
+        model_sha256=model_digest,
+        options=optional_flags(
+            tile_size=config["tiling"]["tile_size"],
+            overlap=config["tiling"]["overlap"],
+        ),
+        rescale=config["predict"]["rescale"] or "off",  # YAML reads a bare off as false
     shell:
         "spheroseg tile --image {input.image:q} --model {input.model:q}"
         " {params.options:q} --rescale {params.rescale} --output {output:q} 2> {log:q}"
@@ -31,6 +34,14 @@ rule predict:
         model=ancient(model_path()),
     output:
         temp(directory(f"{OUT}/{{position}}/tiles.zarr")),
+    log:
+        f"{OUT}/{{position}}/logs/predict.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/predict.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        gpu=1,
     params:
         model_sha256=model_digest,
         channel=config["ingest"]["channel"],
@@ -38,14 +49,6 @@ rule predict:
         precision=config["predict"]["precision"],
         options=optional_flags(batch_size=config["predict"]["batch_size"])
         + switches(no_channels_last=not config["predict"]["channels_last"]),
-    resources:
-        gpu=1,
-    log:
-        f"{OUT}/{{position}}/logs/predict.log",
-    benchmark:
-        f"{OUT}/{{position}}/benchmarks/predict.tsv"
-    conda:
-        "../../envs/torch.yaml"
     shell:
         "spheroseg predict --image {input.image:q} --plan {input.plan:q} --model {input.model:q}"
         " --channel {params.channel} --device {params.device} --precision {params.precision}"
@@ -58,15 +61,15 @@ rule stitch:
         tiles=f"{OUT}/{{position}}/tiles.zarr",
     output:
         directory(f"{OUT}/{{position}}/probabilities.ome.zarr"),
-    params:
-        window=config["stitch"]["window"],
-        dtype=config["stitch"]["dtype"],
     log:
         f"{OUT}/{{position}}/logs/stitch.log",
     benchmark:
         f"{OUT}/{{position}}/benchmarks/stitch.tsv"
     conda:
         "../../envs/torch.yaml"
+    params:
+        window=config["stitch"]["window"],
+        dtype=config["stitch"]["dtype"],
     shell:
         "spheroseg stitch --plan {input.plan:q} --tiles {input.tiles:q} --window {params.window}"
         " --dtype {params.dtype} --output {output:q} 2> {log:q}"

@@ -6,13 +6,13 @@ if DEMO:
     rule demo:
         output:
             [f"{EXPERIMENT_DIR}/{name}.ome.tif" for name in config["demo"]["positions"]],
-        params:
-            folder=lambda wildcards, output: Path(output[0]).parent,
-            options=demo_flags(config["demo"]),
         log:
             f"{OUT}/logs/demo.log",
         conda:
             "../../envs/io.yaml"
+        params:
+            folder=lambda wildcards, output: Path(output[0]).parent,
+            options=demo_flags(config["demo"]),
         shell:
             "spheroseg demo --output {params.folder:q} {params.options:q} 2> {log:q}"
 
@@ -22,6 +22,12 @@ rule ingest:
         position_files,
     output:
         directory(f"{OUT}/{{position}}/image.ome.zarr"),
+    log:
+        f"{OUT}/{{position}}/logs/ingest.log",
+    benchmark:
+        f"{OUT}/{{position}}/benchmarks/ingest.tsv"
+    conda:
+        "../../envs/io.yaml"
     # Params are functions: Snakemake would expand "{...}" in plain strings (a pattern, a
     # folder name with braces) as wildcards.
     params:
@@ -29,12 +35,6 @@ rule ingest:
         position=position_name,
         untracked_sources=untracked_sources,
         options=lambda wildcards: ingest_options(),
-    log:
-        f"{OUT}/{{position}}/logs/ingest.log",
-    benchmark:
-        f"{OUT}/{{position}}/benchmarks/ingest.tsv"
-    conda:
-        "../../envs/io.yaml"
     shell:
         "spheroseg ingest --experiment {params.experiment:q} --position {params.position:q}"
         " --output {output:q} {params.options:q} 2> {log:q}"

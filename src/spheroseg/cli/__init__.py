@@ -16,10 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from spheroseg import __version__
+from spheroseg.atomic import exit_on_signal
 
 SUBCOMMANDS = (
     "demo", "ingest", "tile", "predict", "stitch", "segment", "measure", "aggregate", "train",
-    "report", "export_bioimageio", "import_bioimageio",
+    "report", "propose", "export_bioimageio", "import_bioimageio",
 )
 
 
@@ -40,14 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """Turn SIGTERM (Slurm time limits, pre-emption) into SystemExit so atomic writes clean up."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 128+N on signal N)."""
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)  # SystemExit, so atomic writes clean up
     # Thread settings take effect only before numpy and torch are imported, which the
     # subcommands do lazily; a value already in the environment wins.
     # numpy's OpenBLAS starts one spinning thread per core; no stage multiplies large matrices

@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "Writes OUTPUT_DIR/contours.geojson, OUTPUT_DIR/metrics/t<NNNN>.csv and "
         "OUTPUT_DIR/metrics.csv, each only when complete.",
     )
-    parser.add_argument("--labels", required=True, help="labels.ome.zarr from segment")
+    parser.add_argument("--labels", required=True,
+                        help="label image from segment (IMAGE/labels/segmentation)")
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr")
     parser.add_argument("--image", required=True, help="image.ome.zarr (for mean intensity)")
     parser.add_argument("--experiment", required=True, help="experiment name for the CSV")

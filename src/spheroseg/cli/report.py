@@ -35,8 +35,8 @@ def _add_qc(subparsers: Any) -> None:
     parser.add_argument("--image",
                         help="image.ome.zarr: flag the frames ingest found constant (blank)")
     parser.add_argument("--labels",
-                        help="labels.ome.zarr: flag the frames whose every object the size "
-                        "filter removed (no_objects)")
+                        help="label image (IMAGE/labels/segmentation): flag the frames whose "
+                        "every object the size filter removed (no_objects)")
     parser.add_argument("--experiment", required=True, help="experiment name for the table")
     parser.add_argument("--position", required=True, help="position name for the table")
     parser.add_argument("--area-jump-fraction", type=float,

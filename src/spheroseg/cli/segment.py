@@ -16,11 +16,18 @@ def register(subparsers: Any) -> None:
         description="Threshold each frame of probabilities.ome.zarr, fill holes, remove small "
         "objects, optionally split touching bodies or keep the largest, and link objects "
         "between frames by overlap so that an id names the same body at every timepoint. "
-        "Writes labels.ome.zarr (t, y, x; int32; 0 = background), only when complete. "
+        "Writes the label image (t, y, x; int32; 0 = background) nested under its image, "
+        "IMAGE/labels/segmentation (NGFF image-labels: viewers open the image with its "
+        "labels), only when complete, then the --record file if given. "
         "Defaults: spheroseg.segmentation.SegmentationOptions (docs/contracts.md).",
     )
     parser.add_argument("--probabilities", required=True, help="probabilities.ome.zarr to read")
-    parser.add_argument("--output", required=True, help="labels.ome.zarr to write")
+    parser.add_argument("--image", required=True,
+                        help="image.ome.zarr the probabilities came from; the labels go into "
+                        "its labels/segmentation")
+    parser.add_argument("--record",
+                        help="JSON file written once the labels are complete (where they are, "
+                        "options, per-frame thresholds)")
     parser.add_argument("--method", help="fixed threshold, or otsu: Otsu's threshold per frame")
     parser.add_argument("--threshold", type=float,
                         help="foreground is probability > threshold (method fixed)")
@@ -52,10 +59,12 @@ def run(args: argparse.Namespace) -> None:
     import dataclasses
     import logging
 
-    from spheroseg.segmentation import SegmentationOptions, segment_store
+    from spheroseg.segmentation import SegmentationOptions, segment_into_image
 
     names = [field.name for field in dataclasses.fields(SegmentationOptions)]
     options = SegmentationOptions(**given(args, names))
-    thresholds = segment_store(args.probabilities, args.output, options,
-                               **given(args, ["threads"]))
-    logging.getLogger(__name__).info("wrote %s (%d frames)", args.output, len(thresholds))
+    thresholds = segment_into_image(args.probabilities, args.image, options,
+                                    record=getattr(args, "record", None),
+                                    **given(args, ["threads"]))
+    logging.getLogger(__name__).info("wrote %s/labels/segmentation (%d frames)", args.image,
+                                     len(thresholds))

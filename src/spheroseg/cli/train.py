@@ -12,9 +12,13 @@ from pathlib import Path
 from spheroseg.cli.arguments import add_verb, given
 
 LOGGER = logging.getLogger("spheroseg.training")
+#: ``spheroseg.synthetic.TRAINING_MODALITIES`` and ``spheroseg.normalization.NORMALIZATION_KINDS``,
+#: repeated so that building the parser imports neither (tests keep them equal).
+TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
+NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 # Options that go to TrainConfig and TrainingJob under their own names.
 CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
-                  "foreground_fraction", "seed", "max_minutes", "device", "amp")
+                  "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp")
 JOB_OPTIONS = ("init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_names", "mask_kind",
                "allow_empty", "border_weights")
 
@@ -27,10 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(or DIR/labels/X), or DIR/X + DIR/X_mask (TIFF or PNG). Writes NAME.pt (TorchScript), "
                     "NAME.json (model card), NAME.training_log.csv and NAME.learning_curve.png.")
     data = parser.add_argument_group("data")
-    data.add_argument("--annotations", type=Path, help="annotation folder (with --synthetic: where to write it)")
+    data.add_argument("--annotations", type=Path, nargs="+", metavar="DIR",
+                      help="annotation folder(s); several are combined (pair names must be unique; a folder may "
+                           "be repeated with another --annotation-pixel-size-um to train on it at two scales)")
+    data.add_argument("--annotation-pixel-size-um", type=float, nargs="+", metavar="UM",
+                      help="pixel size of the annotation images, one for all folders or one per folder: they "
+                           "are resampled to --pixel-size-um (default: used as they are)")
     data.add_argument("--synthetic", type=int, metavar="N",
-                      help="train on N synthetic pairs from spheroseg.synthetic (the default model's recipe)")
+                      help="add N synthetic pairs from spheroseg.synthetic (drawn at 2 um/px)")
     data.add_argument("--synthetic-size", type=int, metavar="PX", help="side of synthetic images")
+    data.add_argument("--synthetic-modalities", nargs="+", choices=TRAINING_MODALITIES, metavar="KIND",
+                      help=f"render synthetic pairs in these modalities in turn ({', '.join(TRAINING_MODALITIES)}; "
+                           "default: the demo's rendering)")
+    data.add_argument("--synthetic-dir", type=Path, help="keep the synthetic pairs in this new or empty folder")
     data.add_argument("--mask-kind", help="auto, binary or labels; binary: only 0/1 or 0/255 allowed; "
                       "labels/auto: every value > 0 is foreground")
     data.add_argument("--allow-empty-masks", dest="allow_empty", action="store_true",
@@ -41,11 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--output", type=Path, required=True, help="model file to write, e.g. models/NAME.pt")
     model.add_argument("--init", type=Path, help="fine-tune this exported model (NAME.pt with NAME.json)")
+    model.add_argument("--recipe", help="custom (the settings given) or finetune (few short epochs from --init, "
+                       "lower learning rate, mild intensity augmentation, patience 3; options given win)")
     model.add_argument("--depth", type=int, help="U-Net downsamplings")
     model.add_argument("--base-width", type=int, help="channels of the first U-Net level")
-    model.add_argument("--normalization", help="percentile, zscore or none (as the model card records it)")
+    model.add_argument("--normalization", choices=NORMALIZATION_KINDS,
+                       help="percentile: (x - p_low) / (p_high - p_low); robust: the same with the top at least "
+                            "the brightest block mean (sparse fields) and, with --polarity auto, dark objects "
+                            "negated first (docs/training.md); zscore; none")
     model.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                       help="with --normalization percentile: the percentiles mapped to 0 and 1")
+                       help="with --normalization percentile or robust: the percentiles mapped to 0 and 1")
+    model.add_argument("--normalization-block", type=int, metavar="PX", help="block side of the robust normalisation")
+    model.add_argument("--polarity", choices=("auto", "bright"),
+                       help="robust normalisation: auto negates images whose objects are darker than the background")
     model.add_argument("--pixel-size-um", type=float, help="pixel size of the annotations (recorded in the card)")
     _add_optimisation(parser)
 
@@ -60,6 +81,9 @@ def _add_optimisation(parser: argparse.ArgumentParser) -> None:
         ("--foreground-fraction", float, "share of foreground-centred patches"),
     ):
         group.add_argument(flag, type=kind, help=text)
+    group.add_argument("--sampling", choices=("area", "source"),
+                       help="area: images drawn in proportion to their area; source: every annotation folder "
+                            "(and the synthetic pairs) gets the same share of patches")
     group.add_argument("--border-weights", action="store_true", help="U-Net border weight maps (w0=10, sigma=5)")
     group.add_argument("--intensity-augment", dest="level",
                        help="full, mild or none: strength of contrast/gamma/shading/blur/noise augmentation; "
@@ -81,13 +105,17 @@ def run(args: argparse.Namespace) -> None:
     from spheroseg.training.augment import AugmentConfig
     from spheroseg.training.loop import TrainConfig
     from spheroseg.training.pipeline import TrainingJob, run_training
+    from spheroseg.training.recipes import recipe_settings
 
     if not hasattr(args, "annotations") and not hasattr(args, "synthetic"):
         raise ValueError("--annotations must be given (or --synthetic N), got neither")
     if args.output.suffix != ".pt":
         raise ValueError(f"--output must end in .pt, got {str(args.output)!r}")
-    config = TrainConfig(**given(args, CONFIG_OPTIONS))
-    augment = AugmentConfig.with_intensity(**given(args, ("level", "p_invert")))
+    _check_sources(args)
+    recipe = recipe_settings(**given(args, ["recipe"]), init=getattr(args, "init", None))
+    config = TrainConfig(**({k: v for k, v in recipe.items() if k != "level"} | given(args, CONFIG_OPTIONS)))
+    augment = AugmentConfig.with_intensity(**({k: v for k, v in recipe.items() if k == "level"}
+                                              | given(args, ("level", "p_invert"))))
     default_checkpoints = not hasattr(args, "checkpoint_dir")
     checkpoint_dir = getattr(args, "checkpoint_dir", args.output.with_suffix(".checkpoints"))
     with tempfile.TemporaryDirectory(prefix="spheroseg-synthetic-") as scratch:
@@ -96,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
         if "val_names" in options:
             options["val_names"] = tuple(options["val_names"])
         job = TrainingJob(annotations=annotations, output=args.output, checkpoint_dir=checkpoint_dir,
-                          provenance=provenance, **options)
+                          provenance=provenance | given(args, ["recipe"]), **options)
         paths = run_training(job, config, augment, **given(args, ["progress"]))
     if default_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -104,29 +132,62 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _normalization(args: argparse.Namespace) -> dict:
-    """``{"normalization": spec}`` when --normalization or --percentiles is given, else nothing."""
+    """``{"normalization": spec}`` when a normalisation option is given, else nothing."""
     from spheroseg.normalization import validate_normalization
 
-    if not hasattr(args, "normalization") and not hasattr(args, "percentiles"):
+    if not any(hasattr(args, name) for name in ("normalization", "percentiles", "normalization_block", "polarity")):
         return {}
     # --percentiles alone means percentile normalisation with those percentiles.
     spec = {"kind": args.normalization if hasattr(args, "normalization") else "percentile"}
     if hasattr(args, "percentiles"):
         spec.update(low=args.percentiles[0], high=args.percentiles[1])
+    spec |= {key: getattr(args, name) for name, key in (("normalization_block", "block"), ("polarity", "polarity"))
+             if hasattr(args, name)}
     return {"normalization": validate_normalization(spec, source="--normalization/--percentiles")}
 
 
-def _annotations(args: argparse.Namespace, scratch: Path, *, seed: int) -> tuple[Path, dict]:
-    """The annotation folder to train on, writing synthetic data first if asked."""
-    if not hasattr(args, "synthetic"):
-        return args.annotations, {}
-    from spheroseg.synthetic import TRAINING_SHAPE, write_training_set
+def _check_sources(args: argparse.Namespace) -> None:
+    """Refuse pixel-size lists that do not match the folders, before anything is written."""
+    sizes, folders = getattr(args, "annotation_pixel_size_um", []), getattr(args, "annotations", [])
+    if sizes and len(sizes) not in (1, len(folders)):
+        raise ValueError(f"--annotation-pixel-size-um must give one value or one per --annotations folder "
+                         f"({len(folders)}), got {len(sizes)}: {sizes}")
+    if sizes and not hasattr(args, "pixel_size_um"):
+        raise ValueError("--pixel-size-um (the training pixel size) must be given with --annotation-pixel-size-um, "
+                         "got none")
+    if hasattr(args, "synthetic") and args.synthetic < 1:
+        raise ValueError(f"--synthetic must be >= 1, got {args.synthetic!r}")
+    folder = getattr(args, "synthetic_dir", None)
+    if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"--synthetic-dir must be a new or empty folder, got {str(folder)!r}")
 
-    folder = getattr(args, "annotations", scratch)
-    if folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"--annotations must be a new or empty folder with --synthetic, got {str(folder)!r}")
+
+def _annotations(args: argparse.Namespace, scratch: Path, *, seed: int) -> tuple[Path | tuple, dict]:
+    """What to train on: one folder as it is, or several sources (annotation folders, synthetic pairs)."""
+    from spheroseg.training.data import AnnotationSource
+
+    folders = getattr(args, "annotations", [])
+    sizes = getattr(args, "annotation_pixel_size_um", None) or [None]
+    sources = [AnnotationSource(folder, sizes[min(i, len(sizes) - 1)]) for i, folder in enumerate(folders)]
+    if hasattr(args, "synthetic"):
+        sources.append(_synthetic_source(args, getattr(args, "synthetic_dir", scratch), seed=seed))
+    if not hasattr(args, "synthetic") and len(sources) == 1 and sources[0].pixel_size_um is None:
+        return folders[0], {}
+    if hasattr(args, "synthetic") and len(sources) == 1 and not hasattr(args, "synthetic_modalities"):
+        return sources[0].folder, {"annotations": sources[0].label}  # the original default-model recipe
+    return tuple(sources), {}
+
+
+def _synthetic_source(args: argparse.Namespace, folder: Path, *, seed: int):
+    """Write the synthetic pairs into `folder`; return them as a source labelled with the recipe."""
+    from spheroseg.synthetic import SYNTHETIC_PIXEL_SIZE_UM, TRAINING_SHAPE, write_training_set
+    from spheroseg.training.data import AnnotationSource
+
     shape = (args.synthetic_size, args.synthetic_size) if hasattr(args, "synthetic_size") else TRAINING_SHAPE
+    modalities = tuple(args.synthetic_modalities) if hasattr(args, "synthetic_modalities") else None
     LOGGER.info("writing %d synthetic training pairs of %dx%d px (seed %d)", args.synthetic, *shape, seed)
-    write_training_set(folder, n_images=args.synthetic, shape=shape, seed=seed)
-    recipe = f"spheroseg.synthetic.write_training_set(n_images={args.synthetic}, shape={shape}, seed={seed})"
-    return folder, {"annotations": recipe}
+    write_training_set(folder, n_images=args.synthetic, shape=shape, seed=seed, modalities=modalities)
+    recipe = f"spheroseg.synthetic.write_training_set(n_images={args.synthetic}, shape={shape}, seed={seed}"
+    recipe += ")" if modalities is None else f", modalities={modalities})"
+    pixel = SYNTHETIC_PIXEL_SIZE_UM if hasattr(args, "pixel_size_um") else None
+    return AnnotationSource(folder, pixel, recipe)

@@ -14,13 +14,17 @@ from pathlib import Path
 LOG = logging.getLogger("spheroseg.ingest")
 
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+# Read through bioio (the optional ``vendor`` extra); listed here without importing it, so
+# that a folder of them without the extra stops with a message naming it.
+VENDOR_SUFFIXES = (".nd2", ".czi", ".lif")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + VENDOR_SUFFIXES
 PLACEHOLDERS = {"position": r"(?P<position>[^/]+?)", "timepoint": r"(?P<timepoint>\d+)"}
 
 
 def _strip_suffix(name: str) -> str | None:
-    """File name without its TIFF suffix, or None if it is not a TIFF name."""
+    """File name without its image suffix, or None if it is not an image file's name."""
     lower = name.lower()
-    for suffix in TIFF_SUFFIXES:
+    for suffix in IMAGE_SUFFIXES:
         if lower.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return None
@@ -85,9 +89,9 @@ def discover_positions(
 ) -> dict[str, list[Path]]:
     """Find the positions of an experiment folder and their files.
 
-    Without a pattern every TIFF file directly in the folder (``*.tif``, ``*.tiff``,
-    ``*.ome.tif``, ``*.ome.tiff``) is one position named after the file; subfolders and
-    hidden files are ignored. With a pattern, files whose path relative to the folder matches
+    Without a pattern every image file directly in the folder (``*.tif``, ``*.tiff``,
+    ``*.ome.tif``, ``*.ome.tiff``, and the vendor files ``*.nd2``, ``*.czi``, ``*.lif``) is
+    one position named after the file; subfolders and hidden files are ignored. With a pattern, files whose path relative to the folder matches
     it are grouped by ``{position}`` and sorted by ``{timepoint}``.
 
     Parameters
@@ -105,7 +109,7 @@ def discover_positions(
     Raises
     ------
     ValueError
-        If the folder does not exist, holds no TIFF file, the pattern matches nothing, two
+        If the folder does not exist, holds no image file, the pattern matches nothing, two
         files give the same position (and timepoint), or the pattern is invalid.
     """
     folder = Path(experiment_dir)
@@ -117,7 +121,7 @@ def discover_positions(
 
 
 def _positions_by_file(folder: Path) -> dict[str, list[Path]]:
-    """One position per TIFF file directly in `folder`."""
+    """One position per image file directly in `folder`."""
     positions: dict[str, list[Path]] = {}
     for path in _candidate_files(folder, recursive=False):
         name = _strip_suffix(path.name)
@@ -131,7 +135,8 @@ def _positions_by_file(folder: Path) -> dict[str, list[Path]]:
         positions[name] = [path]
     if not positions:
         raise ValueError(
-            f"experiment folder must contain at least one .tif/.tiff file, got none (in {folder})"
+            f"experiment folder must contain at least one image file (.tif, .tiff, .nd2, "
+            f".czi, .lif), got none (in {folder})"
         )
     return dict(sorted(positions.items()))
 

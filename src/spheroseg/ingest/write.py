@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spheroseg.ingest.metadata import PhysicalSizes, check_overrides, resolve_sizes
-from spheroseg.ingest.tiff import IngestError, TiffLayout, iter_frames, plan_position
+from spheroseg.ingest.sources import iter_frames, plan_position
+from spheroseg.ingest.tiff import IngestError, TiffLayout
 
 if TYPE_CHECKING:
     from spheroseg.ngff import ImageMetadata
@@ -92,6 +93,7 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
     Reading stays on the calling thread (TIFF readers are not thread-safe); compression
     of different frames runs in parallel. Returns the number of frames written.
     """
+    from spheroseg.atomic import signals_held
     from spheroseg.runtime import paused_gc
 
     pending: list[Future[None]] = []
@@ -99,7 +101,8 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
     with paused_gc(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         try:
             for t, frame in frames:
-                pending.append(pool.submit(_write_frame, arrays, t, frame))
+                with signals_held():  # a SIGTERM inside submit would leave a writer unjoined
+                    pending.append(pool.submit(_write_frame, arrays, t, frame))
                 count += 1
                 while len(pending) >= max(FRAMES_IN_FLIGHT, workers + 1):
                     pending.pop(0).result()
@@ -122,7 +125,8 @@ def ingest_position(
     Parameters
     ----------
     files : sequence of str or PathLike
-        One TIFF holding the whole series, or one TIFF per timepoint in time order.
+        One file holding the whole series (TIFF, or ND2/CZI/LIF with the ``vendor`` extra),
+        or one file per timepoint in time order.
     output : str or PathLike
         The ``image.ome.zarr`` to write; replaced only if the whole ingest succeeds.
     overrides : PhysicalSizes
@@ -134,7 +138,7 @@ def ingest_position(
     workers : int
         Threads compressing frames in parallel.
     series : int
-        Which series (OME image) of each file.
+        Which series (OME image, vendor scene) of each file.
     axes : str, optional
         NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
     fill_nonfinite : float, optional

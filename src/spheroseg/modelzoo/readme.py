@@ -50,6 +50,8 @@ def training_data_citation(card: dict[str, Any]) -> str:
     """One paragraph naming the training data as the card records it."""
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
     source = training.get("annotations")
+    if isinstance(source, list):  # several sources, each {"annotations": ..., "pixel_size_um": ...}
+        source = "; ".join(str(item.get("annotations") if isinstance(item, dict) else item) for item in source)
     if not source:
         return "The model card does not record its training data."
     text = f"Annotations: `{source}`"

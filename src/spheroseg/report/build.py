@@ -35,8 +35,8 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
     image_path : str or PathLike, optional
         The ingested ``image.ome.zarr``: its constant frames are flagged as ``blank_frame``.
     labels_path : str or PathLike, optional
-        The position's ``labels.ome.zarr``: frames whose every object segment's size filter
-        removed are flagged as ``no_objects``.
+        The position's label image (``image.ome.zarr/labels/segmentation``): frames whose
+        every object segment's size filter removed are flagged as ``no_objects``.
 
     Raises
     ------
@@ -205,6 +205,16 @@ def annotate_metrics(metrics_path: str | os.PathLike[str], samples_path: str | o
     return len(merged)
 
 
+def _annotation_folders(card: Mapping[str, Any] | None) -> list[Path]:
+    """The annotation folders a model card names that exist here: ``training.annotations`` is one
+    folder (older cards) or a list of ``{"annotations": folder, "pixel_size_um": ...}`` sources."""
+    sources = (card or {}).get("training", {}).get("annotations")
+    if not isinstance(sources, list):
+        sources = [sources]
+    names = [source.get("annotations") if isinstance(source, Mapping) else source for source in sources]
+    return [Path(name) for name in names if isinstance(name, str) and name and Path(name).is_dir()]
+
+
 def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str], *,
                       model_path: str | os.PathLike[str] | None = None,
                       title: str = "Run parameters") -> None:
@@ -212,6 +222,9 @@ def parameters_report(config: Mapping[str, Any], output: str | os.PathLike[str],
     from spheroseg.atomic import write_text
     from spheroseg.modelcard import card_path_for, read_card
 
+    from spheroseg.propose import proposal_status
+
     card = None if model_path is None else read_card(card_path_for(model_path))
-    write_text(output, html.parameters_page(config, card, title=title,
-                                            model_path=str(model_path or "")))
+    proposals = [row for folder in _annotation_folders(card) for row in proposal_status(folder)]
+    write_text(output, html.parameters_page(config, card, title=title, model_path=str(model_path or ""),
+                                            proposals=proposals))

@@ -73,8 +73,48 @@ def gif_page(gif_path: str | os.PathLike[str], *, title: str, note: str = "") ->
     return _page(title, body)
 
 
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    """An HTML table, every cell escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _score(value: object) -> str:
+    """A validation figure with 4 decimals, or a dash."""
+    return f"{value:.4f}" if isinstance(value, float) else "-"
+
+
+def training_section(card: Mapping[str, Any], proposals: list[dict[str, Any]]) -> str:
+    """HTML: the frames the model was trained on (and whether each was a corrected proposal) and
+    the validation IoU/Dice of the model it started from (before) and of itself (after).
+
+    Examples
+    --------
+    >>> card = {"training": {"train_names": ["a"], "val_names": ["b"], "init": None}, "metrics": {}}
+    >>> "<td>validation</td>" in training_section(card, [{"frame": "b", "score": 0.5, "state": "corrected"}])
+    True
+    """
+    training = card.get("training", {})
+    proposed = {row["frame"]: row for row in proposals}
+    rows = [[name, use, _score(proposed[name].get("score")) if name in proposed else "-",
+             proposed[name]["state"] if name in proposed else "not proposed"]
+            for use, key in (("training", "train_names"), ("validation", "val_names"))
+            for name in training.get(key, [])]
+    before = training.get("init_metrics") or {}
+    init = (training.get("init") or {}).get("model", "none (trained from scratch)")
+    after = card.get("metrics", {})
+    figures = [[f"before: {init}", _score(before.get("val_iou")), _score(before.get("val_dice"))],
+               ["after: this model", _score(after.get("val_iou")), _score(after.get("val_dice"))]]
+    return ("<h3>Annotated frames</h3>" + _table(["frame", "used for", "proposal score", "mask"], rows)
+            + "<h3>Validation before and after training</h3>"
+            + _table(["model", "validation IoU", "validation Dice"], figures)
+            + "<p>On the validation frames above; <i>as proposed</i>: the mask was not changed after "
+              "<code>spheroseg propose</code> wrote it.</p>")
+
+
 def parameters_page(config: Mapping[str, Any], card: Mapping[str, Any] | None, *,
-                    title: str, model_path: str = "") -> str:
+                    title: str, model_path: str = "", proposals: list[dict[str, Any]] | None = None) -> str:
     """HTML page with the run's effective configuration and the model card used.
 
     Examples
@@ -90,6 +130,8 @@ def parameters_page(config: Mapping[str, Any], card: Mapping[str, Any] | None, *
     if card is None:
         body += "<h3>Model card</h3><p>No model card (no model used).</p>"
     else:
+        if "training" in card and "train_names" in card["training"]:
+            body += training_section(card, proposals or [])
         body += (f"<h3>Model card of {html.escape(model_path)}</h3><pre>"
                  + html.escape(json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False))
                  + "</pre>")

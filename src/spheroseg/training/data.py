@@ -7,12 +7,15 @@ Two layouts are accepted (masks matched to images by file stem):
 
 Images and masks may be TIFF or PNG. Masks are binary (0/1 or 0/255) or label images
 (every value > 0 is foreground). All checks run before any training starts.
+
+Several folders can be combined (:class:`AnnotationSource`, :func:`find_source_pairs`);
+a folder whose pixel size is known is resampled to the training pixel size on loading.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 MASK_FOLDERS = ("masks", "labels")
 MASK_SUFFIX = "_mask"
 MASK_KINDS = ("auto", "binary", "labels")
+SAMPLING_KINDS = ("area", "source")
 
 
 class AnnotationError(ValueError):
@@ -29,11 +33,28 @@ class AnnotationError(ValueError):
 
 @dataclass(frozen=True)
 class AnnotationPair:
-    """One image and its mask, matched by name."""
+    """One image and its mask, matched by name; `pixel_size_um` of the files if known; `source`:
+    the index of the annotation folder it came from."""
 
     name: str
     image_path: Path
     mask_path: Path
+    pixel_size_um: float | None = None
+    source: int = 0
+
+
+@dataclass(frozen=True)
+class AnnotationSource:
+    """An annotation folder, the pixel size of its images (None: unknown, used as they are),
+    and how the model card describes it (None: the folder's path)."""
+
+    folder: Path
+    pixel_size_um: float | None = None
+    label: str | None = None
+
+    def describe(self) -> dict[str, object]:
+        """``{"annotations": label or folder, "pixel_size_um": ...}`` for the model card."""
+        return {"annotations": self.label or str(self.folder), "pixel_size_um": self.pixel_size_um}
 
 
 @dataclass
@@ -44,6 +65,7 @@ class Sample:
     image: np.ndarray  # (Y, X) float32, normalised
     mask: np.ndarray  # (Y, X) float32 in {0, 1}
     weight: np.ndarray | None = None  # (Y, X) float32 per-pixel loss weight
+    source: int = 0  # index of the annotation folder (PatchSampler's sampling="source")
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -117,6 +139,68 @@ def find_annotation_pairs(folder: str | os.PathLike[str]) -> list[AnnotationPair
             f"got an empty folder (in {folder})"
         )
     return _match(images, masks, folder)
+
+
+def find_source_pairs(sources: list[AnnotationSource]) -> list[AnnotationPair]:
+    """The pairs of several annotation folders, in folder order, each with its folder's pixel size.
+
+    A folder may be given again with another pixel size (the same pictures declared at two
+    scales, so that a model learns both); the pairs of a repeated folder are named
+    ``NAME@<pixel size>um``.
+
+    Raises
+    ------
+    AnnotationError
+        If a folder is bad (:func:`find_annotation_pairs`), its pixel size is not positive,
+        a folder is repeated with the same pixel size, or two folders hold pairs of the same name.
+    """
+    pairs: list[AnnotationPair] = []
+    seen: dict[str, Path] = {}
+    sizes: dict[Path, list[float | None]] = {}
+    for index, source in enumerate(sources):
+        if source.pixel_size_um is not None and not source.pixel_size_um > 0:
+            raise AnnotationError(f"annotation pixel size must be > 0, got {source.pixel_size_um!r} (in {source.folder})")
+        key = Path(source.folder).resolve()
+        if source.pixel_size_um in sizes.get(key, []):
+            raise AnnotationError(f"an annotation folder may be repeated only with another pixel size, got "
+                                  f"{source.pixel_size_um!r} twice (in {source.folder})")
+        repeated = key in sizes
+        sizes.setdefault(key, []).append(source.pixel_size_um)
+        for pair in find_annotation_pairs(source.folder):
+            name = f"{pair.name}@{source.pixel_size_um:g}um" if repeated and source.pixel_size_um else pair.name
+            if repeated and source.pixel_size_um is None:
+                name = f"{pair.name}@native"
+            if name in seen:
+                raise AnnotationError(f"annotation names must be unique across folders, got {name!r} in "
+                                      f"{seen[name]} and in {source.folder}")
+            seen[name] = source.folder
+            pairs.append(replace(pair, name=name, pixel_size_um=source.pixel_size_um, source=index))
+    return pairs
+
+
+def resample_pair(image: np.ndarray, mask: np.ndarray | None, *, factor: float
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resample an image (linear, anti-aliased when shrinking) and its mask by `factor`.
+
+    Parameters
+    ----------
+    image : ndarray of shape (Y, X), real
+    mask : ndarray of shape (Y, X), bool, or None
+    factor : float
+        Output size over input size (``source pixel size / target pixel size``).
+
+    Returns
+    -------
+    image : ndarray of shape (round(Y * factor), round(X * factor)), float32
+    mask : ndarray of the same shape, bool (area share >= 0.5), or None
+    """
+    from skimage.transform import rescale
+
+    def scaled(array: np.ndarray) -> np.ndarray:
+        return rescale(array.astype(np.float32), factor, order=1, anti_aliasing=factor < 1, preserve_range=True,
+                       mode="reflect").astype(np.float32)
+
+    return scaled(image), None if mask is None else scaled(mask) >= 0.5
 
 
 def read_plane(path: Path) -> np.ndarray:
@@ -223,9 +307,9 @@ def load_pair(pair: AnnotationPair, *, mask_kind: str = "auto", allow_empty: boo
 
 def load_samples(
     pairs: list[AnnotationPair], *, normalization: dict, mask_kind: str = "auto",
-    allow_empty: bool = False, border_weights: bool = False,
+    allow_empty: bool = False, border_weights: bool = False, pixel_size_um: float | None = None,
 ) -> list[Sample]:
-    """Load, check and normalise every pair; all errors come before any training.
+    """Load, check, resample and normalise every pair; all errors come before any training.
 
     Parameters
     ----------
@@ -237,6 +321,9 @@ def load_samples(
         Accept masks without foreground (pure background examples).
     border_weights : bool
         Precompute U-Net border weight maps (see :func:`spheroseg.training.loss.border_weight_map`).
+    pixel_size_um : float, optional
+        Training pixel size: pairs with a known, different pixel size are resampled to it
+        (:func:`resample_pair`) before normalisation.
 
     Returns
     -------
@@ -257,8 +344,11 @@ def load_samples(
     checked = [load_pair(pair, mask_kind=mask_kind, allow_empty=allow_empty) for pair in pairs]
     samples = []
     for pair, (image, mask) in zip(pairs, checked):
+        if pixel_size_um is not None and pair.pixel_size_um is not None and pair.pixel_size_um != pixel_size_um:
+            image, mask = resample_pair(image, mask, factor=pair.pixel_size_um / pixel_size_um)
         weight = border_weight_map(mask) if border_weights else None
-        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight))
+        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight,
+                              source=pair.source))
     return samples
 
 
@@ -319,7 +409,11 @@ class PatchSampler:
         Patch side in pixels.
     foreground_fraction : float
         Probability that a patch is centred on a random foreground pixel; otherwise its
-        position is uniform. Images are chosen with probability proportional to their area.
+        position is uniform.
+    sampling : {"area", "source"}
+        area: images are chosen with probability proportional to their area; source: each
+        annotation folder (``Sample.source``) gets the same share of patches, its images
+        proportional to their area (so large images in one folder do not crowd out the others).
 
     Raises
     ------
@@ -327,13 +421,16 @@ class PatchSampler:
         If `samples` is empty, `size` < 1 or the fraction is outside [0, 1].
     """
 
-    def __init__(self, samples: list[Sample], *, size: int, foreground_fraction: float = 0.5) -> None:
+    def __init__(self, samples: list[Sample], *, size: int, foreground_fraction: float = 0.5,
+                 sampling: str = "area") -> None:
         if not samples:
             raise ValueError("samples must not be empty, got []")
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"patch size must be a positive integer, got {size!r}")
         if not 0.0 <= foreground_fraction <= 1.0:
             raise ValueError(f"foreground_fraction must be in [0, 1], got {foreground_fraction!r}")
+        if sampling not in SAMPLING_KINDS:
+            raise ValueError(f"sampling must be one of {SAMPLING_KINDS}, got {sampling!r}")
         self.size = size
         self.foreground_fraction = foreground_fraction
         self.images = [_pad_to(s.image, size) for s in samples]
@@ -341,6 +438,10 @@ class PatchSampler:
         self.weights = [None if s.weight is None else _pad_to(s.weight, size) for s in samples]
         self.foreground = [np.flatnonzero(m > 0.5) for m in self.masks]
         areas = np.array([m.size for m in self.masks], dtype=np.float64)
+        if sampling == "source":
+            sources = np.array([s.source for s in samples])
+            totals = {int(k): areas[sources == k].sum() for k in np.unique(sources)}
+            areas = areas / np.array([totals[int(k)] * len(totals) for k in sources])
         self.probabilities = areas / areas.sum()
 
     def _corner(self, index: int, rng: np.random.Generator) -> tuple[int, int]:

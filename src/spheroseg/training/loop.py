@@ -46,6 +46,7 @@ class TrainConfig:
     patience: int = 10
     min_delta: float = 1e-4
     foreground_fraction: float = 0.5
+    sampling: str = "area"
     dice_weight: float = 1.0
     seed: int = 0
     max_minutes: float | None = None
@@ -62,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+        if self.sampling not in ("area", "source"):
+            raise ValueError(f"sampling must be one of ('area', 'source'), got {self.sampling!r}")
         if not isinstance(self.patience, int) or self.patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
 
@@ -302,7 +305,8 @@ def train_model(
             run.stop_reason = ""  # a time-limited run goes on when rerun
         LOGGER.info("resuming from checkpoint %s after epoch %d of %d", checkpoint, run.epoch, config.epochs)
     resumed_from = run.epoch
-    sampler = PatchSampler(train_samples, size=config.patch_size, foreground_fraction=config.foreground_fraction)
+    sampler = PatchSampler(train_samples, size=config.patch_size, foreground_fraction=config.foreground_fraction,
+                           sampling=config.sampling)
     bar = Progress(config.epochs * config.steps_per_epoch, description="step", unit="step",
                    initial=run.epoch * config.steps_per_epoch, enabled=progress)
     deadline = None if config.max_minutes is None else time.monotonic() + config.max_minutes * 60

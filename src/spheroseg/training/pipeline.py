@@ -15,9 +15,9 @@ import torch
 
 from spheroseg.normalization import validate_normalization
 from spheroseg.training.augment import AugmentConfig
-from spheroseg.training.data import find_annotation_pairs, load_samples, split_pairs
+from spheroseg.training.data import AnnotationPair, AnnotationSource, find_source_pairs, load_samples, split_pairs
 from spheroseg.training.export import file_records, load_init_model, save_model, versions
-from spheroseg.training.loop import TrainConfig, TrainResult, train_model
+from spheroseg.training.loop import TrainConfig, TrainResult, resolve_device, train_model, validate_model
 from spheroseg.unet import UNet
 
 LOGGER = logging.getLogger("spheroseg.training")
@@ -31,12 +31,14 @@ RESUMABLE_CHANGES = ("max_minutes", "device", "amp")
 class TrainingJob:
     """Everything ``spheroseg train`` needs besides the optimisation settings.
 
+    `annotations` is one folder (used as it is) or several :class:`AnnotationSource`
+    (each resampled from its own pixel size to `pixel_size_um` where both are known).
     `init` names an exported model (``.pt`` with its card) to fine-tune; its architecture,
     normalisation and pixel size are then used. `provenance` is merged into the card's
     ``training`` entry (for example how synthetic data were made).
     """
 
-    annotations: Path
+    annotations: Path | tuple[AnnotationSource, ...]
     output: Path
     init: Path | None = None
     depth: int = 3
@@ -51,6 +53,29 @@ class TrainingJob:
     checkpoint_dir: Path | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def sources(self) -> tuple[AnnotationSource, ...]:
+        """The annotation folders as sources."""
+        if isinstance(self.annotations, tuple):
+            return self.annotations
+        return (AnnotationSource(Path(self.annotations)),)
+
+    def describe_annotations(self) -> str | list[dict[str, object]]:
+        """The card's ``annotations`` entry: the folder, or one description per source."""
+        if isinstance(self.annotations, tuple):
+            return [source.describe() for source in self.annotations]
+        return str(self.annotations)
+
+
+def _file_records(job: TrainingJob, pairs: list[AnnotationPair]) -> list[dict[str, Any]]:
+    """Path (relative to its folder) and SHA-256 of every training file; with several folders, its index."""
+    if not isinstance(job.annotations, tuple):
+        return file_records([f for p in pairs for f in (p.image_path, p.mask_path)], Path(job.annotations))
+    records = []
+    for index, source in enumerate(job.annotations):
+        paths = [f for p in pairs if p.source == index for f in (p.image_path, p.mask_path)]
+        records += [{"source": index, **record} for record in file_records(paths, source.folder)]
+    return records
+
 
 def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, files: list[dict],
                  architecture: dict, init_sha: str | None) -> str:
@@ -59,7 +84,8 @@ def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     payload = {"files": files, "config": settings, "augment": augment.to_dict(), "architecture": architecture,
                "init": init_sha, "val": list(job.val_names), "val_fraction": job.val_fraction,
                "mask_kind": job.mask_kind, "border_weights": job.border_weights,
-               "normalization": job.normalization}
+               "normalization": job.normalization, "pixel_size_um": job.pixel_size_um,
+               "sources": [source.pixel_size_um for source in job.sources()]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -101,28 +127,45 @@ def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     if job.pixel_size_um is not None and not job.pixel_size_um > 0:
         raise ValueError(f"pixel_size_um must be > 0, got {job.pixel_size_um!r}")
     validate_normalization(job.normalization, source="training settings")
-    pairs = find_annotation_pairs(job.annotations)
+    pairs = find_source_pairs(list(job.sources()))
     train_pairs, val_pairs = split_pairs(pairs, val_fraction=job.val_fraction, val_names=list(job.val_names),
                                          seed=config.seed)
     model, init_card, job = _initial_model(job, config.seed)
+    if job.pixel_size_um is None and any(p.pixel_size_um is not None for p in pairs):
+        raise ValueError("pixel_size_um (the training pixel size) must be given when annotation folders have "
+                         "pixel sizes, got None")
     load = dict(normalization=job.normalization, mask_kind=job.mask_kind, allow_empty=job.allow_empty,
-                border_weights=job.border_weights)
+                border_weights=job.border_weights, pixel_size_um=job.pixel_size_um)
     train_samples, val_samples = load_samples(train_pairs, **load), (load_samples(val_pairs, **load) if val_pairs else [])
     config = _fit_patch_size(config, train_samples, divisor=2**job.depth)
-    files = file_records([f for p in pairs for f in (p.image_path, p.mask_path)], job.annotations)
+    files = _file_records(job, pairs)
     architecture = {"kind": "unet", "depth": job.depth, "base_width": job.base_width,
                     "in_channels": 1, "out_channels": 1}
     fingerprint = _fingerprint(job, config, augment, files, architecture, init_card and init_card["sha256"])
     LOGGER.info("training on %d pairs, validating on %d (%s)", len(train_pairs), len(val_pairs),
                 ", ".join(p.name for p in val_pairs) or "none")
+    before = _init_scores(model, val_samples, config, divisor=2**job.depth) if init_card else None
     started = time.monotonic()
     result = train_model(model, train_samples, val_samples, config, augment, divisor=2**job.depth,
                          checkpoint_dir=job.checkpoint_dir, fingerprint=fingerprint, progress=progress)
     card = _card(job, config, augment, result, files, architecture, init_card,
                  train=[p.name for p in train_pairs], val=[p.name for p in val_pairs],
                  wall_s=time.monotonic() - started)
+    card["training"]["init_metrics"] = before
     side = config.patch_size
     return save_model(result.model, job.output, card, result.history, example_shape=(2, 1, side, side))
+
+
+def _init_scores(model: torch.nn.Module, val_samples: list, config: TrainConfig, *, divisor: int
+                 ) -> dict[str, float | None] | None:
+    """Validation IoU/Dice of the init model before any training (the "before" of fine-tuning)."""
+    if not val_samples:
+        return None
+    device = resolve_device(config.device)
+    scores = validate_model(model.to(device), val_samples, divisor=divisor, tile=max(config.patch_size, 512),
+                            device=device)
+    model.to("cpu")
+    return {key: _finite(scores[key]) for key in ("val_iou", "val_dice")}
 
 
 def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result: TrainResult, files: list[dict],
@@ -131,7 +174,7 @@ def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result:
     """The model card (sha256 and model_file are added by ``write_card``)."""
     init = None if init_card is None else {"model": str(job.init), "sha256": init_card["sha256"]}
     training = {
-        "annotations": str(job.annotations), "files": files, "train_names": train, "val_names": val,
+        "annotations": job.describe_annotations(), "files": files, "train_names": train, "val_names": val,
         "mask_kind": job.mask_kind, "border_weights": job.border_weights, "init": init,
         "config": asdict(config), "augment": augment.to_dict(), "best_epoch": result.best_epoch,
         "epochs_run": len(result.history), "stop_reason": result.stop_reason,

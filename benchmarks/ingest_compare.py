@@ -1,0 +1,133 @@
+"""Compare ``spheroseg ingest`` of two source trees (before / after a change) with ``cp``, in one run.
+
+Each round runs, on the same TIFF and disk: ``cp``, before, after, after, before, ``cp``
+(A-B-B-A for the two versions, so that a drift of the machine's load charges both alike),
+with ``sync`` before each timed run; the load average is recorded at each run's start. The
+ratio of a version is the mean ``cp`` time over its mean ingest time (1.0 = as fast as
+``cp``); peak RSS is the child's ``ru_maxrss``. Both versions run with this interpreter and
+its site-packages, importing ``spheroseg`` from ``--before`` / ``--after`` (a ``src`` folder,
+e.g. ``git archive main src | tar -x -C /tmp/before``).
+
+The TIFF is ``--stack`` (for example 200 realistic 2048 x 2048 frames), or else made by
+``ingest_benchmark.write_stack``. Results go to ``--output`` (markdown).
+
+Run from the repository root:
+``python benchmarks/ingest_compare.py --before /tmp/before/src --after src --stack stack.tif``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+CLI = "import sys; from spheroseg.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run_timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Run a command after ``sync``; return wall seconds and the child's peak RSS in bytes."""
+    os.sync()
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"command failed: {command}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def contender(label: str, stack: Path, work: Path, src: Path | None):
+    """A function that runs one timed ingest (``src`` set) or ``cp`` (``src`` None)."""
+    def ingest() -> dict:
+        out = work / "out" / "image.ome.zarr"
+        env = dict(os.environ, PYTHONPATH=f"{src.resolve()}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        load = os.getloadavg()[0]
+        seconds, rss = run_timed([sys.executable, "-c", CLI, "ingest", "--experiment",
+                                  str(stack.parent), "--position", stack.stem, "--output", str(out),
+                                  "--time-interval-s", "300"], env)
+        shutil.rmtree(work / "out")
+        return {"run": label, "seconds": seconds, "rss": rss, "load": load}
+
+    def copy() -> dict:
+        load = os.getloadavg()[0]
+        seconds, rss = run_timed(["cp", str(stack), str(work / "copy.tif")])
+        (work / "copy.tif").unlink()
+        return {"run": label, "seconds": seconds, "rss": rss, "load": load}
+
+    return copy if src is None else ingest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="src folder of the old version")
+    parser.add_argument("--after", type=Path, required=True, help="src folder of the new version")
+    parser.add_argument("--stack", type=Path, help="TIFF to ingest (default: generated)")
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=ROOT / "_work" / "ingest_compare")
+    parser.add_argument("--output", type=Path, default=ROOT / "ingest_compare_results.md")
+    args = parser.parse_args()
+    experiment = args.work / "experiment"
+    experiment.mkdir(parents=True, exist_ok=True)
+    try:
+        stack = experiment / "stack.tif"
+        if args.stack is None:
+            run_timed([sys.executable, str(ROOT / "ingest_benchmark.py"), "--generate", str(stack),
+                       "--frames", str(args.frames), "--size", str(args.size)])
+        elif args.stack.stat().st_dev == experiment.stat().st_dev:
+            os.link(args.stack, stack)
+        else:
+            shutil.copy(args.stack, stack)
+        cp = contender("cp", stack, args.work, None)
+        before = contender("before", stack, args.work, args.before)
+        after = contender("after", stack, args.work, args.after)
+        cp()  # the input into the page cache
+        rows = []
+        for _ in range(args.rounds):
+            for run in (cp, before, after, after, before, cp):
+                rows.append(run())
+                print(rows[-1], flush=True)
+        report(args, stack, rows)
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, stack: Path, rows: list[dict]) -> None:
+    """Write the markdown results."""
+    nbytes = stack.stat().st_size
+    mean = {label: statistics.mean(r["seconds"] for r in rows if r["run"] == label)
+            for label in ("cp", "before", "after")}
+    lines = [
+        "# Ingest before / after, in one run", "",
+        f"Written by `benchmarks/ingest_compare.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; before = `{args.before}`, "
+        f"after = `{args.after}`.", "",
+        f"Input: `{args.stack.name if args.stack else 'generated'}`, {nbytes / 1e9:.2f} GB TIFF; "
+        "ingest with the defaults (pyramid, 2 writer threads).", "",
+        "| # | run | seconds | MB/s | peak RSS (MB) | load average at start |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for number, row in enumerate(rows, 1):
+        lines.append(f"| {number} | {row['run']} | {row['seconds']:.2f} | "
+                     f"{nbytes / row['seconds'] / 1e6:.0f} | {row['rss'] / 1e6:.0f} | {row['load']:.2f} |")
+    peak = {label: max(r["rss"] for r in rows if r["run"] == label) / 1e6 for label in ("before", "after")}
+    lines += ["", "| version | mean seconds | ratio to cp (mean cp / mean ingest) | max peak RSS (MB) |",
+              "| --- | ---: | ---: | ---: |"]
+    for label in ("before", "after"):
+        lines.append(f"| {label} | {mean[label]:.2f} | {mean['cp'] / mean[label]:.3f} | {peak[label]:.0f} |")
+    lines += ["", f"after / before time: {mean['after'] / mean['before']:.3f} "
+              f"(mean cp {mean['cp']:.2f} s).", ""]
+    args.output.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

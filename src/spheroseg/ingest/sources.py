@@ -1,0 +1,102 @@
+"""Which reader reads a raw file: tifffile for TIFF, OME-TIFF and ImageJ files (`tiff`),
+bioio for Nikon ND2, Zeiss CZI and Leica LIF files (`vendor`, an optional extra); and the
+file(s) of one position checked as one time series (`plan_position`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from spheroseg.ingest.tiff import IngestError, TiffLayout, inspect_tiff_series
+from spheroseg.ingest.tiff import iter_frames as iter_tiff_frames
+from spheroseg.ingest.vendor import (
+    VendorLayout,
+    inspect_vendor_series,
+    is_vendor_file,
+    iter_vendor_frames,
+)
+
+
+def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
+                   only: int | None = None) -> tuple[TiffLayout, ...]:
+    """Layouts of every series (OME image, vendor scene) of a file, from its headers.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A TIFF, OME-TIFF, ImageJ, ND2, CZI or LIF file (chosen by suffix).
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's axes.
+    only : int, optional
+        Index of the one series to inspect.
+
+    Returns
+    -------
+    tuple of TiffLayout
+        One per series (`VendorLayout` for vendor files).
+
+    Raises
+    ------
+    IngestError
+        If the file is unreadable or ambiguous, or (``MissingReaderError``) a vendor file
+        lacks the optional readers.
+    """
+    if is_vendor_file(path):
+        return inspect_vendor_series(path, axes=axes, only=only)
+    return inspect_tiff_series(path, axes=axes, only=only)
+
+
+def iter_frames(layout: TiffLayout) -> Iterator[tuple[int, Any]]:
+    """Yield ``(t, frame)`` of one series, one frame in memory at a time, with the reader
+    that inspected it (see `spheroseg.ingest.tiff.iter_frames`)."""
+    if isinstance(layout, VendorLayout):
+        return iter_vendor_frames(layout)
+    return iter_tiff_frames(layout)
+
+
+def plan_position(files: Sequence[str | os.PathLike[str]], *, series: int = 0,
+                  axes: str | None = None) -> tuple[TiffLayout, ...]:
+    """Inspect the file(s) of one position and check they form one time series.
+
+    A single file holds the whole series; several files hold one timepoint each (sorted)
+    and must share shape and dtype. TIFF and vendor files alike (`inspect_series`).
+
+    Parameters
+    ----------
+    files : sequence of str or PathLike
+        One file, or one file per timepoint in time order.
+    series : int
+        Which series (OME image, vendor scene) of each file.
+    axes : str, optional
+        NGFF letters per file axis (``ingest.axes``) replacing the reader's guess.
+
+    Returns
+    -------
+    tuple of TiffLayout
+        One layout per file (`VendorLayout` for vendor files).
+
+    Raises
+    ------
+    IngestError
+        If there is no file, a file is unreadable, or the files do not match.
+    """
+    if not files:
+        raise IngestError("files must list at least one image file, got none")
+    layouts = tuple(inspect_series(path, axes=axes, only=series)[0] for path in files)
+    if len(layouts) == 1:
+        return layouts
+    first = layouts[0]
+    for layout in layouts:
+        if layout.shape[0] != 1:
+            raise IngestError(
+                f"each per-timepoint file must hold one timepoint, got {layout.shape[0]} "
+                f"(in {layout.path})"
+            )
+        if layout.shape != first.shape or layout.dtype != first.dtype:
+            raise IngestError(
+                f"files of one position must share shape and dtype, got "
+                f"{layout.shape[1:]} {layout.dtype} but {first.shape[1:]} {first.dtype} in "
+                f"{first.path.name!r} (in {layout.path})"
+            )
+    return layouts

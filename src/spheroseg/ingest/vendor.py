@@ -1,0 +1,206 @@
+"""Vendor microscopy files (Nikon ND2, Zeiss CZI, Leica LIF) as time series, through the
+`bioio <https://github.com/bioio-devs/bioio>`_ readers (the optional ``vendor`` extra:
+``pip install 'spheroseg[vendor]'``).
+
+Each scene of a file is a series, as each image of an OME-TIFF is: a multi-position file
+gives one position per scene. Headers are read without pixel data (`inspect_vendor_series`);
+frames are read one timepoint at a time (`iter_vendor_frames`), so memory stays at about
+one frame whatever the file's size. bioio imports take seconds, so nothing here is imported
+unless a folder holds vendor files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from spheroseg.ingest.discover import VENDOR_SUFFIXES
+from spheroseg.ingest.metadata import PhysicalSizes
+from spheroseg.ingest.tiff import (
+    IngestError,
+    TiffLayout,
+    _frame_index,
+    _map_axes,
+    _output_shape,
+    _override_roles,
+    _to_output_frame,
+)
+
+# Suffix -> (bioio plugin module, its PyPI name).
+VENDOR_READERS = {".nd2": ("bioio_nd2", "bioio-nd2"), ".czi": ("bioio_czi", "bioio-czi"),
+                  ".lif": ("bioio_lif", "bioio-lif")}
+EXTRA = "vendor"
+# Loggers of the readers: quiet while headers are read (a CZI without acquisition times
+# logs a traceback before answering "no interval").
+_READER_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_lif")
+
+
+class MissingReaderError(IngestError):
+    """The optional reader for a vendor file is not installed (never cached: installing it
+    fixes the run)."""
+
+
+class VendorLayout(TiffLayout):
+    """One scene of a vendor file as a time series: the fields of `TiffLayout`, with
+    ``file_axes`` the bioio dimension order (``"TCZYX"``, ``"TCZYXS"`` for RGB) and
+    ``series`` / ``series_name`` the scene index and name."""
+
+
+def is_vendor_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` has a vendor suffix (``.nd2``, ``.czi``, ``.lif``, any case).
+
+    Examples
+    --------
+    >>> is_vendor_file("plate/A1.ND2"), is_vendor_file("A1.tif")
+    (True, False)
+    """
+    return Path(path).suffix.lower() in VENDOR_READERS
+
+
+def _reader_class(path: Path) -> Any:
+    """The bioio plugin Reader for `path`, or MissingReaderError naming the extra."""
+    import importlib
+
+    module, package = VENDOR_READERS[path.suffix.lower()]
+    try:
+        importlib.import_module("bioio")
+        return importlib.import_module(module).Reader
+    except ImportError as err:
+        raise MissingReaderError(
+            f"file must be read by the optional vendor readers, got a {path.suffix} file "
+            f"without them ({err.name or package} is not installed); install them with "
+            f"pip install 'spheroseg[{EXTRA}]' (bioio, {package}) or export the file to "
+            f"OME-TIFF (in {path})") from err
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    """A `bioio.BioImage` of `path`; any reader failure becomes an IngestError."""
+    reader = _reader_class(path)
+    import bioio
+
+    levels = {name: logging.getLogger(name).level for name in _READER_LOGGERS}
+    for name in _READER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    image = None
+    try:
+        image = bioio.BioImage(path, reader=reader)
+        yield image
+    except IngestError:
+        raise
+    except Exception as err:  # reader libraries raise anything on a bad file
+        detail = " ".join(str(err).split())[:200] or type(err).__name__
+        raise IngestError(f"file must be a complete {path.suffix} image that bioio reads, got "
+                          f"{type(err).__name__}: {detail}; if the file is fine, export it to "
+                          f"OME-TIFF (Fiji, bfconvert) (in {path})") from err
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if image is not None and hasattr(image, "close"):
+            image.close()
+
+
+def _um(value: Any) -> float | None:
+    """A bioio physical size (micrometres by bioio's convention) as a finite positive float."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _scene_sizes(image: Any) -> PhysicalSizes:
+    """Pixel size, frame interval and z step of the current scene (None where unknown)."""
+    sizes = image.physical_pixel_sizes
+    try:
+        interval = image.time_interval
+    except Exception:  # a reader that cannot work out an interval: unknown, not fatal
+        interval = None
+    seconds = interval.total_seconds() if hasattr(interval, "total_seconds") else interval
+    return PhysicalSizes(_um(sizes.X), _um(seconds), _um(sizes.Z))
+
+
+def _scene_roles(image: Any, path: Path, axes: str | None) -> dict[int, str]:
+    """File axis index -> NGFF axis for the current scene: from ``ingest.axes`` or bioio."""
+    order, shape = image.dims.order, image.dims.shape
+    if axes is not None:
+        return _override_roles(axes, shape, path)
+    return _map_axes(order, shape, path)
+
+
+def _scene_layout(image: Any, index: int, path: Path, axes: str | None) -> VendorLayout:
+    """The layout of scene `index` of an open file."""
+    image.set_scene(index)
+    roles = _scene_roles(image, path, axes)
+    return VendorLayout(
+        path=path, file_axes=image.dims.order, shape=_output_shape(roles, image.dims.shape),
+        dtype=image.dtype, sizes=_scene_sizes(image), series=index,
+        series_name=str(image.scenes[index] or ""), axes_override=axes,
+    )
+
+
+def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = None,
+                          only: int | None = None) -> tuple[VendorLayout, ...]:
+    """Layouts of every scene of a vendor file (or of scene `only`), from its headers.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An ``.nd2``, ``.czi`` or ``.lif`` file.
+    axes : str, optional
+        NGFF letters, one per bioio dimension (``ingest.axes``), replacing bioio's axes.
+    only : int, optional
+        Index of the one scene to inspect.
+
+    Returns
+    -------
+    tuple of VendorLayout
+        Output shape ``(T, C, [Z,] Y, X)``, dtype and physical sizes per scene.
+
+    Raises
+    ------
+    MissingReaderError
+        If the ``vendor`` extra (bioio and the format's plugin) is not installed.
+    IngestError
+        If the file is unreadable, has unsupported axes, or lacks the scene.
+    """
+    path = Path(path)
+    with _opened(path) as image:
+        scenes = len(image.scenes)
+        if only is not None and not 0 <= only < scenes:
+            raise IngestError(f"series must be in [0, {scenes - 1}], got {only} (in {path})")
+        chosen = range(scenes) if only is None else [only]
+        return tuple(_scene_layout(image, index, path, axes) for index in chosen)
+
+
+def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
+    """Yield ``(t, frame)`` for every timepoint of one scene, one frame in memory at a time.
+
+    Yields
+    ------
+    tuple of (int, ndarray of shape (C, [Z,] Y, X))
+        Timepoint index and its pixels, raw dtype.
+
+    Raises
+    ------
+    IngestError
+        If the file cannot be read or its layout changed since `inspect_vendor_series`.
+    """
+    import numpy as np
+
+    with _opened(layout.path) as image:
+        image.set_scene(layout.series)
+        roles = _scene_roles(image, layout.path, layout.axes_override)
+        if _output_shape(roles, image.dims.shape) != layout.shape:
+            raise IngestError(f"file must not change during ingest, got a new shape "
+                              f"(in {layout.path})")
+        data = image.get_image_dask_data(image.dims.order)
+        for t in range(layout.shape[0]):
+            block = data[_frame_index(roles, data.ndim, t)]
+            plane = np.asarray(block.compute(scheduler="synchronous"))
+            yield t, _to_output_frame(plane, roles, layout.shape)
