@@ -2,7 +2,8 @@
 seams and masks, and the memory of each rule.
 
 In one run, on this machine, with the model given by ``--model`` (default
-``models/default.pt``), on positions of realistic content (`realistic.py`):
+``models/default.pt``), on positions of realistic content (`realistic.py`) at the model
+card's pixel size (so that no contender resamples):
 
 1. **Chain / forward** on 16 and on 4 frames of 2048 x 2048: the chain is ``spheroseg
    tile``, ``predict`` and ``stitch`` as the workflow runs them (separate processes,
@@ -77,7 +78,8 @@ def read_json(path: Path) -> dict:
 
 
 def make_image(path: Path, frames: int, size: int, *, pixel_size_um: float = 1.0) -> None:
-    """A position of `frames` realistic frames (`realistic.py`), 10 min apart."""
+    """A position of `frames` realistic frames (`realistic.py`), 10 min apart. With the default
+    model (2 um pixels in its card) a 1 um image is resampled to half its size before predict."""
     from realistic import realistic_frames
 
     from spheroseg import ngff
@@ -95,6 +97,7 @@ def forward_only(image: Path, plan_path: Path, tiles: Path, model: Path, result:
 
     from spheroseg import ngff
     from spheroseg.inference.model import load_model, prepare_model
+    from spheroseg.inference.rescale import to_model_grid
     from spheroseg.normalization import normalize_image
     from spheroseg.runtime import configure_allocator
     from spheroseg.tiling import pad_frame, read_plan, tile_slices
@@ -109,7 +112,8 @@ def forward_only(image: Path, plan_path: Path, tiles: Path, model: Path, result:
     frames = ngff.open_frames(image)
     seconds, batch_size = 0.0, info["batch_size"]
     for t in range(plan.frames):
-        padded = pad_frame(normalize_image(ngff.read_frame(frames, t)[None], card["input"]["normalization"]), plan)
+        normalized = normalize_image(ngff.read_frame(frames, t)[None], card["input"]["normalization"])
+        padded = pad_frame(to_model_grid(normalized, plan), plan)  # as predict: on the model's grid
         stack = np.stack([padded[(slice(None), *tile_slices(plan, i))] for i in range(len(plan.origins))])
         batches = [torch.from_numpy(stack[i:i + batch_size]).to(device).contiguous(
             memory_format=torch.channels_last) for i in range(0, len(stack), batch_size)]
@@ -249,7 +253,7 @@ def mask_iou(first: Path, second: Path, result: Path) -> None:
     result.write_text(json.dumps({"iou": shared / union if union else 1.0}))
 
 
-STEPS = {"make-image": lambda a: make_image(Path(a[0]), int(a[1]), int(a[2])),
+STEPS = {"make-image": lambda a: make_image(Path(a[0]), int(a[1]), int(a[2]), pixel_size_um=float(a[3])),
          "forward": lambda a: forward_only(*map(Path, a)),
          "monai": lambda a: monai_sliding_window(*map(Path, a)),
          "seams": lambda a: seams(*map(Path, a)),
@@ -327,6 +331,13 @@ def monai_round(image: Path, model: Path) -> list[dict]:
     return runs
 
 
+def card_pixel_size(model: Path) -> float:
+    """The model card's input pixel size (1.0 if it has none): the benchmark images use it,
+    so that no run resamples and every contender sees the same 2048 x 2048 frames."""
+    card = read_json(model.with_suffix(".json"))
+    return float(card["input"].get("pixel_size_um") or 1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -350,7 +361,7 @@ def main() -> None:
     try:
         for frames in args.frames:
             image = WORK / f"image{frames}.ome.zarr"
-            step("make-image", image, frames, args.size)
+            step("make-image", image, frames, args.size, card_pixel_size(args.model))
             results[f"chain_forward_{frames}"] = chain_forward_rounds(image, args.model, args.rounds, str(frames))
             write_results(args.output, results)
         image = WORK / f"image{args.frames[0]}.ome.zarr"
@@ -363,7 +374,7 @@ def main() -> None:
             write_results(args.output, results)
         if args.memory_frames:
             image = WORK / f"image{args.memory_frames}.ome.zarr"
-            step("make-image", image, args.memory_frames, args.size)
+            step("make-image", image, args.memory_frames, args.size, card_pixel_size(args.model))
             results["memory"] = run_chain(image, args.model, WORK / "memory")
             write_results(args.output, results)
     finally:
@@ -391,7 +402,8 @@ def write_results(path: Path, results: dict) -> None:
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU, Python "
         f"{platform.python_version()}, on a machine shared with other work (load average at each "
         f"run's start in the tables). Model: `{args['model']}`. Positions of realistic content "
-        f"(`realistic.py`), {args['size']} x {args['size']} uint16.", "",
+        f"(`realistic.py`), {args['size']} x {args['size']} uint16 at the model card's pixel size "
+        "(no resampling).", "",
     ]
     for key in [k for k in results if k.startswith("chain_forward_")]:
         lines += _chain_forward_section(key.split("_")[-1], results[key])
