@@ -14,10 +14,11 @@ import pytest
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-# stage -> (glob that means "half-written", final output name)
+# stage -> (glob that means "half-written", final output name); "c*": a first chunk, whether
+# chunk keys are nested ("c/0/...") or side by side ("c.0.0...", spheroseg.ngff.CHUNK_KEY_ENCODING)
 STAGES = {
-    "ingest": ("results/demo/*/.image.ome.zarr.tmp-*/0/c", "image.ome.zarr"),
-    "predict": ("results/demo/*/.tiles.zarr.tmp-*/c", "tiles.zarr"),
+    "ingest": ("results/demo/*/.image.ome.zarr.tmp-*/0/c*", "image.ome.zarr"),
+    "predict": ("results/demo/*/.tiles.zarr.tmp-*/c*", "tiles.zarr"),
 }
 
 
