@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_benchmark import make_image  # noqa: E402  (the same growing bodies, 12-bit)
+from inference_benchmark import make_image  # noqa: E402  (the same realistic frames)
 from train_benchmark import _table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -331,7 +331,12 @@ def env_step(out: Path) -> dict:
             "cpu_count": os.cpu_count()}
 
 
-def predict_bench(out: Path, monitor: Monitor, results: dict, *, frames: int, size: int) -> dict:
+PREDICT_RUNS = {"default": [], "fp32": ["--precision", "fp32"], "bf16": ["--precision", "bf16"],
+                "fp16": ["--precision", "fp16"], "default-batch-auto": None}
+
+
+def predict_bench(out: Path, monitor: Monitor, results: dict, *, frames: int, size: int,
+                  runs: list[str]) -> dict:
     """Chain and forward at each precision on `frames` x `size`^2, plus masks' IoU with fp32."""
     from inference_benchmark import make_image
 
@@ -348,8 +353,9 @@ def predict_bench(out: Path, monitor: Monitor, results: dict, *, frames: int, si
     options, log = rule_options(), LOGS / "predict.log"
     section: dict = {"frames": frames, "size": size, "rule_options": options, "runs": {}}
     results["predict"] = section
-    for label, extra in (("default", []), ("fp32", ["--precision", "fp32"]), ("bf16", ["--precision", "bf16"]),
-                         ("fp16", ["--precision", "fp16"]), ("default-batch-auto", None)):
+    for label, extra in PREDICT_RUNS.items():
+        if label not in runs:
+            continue
         if extra is None:  # the CUDA batch size that predict.batch_size: null would pick
             extra = []
             run_options = {**options, "predict": [a for a in options["predict"]
@@ -367,7 +373,9 @@ def predict_bench(out: Path, monitor: Monitor, results: dict, *, frames: int, si
         entry["chain_over_forward_throughput"] = entry["forward"]["seconds"] / entry["chain_seconds"]
         section["runs"][label] = entry
         write(out, results)
-    reference = section["runs"]["fp32"]["probabilities"]
+    reference = section["runs"].get("fp32", {}).get("probabilities")
+    if reference is None:
+        return section
     for label, entry in section["runs"].items():
         entry["mask_iou_vs_fp32"] = masks_iou(Path(entry["probabilities"]), Path(reference))
     return section
@@ -458,6 +466,8 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", choices=STEP_NAMES, default=list(STEP_NAMES))
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--predict-runs", nargs="+", choices=list(PREDICT_RUNS), default=list(PREDICT_RUNS),
+                        help="which predict runs (fp32 is the masks' reference: keep it)")
     parser.add_argument("--render", type=Path, help="write benchmarks/gpu_results.md from this JSON")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -479,7 +489,8 @@ def main() -> None:
             if name == "env":
                 results["env"] = env_step(args.out)
             elif name == "predict":
-                predict_bench(args.out, monitor, results, frames=args.frames, size=args.size)
+                predict_bench(args.out, monitor, results, frames=args.frames, size=args.size,
+                              runs=args.predict_runs)
             elif name == "oom":
                 results["oom"] = oom_bench(args.out)
             elif name == "train":

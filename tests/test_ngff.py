@@ -68,7 +68,7 @@ def test_unknown_sizes_have_no_unit_and_read_back_none(tmp_path):
 def test_default_chunks_one_frame_and_tiles(tmp_path):
     array = ngff.create_image(tmp_path / "a.ome.zarr", shape=(3, 2, 600, 1100), dtype="uint16",
                               axes="tcyx", pixel_size_um=None, time_interval_s=None)
-    assert array.chunks == (1, 1, 512, 512)
+    assert array.chunks == (1, 1, 600, 1024)
 
 
 def test_independent_reader_ome_zarr(tmp_path):
@@ -231,8 +231,8 @@ def test_write_pyramid_rejects_bad_factor(tmp_path):
 @pytest.mark.parametrize(
     ("axes", "shape", "chunks"),
     [("tcyx", (3, 2, 37, 50), (1, 1, 16, 32)), ("tczyx", (2, 2, 3, 9, 7), None),
-     ("tyx", (2, 5, 6), (2, 4, 4))],
-    ids=["edge-chunks", "czyx-frame", "fallback-multi-t-chunks"],
+     ("tyx", (2, 5, 6), (2, 4, 4)), ("tcyx", (2, 3, 20, 20), (1, 2, 8, 16))],
+    ids=["edge-chunks", "czyx-frame", "fallback-multi-t-chunks", "chunks-across-channels"],
 )
 def test_write_frame_matches_input(tmp_path, axes, shape, chunks):
     data = np.random.default_rng(2).integers(0, 60000, shape).astype("uint16")
@@ -266,14 +266,20 @@ def test_write_frame_rejects(tmp_path, t, frame_shape, match):
         ngff.write_frame(array, t, np.zeros(frame_shape, "uint8"))
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32"],
-                         ids=["uint8", "uint16", "int32", "float32"])
-def test_downsample_plane_equals_block_mean(dtype):
-    frame = np.random.default_rng(3).integers(0, 200, (2, 7, 9)).astype(dtype)
-    padded = np.pad(frame, [(0, 0), (0, 1), (0, 1)], mode="edge")
-    mean = padded.reshape(2, 4, 2, 5, 2).astype(float).mean(axis=(2, 4))
+@pytest.mark.parametrize(
+    ("dtype", "factor", "low"),
+    [("uint8", 2, 0), ("uint16", 2, 0), ("int32", 2, 0), ("float32", 2, 0),
+     ("int16", 2, -300), ("uint16", 3, 0), ("int8", 3, -100)],
+    ids=["uint8", "uint16", "int32", "float32", "int16-negative", "uint16-factor3",
+         "int8-negative-factor3"])
+def test_downsample_plane_equals_block_mean(dtype, factor, low):
+    frame = np.random.default_rng(3).integers(low, 120, (2, 7, 9)).astype(dtype)
+    pad_y, pad_x = (-7) % factor, (-9) % factor
+    padded = np.pad(frame, [(0, 0), (0, pad_y), (0, pad_x)], mode="edge")
+    shape = (2, padded.shape[1] // factor, factor, padded.shape[2] // factor, factor)
+    mean = padded.reshape(shape).astype(float).mean(axis=(2, 4))
     expected = np.floor(mean + 0.5) if np.dtype(dtype).kind in "iu" else mean
-    result = ngff.downsample_plane(frame, factor=2)
+    result = ngff.downsample_plane(frame, factor=factor)
     assert result.dtype == np.dtype(dtype)
     np.testing.assert_allclose(result, expected.astype(dtype), rtol=1e-6)
 
@@ -285,6 +291,17 @@ def test_open_array_missing_level_array(tmp_path):
     shutil.rmtree(path / "0")
     with pytest.raises(ValueError, match=r"level 0 must be a readable Zarr array at '0'"):
         ngff.open_array(path)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "high"),
+    [("uint16", 16383), ("uint16", 16384), ("uint16", 65535), ("uint8", 63), ("uint8", 255)],
+    ids=["uint16-narrow-limit", "uint16-wide", "uint16-max", "uint8-narrow-limit", "uint8-max"])
+def test_downsample_plane_exact_at_the_narrow_arithmetic_limit(dtype, high):
+    frame = np.random.default_rng(5).integers(high - 3, high + 1, (6, 8)).astype(dtype)
+    frame[0, 0] = high  # the largest value decides whether 4 values fit the dtype
+    mean = frame.reshape(3, 2, 4, 2).astype(float).mean(axis=(1, 3))
+    np.testing.assert_array_equal(ngff.downsample_plane(frame), np.floor(mean + 0.5).astype(dtype))
 
 
 def test_labels_nested_under_their_image_validate_and_are_found(tmp_path):

@@ -129,8 +129,6 @@ WORKFLOW_CHOICES = {
                             "images without a pixel size, where a size in µm² cannot apply",
     "training.recipe": "the workflow's human-in-the-loop fine-tunes the current model briefly; the "
                        "library trains exactly with the settings it is given",
-    "predict.batch_size": "the workflow fixes 8 tiles per batch (its results were made with it); "
-                          "the library chooses by device, and the config may say null for that",
 }
 
 
@@ -181,6 +179,8 @@ CONFIG_NAMES = {
     ("measure", "channel"): "ingest.channel",
     ("report position", "channel"): "ingest.channel",
     ("measure", "threshold"): None,  # measure traces at the threshold segment recorded
+    ("segment", "threads"): None,  # the rule's threads: (Snakemake --cores, profiles)
+    ("measure", "threads"): None,
     ("segment", "record"): None,  # an output file (the rule passes segment.json)
     ("report qc", "image"): None,  # an input file (the rule passes image.ome.zarr)
     ("report qc", "labels"): None,  # an input (the rule passes image.ome.zarr/labels/segmentation)

@@ -1,4 +1,5 @@
-"""The demo with an injected artefact, through the Snakefile: report files, QC and HTML report."""
+"""The report through the Snakefile: figures and HTML report of the shared demo run, and QC of
+a small demo with an injected artefact."""
 
 from __future__ import annotations
 
@@ -6,22 +7,36 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 from snakefile_runner import require_model, run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 ARTEFACT = ("pos0", 5)
+# Small enough to be quick, long enough for the artefact frame (the shared demo has none).
+ARTEFACT_DEMO = {"folder": "resources/demo", "positions": {"pos0": 1, "pos1": 1}, "timepoints": 6,
+                 "size": [128, 128], "seed": 0, "pixel_size_um": 2.0, "time_interval_s": 3600,
+                 "artefact": f"{ARTEFACT[0]}:{ARTEFACT[1]}"}
 
 
 @pytest.fixture(scope="module")
 def artefact_run(tmp_path_factory) -> Path:
-    """The demo with an artefact at pos0 frame 5, run once, plus its HTML report."""
+    """The small demo with an artefact at pos0 frame 5, run up to its QC table."""
     workdir = tmp_path_factory.mktemp("report_workflow") / "run"
-    config = ["--config", f"demo={{artefact: \"{ARTEFACT[0]}:{ARTEFACT[1]}\"}}", f"model={require_model()}"]
-    run_snakemake(workdir, *config, "--cores", "2", timeout=1500)
-    run_snakemake(workdir, *config, "--report", workdir / "report.html", timeout=1500)
+    workdir.mkdir()
+    config = workdir / "artefact.yaml"
+    config.write_text(yaml.safe_dump({"demo": ARTEFACT_DEMO, "model": str(require_model())}))
+    run_snakemake(workdir, "--configfile", config, "--cores", "2", "results/demo/qc.csv", timeout=1500)
     return workdir
+
+
+@pytest.fixture(scope="module")
+def html_report(demo_run, tmp_path_factory) -> Path:
+    """`snakemake --report` of the shared demo run, written outside the run's folder."""
+    path = tmp_path_factory.mktemp("html_report") / "report.html"
+    run_snakemake(demo_run, "--report", path, timeout=1500)
+    return path
 
 
 def test_qc_flags_the_injected_artefact(artefact_run):
@@ -32,8 +47,8 @@ def test_qc_flags_the_injected_artefact(artefact_run):
 
 
 @pytest.mark.parametrize("position", ["pos0", "pos1"])
-def test_position_figures_are_valid_images(artefact_run, position):
-    folder = artefact_run / "results" / "demo" / position / "report"
+def test_position_figures_are_valid_images(demo_run, position):
+    folder = demo_run / "results" / "demo" / position / "report"
     for name, kind in (("metrics_over_time.png", "PNG"), ("montage.png", "PNG"), ("overlay.gif", "GIF")):
         with Image.open(folder / name) as image:
             image.verify()
@@ -43,8 +58,8 @@ def test_position_figures_are_valid_images(artefact_run, position):
     assert (folder / "metrics_over_time.svg").stat().st_size > 1000
 
 
-def test_html_report_holds_figures_qc_and_model_card(artefact_run):
-    text = (artefact_run / "report.html").read_text(encoding="utf-8")
+def test_html_report_holds_figures_qc_and_model_card(html_report):
+    text = html_report.read_text(encoding="utf-8")
     for name in ("metrics_over_time.png", "montage.png", "overlay.html", "qc.csv", "qc.html",
                  "comparison.png", "run_parameters.html"):
         assert name in text, name

@@ -306,6 +306,53 @@ def test_segment_store_writes_tracked_labels_with_metadata(tmp_path) -> None:
     assert (recorded["method"], recorded["min_area_um2"], recorded["max_gap"]) == ("otsu", 20.0, 2)
 
 
+@pytest.mark.parametrize("threads", [2, 3], ids=["two-workers", "three-workers"])
+def test_segment_store_in_worker_processes_equals_one_process(tmp_path, monkeypatch, threads) -> None:
+    from spheroseg import ngff, runtime
+    from spheroseg.segmentation import read_segmentation_record
+
+    series = two_body_series()
+    series.insert(3, np.zeros_like(series[0]))  # a body-less frame: linking bridges it
+    write_probabilities(tmp_path / "p.ome.zarr", series)
+    options = SegmentationOptions(min_area_px=5.0, max_gap=1)
+    serial = segment_store(tmp_path / "p.ome.zarr", tmp_path / "a.ome.zarr", options, threads=1)
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PIXELS", 0)  # this small series in workers
+    pools, start_pool = [], runtime.process_pool
+    monkeypatch.setattr(runtime, "process_pool",
+                        lambda workers, **kwargs: pools.append(workers) or start_pool(workers, **kwargs))
+    parallel = segment_store(tmp_path / "p.ome.zarr", tmp_path / "b.ome.zarr", options,
+                             threads=threads)
+    assert pools == [threads] and parallel == serial
+    first, second = ngff.open_frames(tmp_path / "a.ome.zarr"), ngff.open_frames(tmp_path / "b.ome.zarr")
+    assert all(np.array_equal(first[t], second[t]) for t in range(len(series)))
+    assert read_segmentation_record(tmp_path / "a.ome.zarr") == read_segmentation_record(
+        tmp_path / "b.ome.zarr")  # thresholds, objects kept and removed per frame
+
+
+def test_segment_store_worker_errors_name_the_frame(tmp_path, monkeypatch) -> None:
+    from spheroseg import runtime
+
+    frames = two_body_series()
+    frames[4] = frames[4] * np.float32(2.0)
+    write_probabilities(tmp_path / "p.ome.zarr", frames)
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PIXELS", 0)
+    with pytest.raises(ValueError, match=r"probabilities must lie in \[0, 1\].*t=4"):
+        segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr", threads=2)
+    assert not (tmp_path / "l.ome.zarr").exists()
+
+
+@pytest.mark.parametrize("seed", range(4), ids=[f"seed-{seed}" for seed in range(4)])
+def test_fill_holes_equals_scipy(seed) -> None:
+    from scipy import ndimage
+
+    from spheroseg.segmentation import fill_holes
+
+    rng = np.random.default_rng(seed)
+    for shape in ((1, 1), (1, 9), (23, 31), (64, 48)):
+        mask = rng.random(shape) < rng.uniform(0.3, 0.8)
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
 def test_segment_store_records_what_the_size_filter_removed(tmp_path) -> None:
     from spheroseg.segmentation import read_segmentation_record
 

@@ -12,6 +12,7 @@ from spheroseg.tiling import (
     Stitcher,
     axis_origins,
     blending_window,
+    fit_tiles,
     pad_frame,
     plan_tiles,
     read_plan,
@@ -40,6 +41,63 @@ def test_axis_origins_cover_the_axis_with_halo_on_the_divisor_grid(length, tile,
         reach = np.minimum(inside + 1, tile - inside)
         depth = np.maximum(depth, np.where((inside >= 0) & (inside < tile), reach, 0))
     assert depth.min() >= halo
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_tile", "halo", "divisor"),
+    [((2048, 2048), 768, 32, 8), ((1440, 1920), 768, 32, 8), ((256, 256), 768, 32, 8),
+     ((517, 1031), 200, 13, 16), ((5, 3000), 512, 0, 4), ((4096, 100), 768, 32, 8)],
+    ids=["2048", "spheroid-frame", "demo-frame", "odd-divisor-16", "no-halo-strip", "tall"],
+)
+def test_fit_tiles_fewest_smallest_tiles_keep_the_halo(shape, max_tile, halo, divisor):
+    plan = fit_tiles(shape, frames=2, max_tile=max_tile, halo=halo, divisor=divisor)
+    assert plan.frames == 2 and plan.image_shape == shape and plan.halo == halo
+    for axis, length in enumerate(shape):
+        side = plan.tile_shape[axis]
+        assert side % divisor == 0 and side <= max_tile
+        starts = sorted({origin[axis] for origin in plan.origins})
+        assert starts == axis_origins(length, tile=side, halo=halo, divisor=divisor)
+        fewest = len(axis_origins(length, tile=max_tile // divisor * divisor, halo=halo,
+                                  divisor=divisor)) if max_tile // divisor * divisor >= side else None
+        assert fewest is None or len(starts) <= fewest
+        smaller = side - divisor
+        if smaller >= 2 * halo + divisor:  # one step smaller needs more tiles
+            assert len(axis_origins(length, tile=smaller, halo=halo, divisor=divisor)) > len(starts)
+
+
+def test_fit_tiles_computes_fewer_pixels_than_quarter_overlap_tiles():
+    fitted = fit_tiles((2048, 2048), frames=1, max_tile=768, halo=32, divisor=8)
+    fixed = plan_tiles((2048, 2048), frames=1, tile_size=256, overlap=0.25, divisor=8)
+    assert (fitted.tile_shape, len(fitted.origins)) == ((752, 752), 9)
+    assert round(fitted.computed_fraction, 2) == 1.21 and round(fixed.computed_fraction, 2) == 1.89
+
+
+@pytest.mark.parametrize(
+    ("shape", "min_tile", "tile_shape"),
+    [((40, 50), 128, (128, 128)), ((2048, 300), 400, (752, 400)), ((40, 50), 1, (104, 120))],
+    ids=["small-image", "one-axis", "no-minimum"],
+)
+def test_fit_tiles_never_go_below_the_models_minimum(shape, min_tile, tile_shape):
+    plan = fit_tiles(shape, frames=1, max_tile=768, halo=32, divisor=8, min_tile=min_tile)
+    assert plan.tile_shape == tile_shape and plan.image_shape == shape
+
+
+def test_fit_tiles_refuse_a_cap_below_the_models_minimum():
+    with pytest.raises(ValueError, match="max_tile must be >= 800"):
+        fit_tiles((100, 100), frames=1, max_tile=768, halo=32, divisor=8, min_tile=800)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [({"max_tile": 64}, ValueError, "max_tile must be >= 72"),
+     ({"halo": -1}, ValueError, "halo must be >= 0"),
+     ({"max_tile": 256.0}, TypeError, "max_tile must be an integer")],
+    ids=["max-tile-below-overlap", "negative-halo", "float-max-tile"],
+)
+def test_fit_tiles_rejects_bad_arguments(kwargs, error, match):
+    arguments = {"frames": 1, "max_tile": 768, "halo": 32, "divisor": 8} | kwargs
+    with pytest.raises(error, match=match):
+        fit_tiles((100, 100), **arguments)
 
 
 def test_axis_origins_rejects_a_tile_too_small_for_halo_and_divisor():

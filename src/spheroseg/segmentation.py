@@ -15,12 +15,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, optimize
 
 METHODS = ("fixed", "otsu")
+# A worker process's frame reader per image (it lives for one segment_store call).
+_WORKER_SOURCES: dict[str, Any] = {}
 # Probabilities may leave [0, 1] by this much through rounding (they are clipped).
 _ROUNDING = 1e-3
 # 8-connectivity: diagonal neighbours belong to the same object (matches the contours'
@@ -202,8 +206,12 @@ def remove_small_objects(labels: NDArray[np.integer], *, min_area_px: float) -> 
     labels = np.asarray(labels, dtype=np.int32)
     areas = np.bincount(labels.ravel())
     small = areas < min_area_px
-    small[0] = True
-    return np.where(small[labels], 0, labels).astype(np.int32)
+    small[0] = False
+    if not small.any():
+        return labels.copy()
+    lookup = np.arange(areas.size, dtype=np.int32)  # one table lookup instead of a where
+    lookup[small] = 0
+    return lookup[labels]
 
 
 def keep_largest_object(labels: NDArray[np.integer]) -> NDArray[np.int32]:
@@ -223,13 +231,44 @@ def keep_largest_object(labels: NDArray[np.integer]) -> NDArray[np.int32]:
 
 
 def relabel_sequential(labels: NDArray[np.integer]) -> NDArray[np.int32]:
-    """Renumber the ids present to 1..n in increasing order of their old ids."""
+    """Renumber the ids present to 1..n in increasing order of their old ids (a new array)."""
     labels = np.asarray(labels, dtype=np.int32)
-    present = np.unique(labels)
-    present = present[present > 0]
+    if labels.size and labels.min() < 0:
+        present = np.unique(labels)
+        present = present[present > 0]
+    else:  # counting is 10x faster than np.unique on a frame
+        present = np.flatnonzero(np.bincount(labels.ravel()))
+        present = present[present > 0]
+        if np.array_equal(present, np.arange(1, present.size + 1)):
+            return labels.copy()
     lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
     lookup[present] = np.arange(1, present.size + 1, dtype=np.int32)
     return lookup[labels]
+
+
+def fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """`scipy.ndimage.binary_fill_holes` with its default (4-connected) structure, 4x faster.
+
+    A background pixel is a hole unless a 4-connected path of background joins it to the
+    image border; the background is labelled once instead of dilated from the border pixel
+    by pixel.
+
+    Examples
+    --------
+    >>> fill_holes(np.array([[1, 1, 1], [1, 0, 1], [1, 1, 0]], bool)).astype(int).tolist()
+    [[1, 1, 1], [1, 1, 1], [1, 1, 0]]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or mask.size == 0:
+        return ndimage.binary_fill_holes(mask)
+    background, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    outside = np.zeros(count + 1, dtype=bool)
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        outside[edge] = True
+    outside[0] = True  # label 0 is the foreground itself
+    return ~outside[background] | mask
 
 
 def split_touching_objects(labels: NDArray[np.integer], *,
@@ -373,20 +412,33 @@ def segment_frame_details(probabilities: NDArray,
     mask, threshold = threshold_frame(probabilities, method=options.method,
                                       threshold=options.threshold)
     if options.fill_holes:
-        mask = ndimage.binary_fill_holes(mask)
+        mask = fill_holes(mask)
     labels = label_objects(mask)
-    removed = np.zeros(0)
-    if options.min_area_px > 0:
-        areas = np.bincount(labels.ravel())[1:]
-        removed = areas[(areas > 0) & (areas < options.min_area_px)]
-        labels = remove_small_objects(labels, min_area_px=options.min_area_px)
-    if options.split_touching:
-        labels = split_touching_objects(labels, split_depth=options.split_depth)
-    if options.keep_largest:
-        labels = keep_largest_object(labels)
-    labels = relabel_sequential(labels)
+    areas = np.bincount(labels.ravel())
+    removed = areas[1:][(areas[1:] > 0) & (areas[1:] < options.min_area_px)]
+    if options.split_touching or options.keep_largest:
+        if options.min_area_px > 0:
+            labels = remove_small_objects(labels, min_area_px=options.min_area_px)
+        if options.split_touching:
+            labels = split_touching_objects(labels, split_depth=options.split_depth)
+        if options.keep_largest:
+            labels = keep_largest_object(labels)
+        labels = relabel_sequential(labels)
+    else:  # removing small objects and renumbering the rest 1..n is one table lookup
+        labels = _keep_large_in_order(labels, areas, options.min_area_px)
     return FrameSegmentation(labels, threshold, int(labels.max(initial=0)), int(removed.size),
                              float(removed.max(initial=0)))
+
+
+def _keep_large_in_order(labels: NDArray[np.int32], areas: NDArray[np.integer],
+                         min_area_px: float) -> NDArray[np.int32]:
+    """`relabel_sequential(remove_small_objects(labels, min_area_px=...))` in one pass;
+    `areas` is ``np.bincount(labels.ravel())``."""
+    kept = np.flatnonzero(areas >= min_area_px) if min_area_px > 0 else np.flatnonzero(areas)
+    kept = kept[kept > 0]
+    lookup = np.zeros(areas.size, dtype=np.int32)
+    lookup[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
+    return lookup[labels]
 
 
 def border_object_ids(labels: NDArray[np.integer]) -> NDArray[np.int32]:
@@ -493,7 +545,8 @@ class ObjectLinker:
     def _remember(self, linked: NDArray[np.int32]) -> None:
         """Paint the current objects over the memory and forget objects lost too long."""
         self._frame += 1
-        present = np.unique(linked[linked > 0]).tolist()
+        present = np.flatnonzero(np.bincount(linked.ravel()))
+        present = present[present > 0].tolist()
         for object_id in present:
             self._last_seen[object_id] = self._frame
         expired = [i for i, seen in self._last_seen.items() if self._frame - seen > self._max_gap]
@@ -501,8 +554,10 @@ class ObjectLinker:
             del self._last_seen[object_id]
         memory = linked
         if self._previous is not None:
-            stale = np.isin(self._previous, present + expired)
-            memory = np.where(linked > 0, linked, np.where(stale, 0, self._previous))
+            forget = np.zeros(max([int(self._previous.max(initial=0)), *present, *expired]) + 1,
+                              dtype=bool)
+            forget[present + expired] = True
+            memory = np.where(linked > 0, linked, np.where(forget[self._previous], 0, self._previous))
         self._previous = memory.astype(np.int32, copy=False)
 
     @staticmethod
@@ -530,11 +585,13 @@ def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
 
 def segment_store(probabilities_path: str | os.PathLike[str],
                   output_path: str | os.PathLike[str],
-                  options: SegmentationOptions | None = None) -> list[float]:
+                  options: SegmentationOptions | None = None, *,
+                  threads: int | None = None) -> list[float]:
     """Segment every frame of a probability image into a tracked NGFF label image.
 
-    Frames are read, segmented (:func:`segment_frame`), linked (:class:`ObjectLinker`) and
-    written one at a time. The label image has axes ``"tyx"``, dtype int32, the pixel size
+    Frames are read and segmented (:func:`segment_frame`) in `threads` worker processes
+    when the position is large (:func:`spheroseg.runtime.frame_workers`), then linked (:class:`ObjectLinker`) and written in time order in this process;
+    a few frames are in memory at a time, and the result does not depend on `threads`. The label image has axes ``"tyx"``, dtype int32, the pixel size
     and frame interval of the probabilities, is marked as an NGFF label image
     (``"image-label"``), and records under the group attribute ``"spheroseg.segment"`` the
     options (``min_area_px`` as applied) and per frame the ``thresholds``, the ``objects``
@@ -550,6 +607,9 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     options : SegmentationOptions, optional
         Defaults to ``SegmentationOptions()``. Its `min_area_um2`, where given, replaces
         `min_area_px` and needs a known pixel size; its `max_gap` goes to the linker.
+    threads : int, optional
+        Worker processes; by default the CPUs this process may use
+        (:func:`spheroseg.runtime.job_threads`).
 
     Returns
     -------
@@ -564,6 +624,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     """
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
+    from spheroseg.runtime import frame_workers
 
     options = SegmentationOptions() if options is None else options
     linker = ObjectLinker(max_gap=options.max_gap)
@@ -571,22 +632,62 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     if options.min_area_um2 is not None:
         options = dataclasses.replace(options, min_area_px=_area_in_pixels(
             options.min_area_um2, metadata.pixel_size_um, probabilities_path))
-    source = ngff.open_array(probabilities_path)
     frames = _frame_count(metadata.axes, metadata.shape)
+    workers = frame_workers(threads, frames=frames, plane=metadata.shape[-2:])
     frames_done: list[dict[str, float | int]] = []
     with atomic_path(output_path, directory=True) as tmp:
         target = ngff.create_image(
             tmp, shape=(frames, *metadata.shape[-2:]), dtype=np.int32, axes="tyx",
             pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s,
             name="labels")
-        for t in range(frames):
-            probabilities = _checked_probabilities(ngff.read_frame(source, t), t,
-                                                   probabilities_path)
-            result = segment_frame_details(probabilities, options)
-            target[t] = linker.link(result.labels)
-            frames_done.append(result.summary())
+        for t, (labels, summary) in enumerate(
+                _segmented_frames(probabilities_path, frames, options, workers)):
+            ngff.write_frame(target, t, linker.link(labels))
+            frames_done.append(summary)
         _record_segmentation(tmp, options, frames_done)
     return [float(frame["threshold"]) for frame in frames_done]
+
+
+def _segmented_frames(path: str | os.PathLike[str], frames: int, options: SegmentationOptions,
+                      workers: int) -> Iterator[tuple[NDArray[np.int32], dict[str, float | int]]]:
+    """(labels, :meth:`FrameSegmentation.summary`) of every frame in time order, from
+    `workers` processes if > 1."""
+    if workers <= 1:
+        from spheroseg import ngff
+
+        source = ngff.open_frames(path)
+        for t in range(frames):
+            result = _segment_one(source, str(path), options, t)
+            yield result.labels, result.summary()
+        return
+    from spheroseg.runtime import ordered_map, process_pool, unpack_array
+
+    with process_pool(workers, preload=[__name__]) as pool:
+        calls = ((str(path), options, t) for t in range(frames))
+        for packed, summary in ordered_map(pool, _segment_packed, calls, depth=2 * workers):
+            yield unpack_array(packed), summary
+
+
+def _segment_one(source: Any, path: str, options: SegmentationOptions,
+                 t: int) -> FrameSegmentation:
+    """Read, check and segment frame `t` of the probability image at `path`."""
+    from spheroseg import ngff
+
+    probabilities = _checked_probabilities(ngff.read_frame(source, t), t, path)
+    return segment_frame_details(probabilities, options)
+
+
+def _segment_packed(path: str, options: SegmentationOptions,
+                    t: int) -> tuple[Any, dict[str, float | int]]:
+    """`_segment_one` in a worker process, the labels compressed for the trip back."""
+    from spheroseg import ngff
+    from spheroseg.runtime import pack_array
+
+    source = _WORKER_SOURCES.get(path)
+    if source is None:  # a worker lives for one segment_store call: one image per path
+        source = _WORKER_SOURCES[path] = ngff.open_frames(path)
+    result = _segment_one(source, path, options, t)
+    return pack_array(result.labels), result.summary()
 
 
 def _area_in_pixels(min_area_um2: float, pixel_size_um: float | None,
@@ -655,7 +756,8 @@ LABEL_NAME = "segmentation"
 def segment_into_image(probabilities_path: str | os.PathLike[str],
                        image_path: str | os.PathLike[str],
                        options: SegmentationOptions | None = None, *,
-                       record: str | os.PathLike[str] | None = None) -> list[float]:
+                       record: str | os.PathLike[str] | None = None,
+                       threads: int | None = None) -> list[float]:
     """:func:`segment_store` into ``IMAGE/labels/segmentation``, nested under its image.
 
     The label image is written atomically inside the image's ``labels`` group and then
@@ -674,6 +776,8 @@ def segment_into_image(probabilities_path: str | os.PathLike[str],
         As :func:`segment_store`.
     record : str or PathLike, optional
         JSON file to write when the labels are complete.
+    threads : int, optional
+        Worker processes, as :func:`segment_store`.
 
     Returns
     -------
@@ -696,7 +800,7 @@ def segment_into_image(probabilities_path: str | os.PathLike[str],
         raise ValueError(f"image must have the y, x size of the probabilities "
                          f"{probabilities.shape[-2:]}, got {image.shape[-2:]} (in {image_path})")
     output = ngff.label_path(image_path, LABEL_NAME)
-    thresholds = segment_store(probabilities_path, output, options)
+    thresholds = segment_store(probabilities_path, output, options, threads=threads)
     ngff.register_label(image_path, LABEL_NAME)
     if record is not None:
         recorded = ngff.read_attributes(output).get("spheroseg", {})

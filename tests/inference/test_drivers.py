@@ -160,6 +160,28 @@ def test_mixed_precision_records_what_ran(tmp_path):
     assert info["model"]["sha256"] == json.loads(model.with_suffix(".json").read_text())["sha256"]
 
 
+def test_auto_precision_is_one_decision_for_images_of_different_sizes(tmp_path):
+    model = save_model(calibrated_unet(), tmp_path / "unet.pt")
+    decisions = []
+    for name, shape in (("small", (1, 1, 64, 96)), ("large", (2, 1, 200, 328))):
+        folder = tmp_path / name
+        folder.mkdir()
+        image = save_image(folder / "image.ome.zarr", textured_image(shape, seed=len(name)))
+        plan, tiles, probabilities = folder / "t.json", folder / "t.zarr", folder / "p.ome.zarr"
+        assert run_cli("tile", "--image", image, "--model", model, "--output", plan) == 0
+        assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                       "--precision", "auto", "--output", tiles) == 0
+        assert run_cli("stitch", "--plan", plan, "--tiles", tiles, "--output", probabilities) == 0
+        provenance = ngff.read_attributes(probabilities)["spheroseg"]["predict"]
+        assert provenance["precision"] == provenance["precision_decision"]["precision"]
+        assert provenance["model"]["sha256"] == json.loads(model.with_suffix(".json").read_text())["sha256"]
+        decisions.append(provenance["precision_decision"])
+    assert decisions[0] == decisions[1]
+    assert decisions[0]["requested"] == "auto"
+    if decisions[0]["candidate"] != "fp32":  # reduced precision available: it was checked
+        assert "synthetic test tiles" in decisions[0]["checked_on"]
+
+
 # --- bad input: one clear line, exit status 1, no output --------------------------------
 
 
@@ -281,12 +303,22 @@ def test_stitch_rejects_missing_unfinished_and_mismatched_tile_stores(tmp_path, 
     assert not output.exists()
 
 
-def test_tile_takes_size_and_halo_from_the_model_card(tmp_path):
+@pytest.mark.parametrize(
+    ("tile", "options", "tile_shape", "count"),
+    [({"size": 64, "halo": 8}, [], [120, 152], 1),
+     ({"size": 64, "halo": 8, "max_size": 64}, [], [56, 64], 9),
+     ({"size": 64, "halo": 8}, ["--tile-size", "64"], [64, 64], 9),
+     ({"size": 64, "halo": 8}, ["--overlap", "0.25"], [64, 64], 9)],
+    ids=["fitted-to-the-image", "fitted-under-the-card-max-size", "fixed-size",
+         "fixed-card-size-given-overlap"])
+def test_tile_plan_from_the_model_card(tmp_path, tile, options, tile_shape, count):
     image = save_image(tmp_path / "image.ome.zarr", textured_image((1, 100, 130)), axes="tyx")
-    model = save_model(PointwiseLogits(), tmp_path / "model.pt", tile={"size": 64, "halo": 8})
-    assert run_cli("tile", "--image", image, "--model", model, "--output", tmp_path / "t.json") == 0
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt", tile=tile)
+    assert run_cli("tile", "--image", image, "--model", model, *options,
+                   "--output", tmp_path / "t.json") == 0
     plan = json.loads((tmp_path / "t.json").read_text())
-    assert plan["tile_shape"] == [64, 64] and plan["halo"] == 8 and plan["frames"] == 1
+    assert plan["tile_shape"] == tile_shape and plan["halo"] == 8 and plan["frames"] == 1
+    assert len(plan["origins"]) == count
 
 
 def test_load_model_works_with_warnings_as_errors(tmp_path):
@@ -330,12 +362,17 @@ def test_predict_refuses_a_torch_export_program(tmp_path, capsys):
     assert not tiles.exists()
 
 
-def test_tile_defaults_without_card_suggestion_are_256_and_a_quarter(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "tile_shape"),
+    [([], [368, 664]), (["--overlap", "0.25"], [256, 256])],
+    ids=["fitted-with-halo-32-up-to-768", "fixed-256"])
+def test_tile_defaults_without_card_suggestion(tmp_path, options, tile_shape):
     image = save_image(tmp_path / "image.ome.zarr", textured_image((2, 300, 600)), axes="tyx")
     model = save_model(PointwiseLogits(), tmp_path / "model.pt")
-    assert run_cli("tile", "--image", image, "--model", model, "--output", tmp_path / "t.json") == 0
+    assert run_cli("tile", "--image", image, "--model", model, *options,
+                   "--output", tmp_path / "t.json") == 0
     plan = json.loads((tmp_path / "t.json").read_text())
-    assert plan["tile_shape"] == [256, 256] and plan["halo"] == 32 and plan["frames"] == 2
+    assert plan["tile_shape"] == tile_shape and plan["halo"] == 32 and plan["frames"] == 2
     assert plan["image_shape"] == [300, 600]
 
 

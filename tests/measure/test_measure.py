@@ -356,6 +356,23 @@ def test_measure_is_deterministic_and_uses_pixel_units(tmp_path: Path) -> None:
     assert first.split(",")[-3] == "7.000000"  # mean intensity of channel 1
 
 
+def test_measure_in_worker_processes_writes_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
+    from spheroseg import runtime
+
+    frames = series_frames(4, shape=(100, 150))
+    frames.insert(1, np.zeros_like(frames[0]))
+    paths = write_series(tmp_path, frames, pixel_size_um=PIXEL_SIZE_UM, interval_s=300.0)
+    assert run_measure(paths, tmp_path / "serial", "--threads", "1") == 0
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PIXELS", 0)  # this small series in workers
+    pools, start_pool = [], runtime.process_pool
+    monkeypatch.setattr(runtime, "process_pool",
+                        lambda workers, **kwargs: pools.append(workers) or start_pool(workers, **kwargs))
+    assert run_measure(paths, tmp_path / "workers", "--threads", "2") == 0
+    assert pools == [2]
+    for name in ("metrics.csv", "contours.geojson", "metrics/t0001.csv", "metrics/t0004.csv"):
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "workers" / name).read_bytes()
+
+
 def test_measure_rejects_mismatched_grids(tmp_path: Path) -> None:
     from spheroseg import ngff
 
@@ -454,3 +471,18 @@ def test_aggregate_function_needs_inputs(tmp_path: Path) -> None:
         aggregate_metrics([], tmp_path / "all.csv")
 
 
+
+
+@pytest.mark.parametrize("seed", range(3), ids=[f"seed-{seed}" for seed in range(3)])
+def test_square_morphology_equals_scipy(seed: int) -> None:
+    from scipy import ndimage
+
+    from spheroseg.measure.trace import square_dilation, square_erosion
+
+    rng = np.random.default_rng(seed)
+    square = np.ones((3, 3), dtype=bool)
+    for shape in ((1, 1), (1, 7), (19, 23), (40, 33)):
+        mask = rng.random(shape) < rng.uniform(0.1, 0.9)
+        np.testing.assert_array_equal(square_dilation(mask), ndimage.binary_dilation(mask, square))
+        np.testing.assert_array_equal(square_erosion(mask),
+                                      ndimage.binary_erosion(mask, square, border_value=0))

@@ -15,13 +15,14 @@ from spheroseg.modelcard import read_verified_card, sha256_file
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def probabilities(model, image, folder):
-    """Stitched float32 probabilities of an NGFF image through the library's three drivers."""
+def probabilities(model, image, folder, tile_size=None):
+    """Stitched float32 probabilities of an NGFF image through the library's three drivers
+    (tiles fitted to the image unless `tile_size` is given)."""
     from spheroseg import ngff
     from spheroseg.inference import plan_for_image, predict_tiles, stitch_tiles
     from spheroseg.tiling import write_plan
 
-    plan = plan_for_image(image, model)
+    plan = plan_for_image(image, model, tile_size=tile_size)
     write_plan(plan, folder / "tiles.json")
     predict_tiles(image, folder / "tiles.json", model, folder / "tiles.zarr", device="cpu", precision="fp32")
     stitch_tiles(folder / "tiles.json", folder / "tiles.zarr", folder / "probabilities.ome.zarr", dtype="float32")
@@ -113,7 +114,9 @@ def test_foreign_package_reproduces_bioimageio_core_prediction(tmp_path, bioimag
     image = tmp_path / "image.ome.zarr"
     ngff.create_image(image, shape=(2, 1, 160, 304), dtype="uint16", axes="tcyx", pixel_size_um=1.5,
                       time_interval_s=None)[:] = frames[:, None]
-    ours, plan = probabilities(tmp_path / "imported.pt", image, tmp_path / "run")
+    # The card's suggested tile size: fitted tiles would take this small frame whole.
+    ours, plan = probabilities(tmp_path / "imported.pt", image, tmp_path / "run",
+                               tile_size=card["tile"]["size"])
     assert len(plan.origins) > 1  # really tiled
     descr = bioimageio_core.load_description(rdf, perform_io_checks=False)
     for t in range(2):

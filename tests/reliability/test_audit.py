@@ -31,6 +31,7 @@ WRITE_INTO_TEMPORARY = {
     "create_levels": "ngff: adds pyramid levels to the store being written",
     "write_frame": "ngff: fills a frame of the store being written",
     "_write_chunks": "ngff: fills chunks of the store being written",
+    "_write_file": "ngff: writes one encoded chunk of the store being written",
     "create_tile_store": "inference: creates the tile store in predict's temporary folder",
     "_record_segmentation": "segmentation: records attributes in the temporary label store",
     "_write_frame": "ingest: writes a frame and its pyramid levels into the temporary store",

@@ -78,6 +78,7 @@ os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
 
 from spheroseg import preflight  # noqa: E402  (after PATH: the same environment)
 from spheroseg.ingest import PhysicalSizes, check_axes_override  # noqa: E402
+from spheroseg.runtime import PARALLEL_MIN_PIXELS  # noqa: E402
 
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])
@@ -239,6 +240,13 @@ def segment_options(wildcards):
     if known_pixel_size(POSITIONS[wildcards.position]) is None:
         options["min_area_um2"] = None
     return segment_flags(options)
+
+
+def frame_threads(wildcards):
+    """Threads of segment and measure: 2 worker processes for a position large enough for
+    them to pay (spheroseg.runtime.PARALLEL_MIN_PIXELS over all frames), else 1."""
+    shape = POSITIONS[wildcards.position].shape
+    return 2 if shape[0] * shape[-2] * shape[-1] >= PARALLEL_MIN_PIXELS else 1
 
 
 def known_pixel_size(plan):

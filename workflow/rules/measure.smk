@@ -19,6 +19,7 @@ rule measure:
         f"{OUT}/{{position}}/benchmarks/measure.tsv"
     conda:
         "../../envs/io.yaml"
+    threads: frame_threads  # 2 worker processes for large positions, else 1
     params:
         experiment=lambda wildcards: EXPERIMENT,
         position=position_name,
@@ -30,7 +31,7 @@ rule measure:
         "spheroseg measure --labels {params.labels:q} --probabilities {input.probabilities:q}"
         " --image {input.image:q} --experiment {params.experiment:q} --position {params.position:q}"
         " --channel {params.channel} --smoothing {params.smoothing:q} --output-dir {params.folder:q}"
-        " 2> {log:q}"
+        " --threads {threads} 2> {log:q}"
 
 
 rule aggregate:

@@ -17,8 +17,9 @@ rule segment:
         f"{OUT}/{{position}}/benchmarks/segment.tsv"
     conda:
         "../../envs/io.yaml"
+    threads: frame_threads  # 2 worker processes for large positions, else 1
     params:
         options=segment_options,  # min_area_px where the position has no pixel size
     shell:
         "spheroseg segment --probabilities {input.probabilities:q} --image {input.image:q}"
-        " --record {output:q} {params.options:q} 2> {log:q}"
+        " --record {output:q} {params.options:q} --threads {threads} 2> {log:q}"

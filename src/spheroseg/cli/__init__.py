@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -43,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 128+N on signal N)."""
     signal.signal(signal.SIGTERM, exit_on_signal)  # SystemExit, so atomic writes clean up
+    # Thread settings take effect only before numpy and torch are imported, which the
+    # subcommands do lazily; a value already in the environment wins.
+    # numpy's OpenBLAS starts one spinning thread per core; no stage multiplies large matrices
+    # with numpy, and those threads would take cycles from the stage's own workers (and torch).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # torch's OpenMP threads wait for each other at every layer; spinning there, they burn
+    # the time slices a shared or busy node would give the other thread: a 2-thread CPU
+    # forward pass took 3.3x longer than with passive waiting at load 6 on 2 cores
+    # (benchmarks/inference_results.md), and passive waiting costs little when idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -7,7 +7,7 @@ from typing import Any
 
 from spheroseg.cli.arguments import add_verb, given
 
-OPTIONS = ("channel", "threshold", "smoothing")
+OPTIONS = ("channel", "threshold", "smoothing", "threads")
 
 
 def _smoothing(text: str) -> str | float | None:
@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--smoothing", type=_smoothing,
                         help="Gaussian sigma (pixels) applied to masks before tracing: 'auto' "
                         "(only for binary 0/1 probability maps), 'none' or a number")
+    parser.add_argument("--threads", type=int,
+                        help="worker processes for large positions (default: the CPUs this "
+                        "job may use; the workflow passes the rule's threads)")
     parser.set_defaults(func=run)
 
 

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-gap", type=int,
                         help="frames a body may be missing (out of focus, empty frame) and "
                         "keep its id when it reappears")
+    parser.add_argument("--threads", type=int,
+                        help="worker processes for large positions (default: the CPUs this "
+                        "job may use; the workflow passes the rule's threads)")
     parser.set_defaults(func=run)
 
 
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> None:
     names = [field.name for field in dataclasses.fields(SegmentationOptions)]
     options = SegmentationOptions(**given(args, names))
     thresholds = segment_into_image(args.probabilities, args.image, options,
-                                    record=getattr(args, "record", None))
+                                    record=getattr(args, "record", None),
+                                    **given(args, ["threads"]))
     logging.getLogger(__name__).info("wrote %s/labels/segmentation (%d frames)", args.image,
                                      len(thresholds))

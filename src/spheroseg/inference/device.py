@@ -1,4 +1,4 @@
-"""Where and how precisely the model runs: torch device, autocast precision, and the allocator.
+"""Where and how precisely the model runs: torch device and autocast precision.
 
 Torch is imported inside the functions, so that importing this module (and ``spheroseg
 --help``) stays fast.
@@ -6,30 +6,10 @@ Torch is imported inside the functions, so that importing this module (and ``sph
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from typing import Any
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-
-
-def configure_allocator() -> bool:
-    """Keep freed memory in glibc's heap so activations are not re-faulted at every layer.
-
-    glibc's default malloc serves large blocks with mmap and trims the heap eagerly, so each
-    layer's activation buffers go back to the OS and fault in again (measured: half the CPU
-    forward throughput). Returns True when the settings were applied (Linux with glibc).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-    except (OSError, AttributeError):
-        return False
 
 
 def resolve_device(name: str) -> Any:

@@ -10,7 +10,6 @@ stays at a few frames and the device does not wait on disk.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import time
@@ -21,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from spheroseg.atomic import atomic_path
-from spheroseg.inference.device import configure_allocator, precision_name, resolve_device, resolve_precision
+from spheroseg.inference.device import precision_name, resolve_device, resolve_precision
 from spheroseg.inference.model import TileModel, load_model, prepare_model, select_channels
+from spheroseg.inference.precision import decide_precision
 from spheroseg.inference.rescale import (
     check_rescale,
     plan_on_grid,
@@ -43,13 +43,16 @@ from spheroseg.inference.store import (
 from spheroseg.modelcard import read_verified_card
 from spheroseg.normalization import normalize_image
 from spheroseg.progress import Progress, progress
+from spheroseg.runtime import configure_allocator
 from spheroseg.tiling import Stitcher, TilePlan, pad_frame, read_plan, tile_slices
 
 log = logging.getLogger(__name__)
 
 REFERENCE_TILE_PIXELS = 256 * 256
+FITTED_MAX_TILE = 768  # px; a 768^2 tile of UNet(base_width=16) peaks at about 0.5 GB (fp32)
+DEFAULT_HALO = 32  # px; the halo of a card without a tile suggestion
+CHECK_TILE = 64  # px; side of the blank tile the model is checked on before freezing
 AUTO_BATCH = {"cpu": 4, "cuda": 32}
-PRECISION_CHECK_TILES = 2
 
 
 
@@ -69,8 +72,15 @@ def plan_for_image(
     image: str | os.PathLike[str], model_path: str | os.PathLike[str], *,
     tile_size: int | None = None, overlap: float | None = None, rescale: str = "auto",
 ) -> TilePlan:
-    """Tile plan for an NGFF image and a model; tile size and overlap default to the card's,
-    and tiles are never smaller than the card's ``tile.min_size`` (imported bioimage.io models).
+    """Tile plan for an NGFF image and a model; tiles are never smaller than the card's
+    ``tile.min_size`` (imported bioimage.io models).
+
+    With neither `tile_size` nor `overlap`, the tiles are fitted to the image
+    (`spheroseg.tiling.fit_tiles`): the fewest tiles of at most the card's ``tile.max_size``
+    (else 768 px, which keeps one tile's activations of the default-sized U-Net within about
+    half a GB) that give every pixel the card's ``tile.halo`` of context (else 32 px).
+    Otherwise fixed tiles: `tile_size` (else the card's ``tile.size``, else 256) with
+    `overlap` (else twice the card's halo over the tile size, else 0.25).
 
     With ``rescale="auto"`` and an image whose pixel size differs from the model card's, the
     plan is made for the frames resampled to the model's pixel size (its ``source_shape``
@@ -83,7 +93,7 @@ def plan_for_image(
         If the image or the model card is invalid, or the sizes or `rescale` are.
     """
     from spheroseg import ngff
-    from spheroseg.tiling import plan_tiles
+    from spheroseg.tiling import fit_tiles, plan_tiles
 
     check_rescale(rescale)
     card = read_verified_card(model_path)
@@ -91,14 +101,23 @@ def plan_for_image(
     frames, _, _ = image_layout(meta.axes, meta.shape)
     grid = rescale_for_image(meta, card, rescale=rescale, image=image)
     suggested = card.get("tile") if isinstance(card.get("tile"), dict) else {}
+    min_tile = int(suggested.get("min_size", 1))
+    halo = suggested.get("halo")
+    halo = halo if isinstance(halo, int) and not isinstance(halo, bool) and halo >= 0 else None
+    if tile_size is None and overlap is None:
+        max_tile = suggested.get("max_size")
+        if not isinstance(max_tile, int) or isinstance(max_tile, bool) or max_tile < 1:
+            max_tile = FITTED_MAX_TILE
+        return plan_on_grid(fit_tiles(grid.model_shape, frames=frames, max_tile=max_tile,
+                                      halo=DEFAULT_HALO if halo is None else halo,
+                                      divisor=card["spatial_divisor"], min_tile=min_tile), grid)
     if tile_size is None:
         tile_size = int(suggested.get("size", 256))
     if overlap is None:
-        halo = suggested.get("halo")
-        overlap = 2 * halo / tile_size if isinstance(halo, int) and 2 * halo < tile_size else 0.25
+        overlap = 2 * halo / tile_size if halo is not None and 2 * halo < tile_size else 0.25
     return plan_on_grid(plan_tiles(grid.model_shape, frames=frames, tile_size=tile_size,
                                    overlap=overlap, divisor=card["spatial_divisor"],
-                                   min_tile=int(suggested.get("min_size", 1))), grid)
+                                   min_tile=min_tile), grid)
 
 
 def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path, model: Path) -> None:
@@ -153,16 +172,8 @@ def _auto_batch_size(plan: TilePlan, device: Any) -> int:
     return max(1, round(AUTO_BATCH.get(device.type, 4) * REFERENCE_TILE_PIXELS / pixels))
 
 
-def _central_tiles(padded: np.ndarray, plan: TilePlan, count: int) -> np.ndarray:
-    """The `count` tiles nearest the frame centre, as (count, C, H, W) float32."""
-    centre = np.asarray(plan.image_shape) / 2 - np.asarray(plan.tile_shape) / 2
-    distances = [float(np.hypot(*(np.asarray(origin) - centre))) for origin in plan.origins]
-    chosen = np.argsort(distances, kind="stable")[:count]
-    return np.stack([padded[(slice(None), *tile_slices(plan, int(index)))] for index in chosen])
-
-
 def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, channels: list[int],
-              normalization: dict[str, Any], check_precision: bool) -> None:
+              normalization: dict[str, Any]) -> None:
     """Stream frames through the model: read ahead, compute, write behind."""
     writer = BackgroundWriter()
     assembler = FrameAssembler(store, plan, writer)
@@ -170,11 +181,7 @@ def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, chan
                    pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
     frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization))
     try:
-        first = next(frames)
-        if check_precision:
-            # Where the object usually is: border tiles are often empty background.
-            runner.check_precision(_central_tiles(first[1], plan, PRECISION_CHECK_TILES))
-        for keys, batch in _tile_batches(itertools.chain([first], frames), plan, runner.batch_size):
+        for keys, batch in _tile_batches(frames, plan, runner.batch_size):
             assembler.add(keys, runner(batch))
             bar.update(len(keys))
     finally:
@@ -207,8 +214,8 @@ def predict_tiles(
     device : {"auto", "cuda", "cpu"}
     precision : {"auto", "bf16", "fp16", "fp32"}
         ``auto`` uses reduced precision where the device supports it and falls back to
-        float32 if it moves the probabilities of the two central tiles of the first frame
-        by more than 0.02.
+        float32 if it moves a probability of the model's fixed test tiles by more than 0.02
+        (`spheroseg.inference.precision`): the same decision for every image.
     batch_size : int, optional
         Tiles per batch; by default about 4 (CPU) or 32 (CUDA) 256-px tiles' worth.
     channels_last : bool
@@ -217,7 +224,8 @@ def predict_tiles(
     Returns
     -------
     dict
-        What ran: device, precision, batch size, tiles, seconds.
+        What ran: device, precision and how it was decided (``precision_decision``),
+        batch size, tiles, seconds; also stored as the tile store's ``spheroseg`` attribute.
 
     Raises
     ------
@@ -227,33 +235,24 @@ def predict_tiles(
         If the model does not load or disagrees with the data, or the plan does not fit.
     """
     from spheroseg import ngff
-    from spheroseg.modelcard import card_path_for
 
     configure_allocator()
     start = time.perf_counter()
     image, model_path = Path(image), Path(model_path)
     plan = read_plan(plan_path)
     meta = ngff.read_metadata(image)
-    torch_device = resolve_device(device)
-    dtype = resolve_precision(precision, torch_device)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    module, card = load_model(model_path, device=torch_device)
-    _check_plan(plan, meta, card, image=image, model=model_path)
-    _, image_channels, _ = image_layout(meta.axes, meta.shape)
-    channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
-    module = prepare_model(module, channels=len(channels), tile_shape=plan.tile_shape,
-                           device=torch_device, channels_last=channels_last)
-    runner = TileModel(module, output_kind=card["output"]["kind"], device=torch_device,
-                       precision=dtype, batch_size=batch_size or _auto_batch_size(plan, torch_device),
-                       channels_last=channels_last)
+    runner, card, channels, decision = _load_runner(
+        model_path, plan, meta, image=image, channel=channel, device=device,
+        precision=precision, batch_size=batch_size, channels_last=channels_last)
     with atomic_path(output, directory=True) as tmp:
         store = create_tile_store(tmp, plan)
-        _run_plan(runner, ngff.open_array(image), plan, store, channels=channels,
-                  normalization=card["input"]["normalization"], check_precision=precision == "auto")
+        _run_plan(runner, ngff.open_frames(image), plan, store, channels=channels,
+                  normalization=card["input"]["normalization"])
         summary = {
-            "format": TILES_FORMAT, "device": str(torch_device),
-            "precision": precision_name(runner.precision),
+            "format": TILES_FORMAT, "device": str(runner.device),
+            "precision": precision_name(runner.precision), "precision_decision": decision,
             "batch_size": runner.batch_size, "channels": channels, "tiles": plan.frames * len(plan.origins),
             "model": {"file": model_path.name, "sha256": card["sha256"], "name": card.get("name")},
             "image": {"pixel_size_um": meta.pixel_size_um, "time_interval_s": meta.time_interval_s,
@@ -266,6 +265,33 @@ def predict_tiles(
     log.info("predicted %d tiles on %s (%s) in %.1f s", summary["tiles"], summary["device"],
              summary["precision"], summary["seconds"])
     return summary
+
+
+def _load_runner(model_path: Path, plan: TilePlan, meta: Any, *, image: Path, channel: int,
+                 device: str, precision: str, batch_size: int | None,
+                 channels_last: bool) -> tuple[TileModel, dict[str, Any], list[int], dict[str, Any]]:
+    """Load, check and freeze the model; settle its precision (see `decide_precision`)."""
+    from spheroseg.modelcard import card_path_for
+    from spheroseg.tiling import round_up
+
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(precision, torch_device)
+    module, card = load_model(model_path, device=torch_device)
+    _check_plan(plan, meta, card, image=image, model=model_path)
+    _, image_channels, _ = image_layout(meta.axes, meta.shape)
+    channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
+    divisor = card["spatial_divisor"]
+    # The check before freezing needs only the channels and the output shape: a small tile
+    # does (a 752-px one costs half a second of a 4-frame job).
+    check_shape = tuple(min(side, round_up(CHECK_TILE, divisor)) for side in plan.tile_shape)
+    module = prepare_model(module, channels=len(channels), tile_shape=check_shape,
+                           device=torch_device, channels_last=channels_last)
+    runner = TileModel(module, output_kind=card["output"]["kind"], device=torch_device,
+                       precision=dtype, batch_size=batch_size or _auto_batch_size(plan, torch_device),
+                       channels_last=channels_last)
+    decision = decide_precision(runner, card, requested=precision, channels=len(channels),
+                                divisor=divisor)
+    return runner, card, channels, decision
 
 
 def stitch_tiles(
@@ -308,14 +334,17 @@ def stitch_tiles(
             pixel_size_um=image.get("pixel_size_um"), time_interval_s=image.get("time_interval_s"),
             name=image.get("name"),
         )
+        # Provenance: how the probabilities were predicted (model, device, precision decision)
+        # and whether frames were resampled to the model's pixel size.
+        ngff.update_attributes(tmp, {"spheroseg": {"predict": info,
+                                                   "rescale": info.get("rescale")}})
         writer = BackgroundWriter()
-        frames = prefetch((t, np.asarray(store[t])) for t in range(plan.frames))
+        frames = prefetch((t, store[t]) for t in range(plan.frames))
         try:
             for t, tiles in progress(frames, total=plan.frames, description="frames", unit="frame",
                                      pixels_per_item=plan.image_shape[0] * plan.image_shape[1]):
                 blended = np.clip(to_image_grid(stitcher.stitch(tiles), plan), 0.0, 1.0).astype(dtype)
-                writer.submit(write_frame, target, t, blended)
+                writer.submit(ngff.write_frame, target, t, blended)
         finally:
             frames.close()
             writer.close()
-        ngff.update_attributes(tmp, {"spheroseg": {"rescale": info.get("rescale")}})

@@ -267,14 +267,17 @@ class TileModel:
     def check_precision(self, batch: np.ndarray, *, tolerance: float = AUTO_PRECISION_TOLERANCE) -> float:
         """Compare reduced precision with float32 on `batch`; fall back to float32 beyond `tolerance`.
 
-        Returns the largest absolute probability difference (0.0 when already float32).
+        Every tile of `batch` is compared (in batches of at most `batch_size`). Returns the
+        largest absolute probability difference (0.0 when already float32).
         """
         if self.precision is None:
             return 0.0
-        sample = batch[: self.batch_size]
-        difference = float(np.abs(
-            self.forward(sample).astype(np.float32) - self.forward(sample, None).astype(np.float32)
-        ).max())
+        difference = 0.0
+        for start in range(0, len(batch), self.batch_size):
+            sample = batch[start:start + self.batch_size]
+            reduced = self.forward(sample).astype(np.float32)
+            difference = max(difference, float(np.abs(
+                reduced - self.forward(sample, None).astype(np.float32)).max()))
         if difference > tolerance:
             log.warning("reduced precision changes probabilities by %.3g > %.3g; using float32",
                         difference, tolerance)

@@ -105,8 +105,10 @@ class BackgroundWriter:
 
 
 def write_frame(array: Any, t: int, values: np.ndarray) -> None:
-    """Store one frame (or one frame's tiles) at index `t`."""
-    array[t] = values
+    """Store one frame (or one frame's tiles) at index `t` (`spheroseg.ngff.write_frame`)."""
+    from spheroseg.ngff import write_frame as write_chunks
+
+    write_chunks(array, t, values)
 
 
 class FrameAssembler:
@@ -130,25 +132,30 @@ def create_tile_store(path: Path, plan: TilePlan) -> Any:
     """Empty float16 tile store: (frames, tiles, height, width), one chunk per frame."""
     import zarr
 
-    from spheroseg.ngff import default_compressor
+    from spheroseg.ngff import CHUNK_KEY_ENCODING, default_compressor
 
     shape = (plan.frames, len(plan.origins), *plan.tile_shape)
     return zarr.create_array(
         store=str(path), shape=shape, dtype="float16", chunks=(1, *shape[1:]),
         compressors=[default_compressor()], fill_value=0, zarr_format=3,
         dimension_names=["t", "tile", "y", "x"], overwrite=True,
+        chunk_key_encoding=CHUNK_KEY_ENCODING,
     )
 
 
 def open_tile_store(path: Path, plan: TilePlan) -> tuple[Any, dict[str, Any]]:
-    """Open a tile store read-only and check it matches the plan."""
-    import zarr
+    """Open a tile store for reading frames (`spheroseg.zarrio.FrameReader`); check it fits the plan."""
+    import json
+
+    from spheroseg.zarrio import FrameReader
 
     try:
-        store = zarr.open_array(store=str(path), mode="r")
-    except (FileNotFoundError, ValueError, zarr.errors.NodeTypeValidationError) as err:
+        store = FrameReader(path)
+        document = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
         raise ValueError(f"tiles must be a tile store written by spheroseg predict, got {err!r:.120} (in {path})") from err
-    info = store.attrs.get("spheroseg")
+    attributes = document.get("attributes") if isinstance(document, dict) else None
+    info = attributes.get("spheroseg") if isinstance(attributes, dict) else None
     if not isinstance(info, dict) or info.get("format") != TILES_FORMAT:
         raise ValueError(f"tiles must be a finished tile store ({TILES_FORMAT}), got attributes {info!r:.120} (in {path})")
     expected = (plan.frames, len(plan.origins), *plan.tile_shape)

@@ -34,10 +34,19 @@ def _stream_frames(layouts: Sequence[TiffLayout], *, fill_nonfinite: float | Non
     for layout in layouts:
         for t, frame in iter_frames(layout):
             frame = _finite_frame(frame, offset + t, layout.path, fill_nonfinite)
-            if blank is not None and frame.size and frame.min() == frame.max():
+            if blank is not None and frame.size and _is_constant(frame):
                 blank.append((offset + t, float(frame.flat[0])))
             yield offset + t, frame
         offset += layout.shape[0]
+
+
+def _is_constant(frame: Any) -> bool:
+    """Whether all pixels have one value; a real frame is told apart by its first pixels."""
+    first = frame.flat[0]
+    head = frame.reshape(-1)[: 4096] if frame.flags.c_contiguous else frame.flat[:4096]
+    if (head != first).any():
+        return False
+    return bool(frame.min() == frame.max())
 
 
 def _finite_frame(frame: Any, t: int, path: Path, fill: float | None) -> Any:
@@ -85,10 +94,11 @@ def write_frames(arrays: Sequence[Any], frames: Iterator[tuple[int, Any]], *,
     of different frames runs in parallel. Returns the number of frames written.
     """
     from spheroseg.atomic import signals_held
+    from spheroseg.runtime import paused_gc
 
     pending: list[Future[None]] = []
     count = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with paused_gc(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         try:
             for t, frame in frames:
                 with signals_held():  # a SIGTERM inside submit would leave a writer unjoined
@@ -153,8 +163,10 @@ def ingest_position(
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
     from spheroseg.progress import progress
+    from spheroseg.runtime import configure_allocator
 
     check_overrides(overrides)
+    configure_allocator()
     if fill_nonfinite is not None and not math.isfinite(fill_nonfinite):
         raise ValueError(f"fill_nonfinite must be a finite number, got {fill_nonfinite!r}")
     layouts = plan_position(files, series=series, axes=axes)

@@ -3,10 +3,11 @@ write ``contours.geojson``, ``metrics/t<NNNN>.csv`` and ``metrics.csv``, each at
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from spheroseg.segmentation import check_threshold
 
 if TYPE_CHECKING:
     from spheroseg.ngff import ImageMetadata
+
+# A worker process's frame readers per set of images (it lives for one measure_store call).
+_WORKER_SOURCES: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
 
 def _frames_and_shape(metadata: ImageMetadata) -> tuple[int, tuple[int, ...]]:
@@ -68,13 +72,15 @@ def measure_store(labels_path: str | os.PathLike[str],
                   image_path: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
                   experiment: str, position: str, channel: int = 0,
                   threshold: float | None = None,
-                  smoothing: str | float | None = "auto") -> int:
+                  smoothing: str | float | None = "auto", threads: int | None = None) -> int:
     """Measure every object of every frame of one position and write contours and CSVs.
 
     Writes, each atomically, ``contours.geojson`` (a FeatureCollection, one Feature per
     object per timepoint), ``metrics/t<NNNN>.csv`` (one per timepoint; header only when
     the frame has no object) and ``metrics.csv`` (all timepoints) in `output_dir`.
-    Frames are processed one at a time; the rows (text) are kept until the end, since
+    Frames are measured in `threads` worker processes when the position is large
+    (`spheroseg.runtime.frame_workers`) and written in time order; the outputs
+    do not depend on `threads`. The rows (text) are kept until the end, since
     ``is_main_body`` (:mod:`spheroseg.measure.bodies`) needs every frame of the position.
     Units come from the labels' metadata.
 
@@ -93,6 +99,8 @@ def measure_store(labels_path: str | os.PathLike[str],
         (segment's default if none was recorded).
     smoothing : "auto", float or None
         See :func:`trace_object`.
+    threads : int, optional
+        Worker processes; by default the CPUs this process may use.
 
     Returns
     -------
@@ -106,7 +114,6 @@ def measure_store(labels_path: str | os.PathLike[str],
     TypeError
         If the labels are not integers.
     """
-    from spheroseg import ngff
     from spheroseg.atomic import atomic_path, write_text
 
     if threshold is not None:
@@ -116,32 +123,91 @@ def measure_store(labels_path: str | os.PathLike[str],
     frames, metadata = _check_same_grid(paths)
     units = dict(pixel_size_um=metadata.pixel_size_um, time_interval_s=metadata.time_interval_s)
     columns = metric_columns(**units)
-    arrays = {name: ngff.open_array(path) for name, path in paths.items()}
     thresholds = _frame_thresholds(labels_path, frames, threshold)
     output = Path(output_dir)
     frame_rows: list[list[list[str]]] = []
+    naming = FrameNaming(experiment, position, units["pixel_size_um"], units["time_interval_s"])
+    measured = _measured_frames({name: str(path) for name, path in paths.items()}, thresholds,
+                                channel=channel, smoothing=smoothing, naming=naming,
+                                threads=threads, plane=metadata.shape[-2:])
     with atomic_path(output / "contours.geojson") as geojson_tmp, \
             atomic_path(output / "metrics", directory=True) as metrics_tmp, \
             open(geojson_tmp, "w", encoding="utf-8") as geojson:
         geojson.write('{"type":"FeatureCollection","features":[')
         separator = "\n"
-        for t in range(frames):
-            measurements = measure_frame(
-                np.asarray(ngff.read_frame(arrays["labels"], t)),
-                np.asarray(ngff.read_frame(arrays["probabilities"], t), dtype=np.float32),
-                ngff.read_frame(arrays["image"], t, channel=channel),
-                threshold=thresholds[t], smoothing=smoothing)
-            rows = metric_rows(measurements, experiment=experiment, position=position,
-                               timepoint=t, **units)
+        for rows, features in measured:
             frame_rows.append(rows)
-            for item, row in zip(measurements, rows, strict=True):
-                geojson.write(separator + geojson_feature(item, geojson_properties(columns, row)))
+            for feature in features:
+                geojson.write(separator + feature)
                 separator = ",\n"
         geojson.write("\n]}\n")
         _write_frame_tables(metrics_tmp, columns, frame_rows)
     all_rows = [row for rows in frame_rows for row in rows]
     write_text(output / "metrics.csv", format_csv(columns, all_rows))
     return len(all_rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameNaming:
+    """What every row of a position carries: its names and units."""
+
+    experiment: str
+    position: str
+    pixel_size_um: float | None
+    time_interval_s: float | None
+
+
+def _measured_frames(paths: dict[str, str], thresholds: list[float], *, channel: int,
+                     smoothing: str | float | None, naming: FrameNaming, threads: int | None,
+                     plane: tuple[int, ...]) -> Iterator[tuple[list[list[str]], list[str]]]:
+    """CSV rows and GeoJSON features of every frame in time order, from worker processes
+    (which also format them: text for thousands of contour points is a third of the work)
+    when it pays."""
+    from spheroseg.runtime import frame_workers
+
+    workers = frame_workers(threads, frames=len(thresholds), plane=plane)
+    calls = ((paths, t, thresholds[t], channel, smoothing, naming) for t in range(len(thresholds)))
+    if workers <= 1:
+        from spheroseg import ngff
+
+        sources = {name: ngff.open_frames(path) for name, path in paths.items()}
+        for args in calls:
+            yield _measure_one(sources, *args)
+        return
+    from spheroseg.runtime import ordered_map, process_pool
+
+    with process_pool(workers, preload=[__name__]) as pool:
+        yield from ordered_map(pool, _measure_in_worker, calls, depth=2 * workers)
+
+
+def _measure_one(sources: dict[str, Any], paths: dict[str, str], t: int, threshold: float,
+                 channel: int, smoothing: str | float | None,
+                 naming: FrameNaming) -> tuple[list[list[str]], list[str]]:
+    """Read frame `t` of the three images, measure it, and format its rows and features."""
+    from spheroseg import ngff
+
+    measurements = measure_frame(
+        np.asarray(ngff.read_frame(sources["labels"], t)),
+        np.asarray(ngff.read_frame(sources["probabilities"], t), dtype=np.float32),
+        ngff.read_frame(sources["image"], t, channel=channel),
+        threshold=threshold, smoothing=smoothing)
+    units = dict(pixel_size_um=naming.pixel_size_um, time_interval_s=naming.time_interval_s)
+    columns = metric_columns(**units)
+    rows = metric_rows(measurements, experiment=naming.experiment, position=naming.position,
+                       timepoint=t, **units)
+    features = [geojson_feature(item, geojson_properties(columns, row))
+                for item, row in zip(measurements, rows, strict=True)]
+    return rows, features
+
+
+def _measure_in_worker(paths: dict[str, str], *args: Any) -> tuple[list[list[str]], list[str]]:
+    """`_measure_one` in a worker process, which keeps its frame readers between frames."""
+    from spheroseg import ngff
+
+    key = tuple(sorted(paths.items()))
+    if key not in _WORKER_SOURCES:  # a worker lives for one measure_store call
+        _WORKER_SOURCES[key] = {name: ngff.open_frames(path) for name, path in paths.items()}
+    return _measure_one(_WORKER_SOURCES[key], paths, *args)
 
 
 def _write_frame_tables(folder: Path, columns: list[str], frames: list[list[list[str]]]) -> None:

@@ -106,7 +106,9 @@ def format_csv(columns: list[str], rows: list[list[str]]) -> str:
 
 def _ring(vertices: NDArray) -> list[list[float]]:
     """GeoJSON ring: [x, y] with the image's top-left corner at (0, 0), 3 decimals."""
-    return [[round(float(x) + 0.5, 3), round(float(y) + 0.5, 3)] for y, x in vertices]
+    # tolist() gives the same Python floats as float() of each element, without a numpy
+    # scalar per coordinate.
+    return [[round(x + 0.5, 3), round(y + 0.5, 3)] for y, x in np.asarray(vertices).tolist()]
 
 
 def _inside(point: NDArray, polygon: NDArray) -> bool:
