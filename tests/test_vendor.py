@@ -9,6 +9,7 @@ missing reader fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ DATA = Path(__file__).parent / "data" / "vendor"
 READERS = {".nd2": "bioio_nd2", ".czi": "bioio_czi", ".lif": "bioio_lif"}
 CZI = DATA / "CD_s_1_t_3_c_2_z_5.czi"
 LIF = DATA / "LeicaLASX_wavelength-sweep_example.lif"
+LIF_SERIES = DATA / "PR2729_frameOrderCombinedScanTypes.lif"
 ND2 = DATA / "cluster.nd2"
 
 
@@ -60,9 +62,21 @@ def reader_scenes(path: Path):
             pixels = image.get_image_data("TCZYX")
         except Exception:  # the reader's own limitation (e.g. bioio-lif and spectral scans)
             pixels = None
-        interval = image.time_interval
         yield (index, name, pixels, image.dims, image.physical_pixel_sizes,
-               interval.total_seconds() if interval is not None else None)
+               reader_interval_s(image, path.suffix.lower()))
+
+
+def reader_interval_s(image, suffix: str) -> float | None:
+    """The frame interval as the reader states it: bioio's ``time_interval``, or for LIF the
+    spacing of bioio-lif's T coordinates (seconds): bioio-lif 2.0 puts it there, not in
+    ``time_interval``."""
+    interval = image.time_interval
+    if interval is not None:
+        return interval.total_seconds()
+    times = image.xarray_dask_data.coords.get("T")
+    if suffix != ".lif" or times is None or times.size < 2:
+        return None
+    return float(np.diff(times.values).mean())
 
 
 @pytest.mark.parametrize("suffix", list(READERS), ids=[s[1:] for s in READERS])
@@ -99,7 +113,7 @@ def _check_image(out: Path, pixels: np.ndarray, dims, sizes, interval: float | N
     assert meta.pixel_size_um == pytest.approx(sizes.X)
     assert meta.time_interval_s == (pytest.approx(interval) if interval and dims.T > 1 else None)
     if dims.Z > 1:
-        assert meta.z_step_um == pytest.approx(sizes.Z)
+        assert meta.z_step_um == pytest.approx(abs(sizes.Z))  # bioio's step is signed
     stored = ngff.open_array(out)
     for t in range(dims.T):
         np.testing.assert_array_equal(np.asarray(stored[t]), expected[t])
@@ -153,6 +167,76 @@ def test_nd2_time_series_has_its_frames_pixel_size_and_no_invented_interval(tmp_
     assert time_loop.parameters.periodMs == 0 and meta.time_interval_s is None
     np.testing.assert_array_equal(np.asarray(ngff.open_array(tmp_path / "image.ome.zarr")),
                                   pixels.transpose(0, 2, 1, 3, 4))
+
+
+def _liffile_image(path: Path) -> dict:
+    """Sizes, coordinates (metres, seconds), tile grid and pixels (T, M, Z, C, Y, X) of the
+    LIF's only image, from liffile (the library under bioio-lif 2)."""
+    liffile = pytest.importorskip("liffile")
+    with liffile.LifFile(path) as document:
+        (image,) = document.images
+        assert image.dims == ("T", "M", "Z", "C", "Y", "X")
+        return {"sizes": image.sizes, "coords": image.coords, "tiles": image.tilescan.tiles,
+                "pixels": image.asarray()}
+
+
+def test_lif_time_series_has_its_frames_pixel_size_z_step_and_interval(tmp_path):
+    from spheroseg.cli import main
+
+    require_reader(".lif")
+    if not LIF_SERIES.is_file():
+        pytest.skip(f"{LIF_SERIES.name} is absent")
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    shutil.copy(LIF_SERIES, folder / "tiles.lif")
+    (plan,) = preflight.plan_experiment(folder).values()
+    out = tmp_path / "image.ome.zarr"
+    assert main(["ingest", "--experiment", str(folder), "--position", plan.name,
+                 "--output", str(out)]) == 0
+    lif = _liffile_image(LIF_SERIES)
+    sizes, tiles = lif["sizes"], lif["tiles"]
+    step = {axis: float(np.diff(lif["coords"][axis]).mean()) for axis in "TZX"}
+    rows, columns = int(tiles["field_y"].max()) + 1, int(tiles["field_x"].max()) + 1
+    meta = ngff.read_metadata(out)
+    # bioio-lif stitches the 2 x 2 tiles of 64 x 64 into one image (LIF tiles overlap by 1 pixel).
+    assert meta.axes == "tczyx" and sizes["M"] == rows * columns == 4
+    assert meta.shape == (sizes["T"], sizes["C"], sizes["Z"], rows * (sizes["Y"] - 1) + 1,
+                          columns * (sizes["X"] - 1) + 1) == (2, 2, 3, 127, 127)
+    assert meta.pixel_size_um == plan.pixel_size_um == pytest.approx(step["X"] * 1e6)
+    # The stack was taken top-down (z increments of -6.23 µm): the spacing is their magnitude.
+    assert step["Z"] < 0 and meta.z_step_um == pytest.approx(-step["Z"] * 1e6)
+    assert meta.time_interval_s == plan.time_interval_s == pytest.approx(step["T"]) \
+        == pytest.approx(8.271)
+    assert ngff.read_attributes(out)["ome"]["multiscales"][0]["axes"][0] \
+        == {"name": "t", "type": "time", "unit": "second"}
+    # The tile of the last row and column keeps all its pixels; bioio-lif puts it top left.
+    (last,) = np.flatnonzero((tiles["field_y"] == rows - 1) & (tiles["field_x"] == columns - 1))
+    np.testing.assert_array_equal(np.asarray(ngff.open_array(out))[..., :sizes["Y"], :sizes["X"]],
+                                  lif["pixels"][:, last].transpose(0, 2, 1, 3, 4))
+
+
+def test_a_header_cache_from_before_lif_intervals_is_read_again(tmp_path):
+    require_reader(".lif")
+    if not LIF_SERIES.is_file():
+        pytest.skip(f"{LIF_SERIES.name} is absent")
+    shutil.copy(LIF_SERIES, tmp_path / "tiles.lif")
+    cache = tmp_path / "cache.json"
+    (plan,) = preflight.plan_experiment(tmp_path, cache=cache).values()
+    document = json.loads(cache.read_text())
+    for entry in document["files"].values():  # as an older spheroseg cached it
+        entry["series"][0]["time_interval_s"] = None
+    cache.write_text(json.dumps({**document, "version": 1}))
+    (again,) = preflight.plan_experiment(tmp_path, cache=cache).values()
+    assert again.time_interval_s == plan.time_interval_s == pytest.approx(8.271)
+
+
+@pytest.mark.parametrize(("step", "expected"), [(-6.2, 6.2), (0.5, 0.5), (0.0, None),
+                                                (float("nan"), None), (None, None)],
+                         ids=["top-down", "bottom-up", "zero", "nan", "unknown"])
+def test_a_z_step_is_the_magnitude_of_the_readers_signed_step(step, expected):
+    from spheroseg.ingest.vendor import _z_step_um
+
+    assert _z_step_um(step) == (pytest.approx(expected) if expected else None)
 
 
 def test_multi_scene_lif_gives_one_position_per_scene(tmp_path):

@@ -35,7 +35,8 @@ from spheroseg.ingest import (
     inspect_series,
 )
 
-CACHE_VERSION = 1
+# 2: LIF frame intervals come from the file's T dimension (version 1 summaries have none).
+CACHE_VERSION = 2
 RECORD_NAME = "experiment.json"
 # Characters that cannot appear in a series' part of a position (folder) name.
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]+")

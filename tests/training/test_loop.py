@@ -104,3 +104,16 @@ def test_checkpoint_of_other_data_is_ignored(samples, tmp_path, caplog):
 def test_bad_settings(samples, settings, message):
     with pytest.raises(ValueError, match=message):
         _train(samples, **settings)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mixed_precision_training_on_cuda_learns_and_returns_a_cpu_usable_model(samples):
+    # The GPU path: float16 autocast with the gradient scaler, weights moved back for export.
+    result = _train(samples, epochs=3, steps_per_epoch=4, device="cuda", amp=True)
+    losses = [row["train_loss"] for row in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert all(0.0 <= row["val_iou"] <= 1.0 for row in result.history)
+    with torch.inference_mode():
+        output = result.model.to("cpu")(torch.zeros(1, 1, 32, 32))
+    assert output.shape == (1, 1, 32, 32)

@@ -64,6 +64,34 @@ def load_model(model_path: str | os.PathLike[str], *, device: Any) -> tuple[Any,
     return module, card
 
 
+class DeviceOutOfMemory(RuntimeError):
+    """The device ran out of memory during a forward pass (whatever exception torch raised)."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an out-of-memory error of the device.
+
+    Eager PyTorch raises ``torch.cuda.OutOfMemoryError``, but a TorchScript module (every
+    model this package runs) re-raises it as a plain ``RuntimeError`` (or ``torch.jit.Error``)
+    whose message ends with the allocator's ``CUDA out of memory`` (pytorch/pytorch#148642),
+    so the message decides too.
+
+    Examples
+    --------
+    >>> is_out_of_memory(RuntimeError("The following operation failed in the TorchScript "
+    ...                               "interpreter.\\nRuntimeError: CUDA out of memory. Tried to allocate 9 GiB"))
+    True
+    >>> is_out_of_memory(RuntimeError("Given groups=1, weight of size [16, 1, 3, 3], expected input[1, 2, 8, 8]"))
+    False
+    """
+    import torch
+
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(error)
+    return "CUDA out of memory" in text or "CUDA error: out of memory" in text
+
+
 def _last_line(error: BaseException) -> str:
     """The informative line of an error (TorchScript puts its cause last)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -194,9 +222,9 @@ class TileModel:
         ):
             try:
                 outputs = self.module(inputs)
-            except torch.cuda.OutOfMemoryError:
-                raise
-            except RuntimeError as err:
+            except (RuntimeError, torch.jit.Error) as err:
+                if is_out_of_memory(err):
+                    raise DeviceOutOfMemory(_last_line(err)) from err
                 raise ValueError(
                     f"model must accept input of shape {tuple(batch.shape)}, got the error: "
                     f"{_last_line(err)}"
@@ -225,7 +253,7 @@ class TileModel:
             stop = min(start + self.batch_size, len(batch))
             try:
                 results.append(self.forward(batch[start:stop]))
-            except torch.cuda.OutOfMemoryError as err:
+            except DeviceOutOfMemory as err:
                 if self.batch_size == 1:
                     raise RuntimeError("device memory must hold one tile, got out of memory at batch size 1") from err
                 self.batch_size = max(1, self.batch_size // 2)

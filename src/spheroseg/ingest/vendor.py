@@ -114,7 +114,29 @@ def _um(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def _scene_sizes(image: Any) -> PhysicalSizes:
+def _z_step_um(value: Any) -> float | None:
+    """The z spacing in µm: the magnitude of bioio's signed z increment (a stack taken
+    top-down has a negative one, as LIF files state it)."""
+    try:
+        return _um(abs(float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _lif_frame_interval_s(image: Any) -> float | None:
+    """Seconds per frame from the scene's T coordinates, where bioio-lif puts the file's own
+    T dimension (its ``Length / (n - 1)``, in seconds); bioio-lif 2.0's ``time_interval`` is
+    always None (its ``timelapse_interval`` works for multi-well plates only)."""
+    import numpy as np
+
+    coords = image.xarray_dask_data.coords
+    if "T" not in coords or coords["T"].size < 2:
+        return None
+    times = np.asarray(coords["T"].values, dtype=float)
+    return _um((times[-1] - times[0]) / (times.size - 1))
+
+
+def _scene_sizes(image: Any, path: Path) -> PhysicalSizes:
     """Pixel size, frame interval and z step of the current scene (None where unknown)."""
     sizes = image.physical_pixel_sizes
     try:
@@ -122,7 +144,10 @@ def _scene_sizes(image: Any) -> PhysicalSizes:
     except Exception:  # a reader that cannot work out an interval: unknown, not fatal
         interval = None
     seconds = interval.total_seconds() if hasattr(interval, "total_seconds") else interval
-    return PhysicalSizes(_um(sizes.X), _um(seconds), _um(sizes.Z))
+    seconds = _um(seconds)
+    if seconds is None and path.suffix.lower() == ".lif":
+        seconds = _lif_frame_interval_s(image)
+    return PhysicalSizes(_um(sizes.X), seconds, _z_step_um(sizes.Z))
 
 
 def _scene_roles(image: Any, path: Path, axes: str | None) -> dict[int, str]:
@@ -139,7 +164,7 @@ def _scene_layout(image: Any, index: int, path: Path, axes: str | None) -> Vendo
     roles = _scene_roles(image, path, axes)
     return VendorLayout(
         path=path, file_axes=image.dims.order, shape=_output_shape(roles, image.dims.shape),
-        dtype=image.dtype, sizes=_scene_sizes(image), series=index,
+        dtype=image.dtype, sizes=_scene_sizes(image, path), series=index,
         series_name=str(image.scenes[index] or ""), axes_override=axes,
     )
 
