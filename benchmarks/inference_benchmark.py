@@ -190,8 +190,9 @@ def _compare(chain, reference, halo: int) -> dict[str, float]:  # noqa: ANN001
             "foreground_fraction": float(b.mean())}
 
 
-def seams(model: Path, work: Path, image16: Path, result: Path) -> None:
-    """Chain (defaults) vs float32 whole-frame and MONAI on the spheroids and a 2048^2 frame."""
+def seams(model: Path, work: Path, image16: Path, result: Path, precision: str = "auto") -> None:
+    """Chain (defaults, `precision`) vs float32 whole-frame and MONAI on the spheroids and a
+    2048^2 frame: at fp32 the differences are the tiling's alone."""
     import numpy as np
     import tifffile
     import torch
@@ -217,7 +218,7 @@ def seams(model: Path, work: Path, image16: Path, result: Path) -> None:
         plan, tiles, probabilities = folder / "tiles.json", folder / "tiles.zarr", folder / "p.ome.zarr"
         for argv in (["tile", "--image", image, "--model", model, *RULE_OPTIONS["tile"], "--output", plan],
                      ["predict", "--image", image, "--plan", plan, "--model", model,
-                      *RULE_OPTIONS["predict"], "--output", tiles],
+                      *RULE_OPTIONS["predict"][:-1], precision, "--output", tiles],
                      ["stitch", "--plan", plan, "--tiles", tiles, *RULE_OPTIONS["stitch"],
                       "--output", probabilities]):
             if cli([str(arg) for arg in argv]) != 0:
@@ -256,7 +257,7 @@ def mask_iou(first: Path, second: Path, result: Path) -> None:
 STEPS = {"make-image": lambda a: make_image(Path(a[0]), int(a[1]), int(a[2]), pixel_size_um=float(a[3])),
          "forward": lambda a: forward_only(*map(Path, a)),
          "monai": lambda a: monai_sliding_window(*map(Path, a)),
-         "seams": lambda a: seams(*map(Path, a)),
+         "seams": lambda a: seams(*map(Path, a[:4]), *a[4:]),
          "iou": lambda a: mask_iou(*map(Path, a))}
 
 
@@ -347,6 +348,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="A-B-B-A rounds of chain / forward")
     parser.add_argument("--no-monai", action="store_true")
     parser.add_argument("--no-seams", action="store_true")
+    parser.add_argument("--seams-precision", default="auto",
+                        help="the chain's precision in the seams step (fp32: seams alone)")
     parser.add_argument("--memory-frames", type=int, default=100, help="0: no memory run")
     parser.add_argument("--output", type=Path, default=ROOT / "inference_results.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -362,14 +365,16 @@ def main() -> None:
         for frames in args.frames:
             image = WORK / f"image{frames}.ome.zarr"
             step("make-image", image, frames, args.size, card_pixel_size(args.model))
-            results[f"chain_forward_{frames}"] = chain_forward_rounds(image, args.model, args.rounds, str(frames))
-            write_results(args.output, results)
+            if args.rounds > 0:  # --rounds 0: images only (for MONAI or seams alone)
+                results[f"chain_forward_{frames}"] = chain_forward_rounds(image, args.model, args.rounds,
+                                                                          str(frames))
+                write_results(args.output, results)
         image = WORK / f"image{args.frames[0]}.ome.zarr"
         if not args.no_monai:
             results["monai"] = monai_round(image, args.model)
             write_results(args.output, results)
         if not args.no_seams:
-            step("seams", args.model, WORK / "seams", image, WORK / "seams.json")
+            step("seams", args.model, WORK / "seams", image, WORK / "seams.json", args.seams_precision)
             results["seams"] = read_json(WORK / "seams.json")
             write_results(args.output, results)
         if args.memory_frames:
@@ -470,7 +475,8 @@ def _monai_section(runs: list[dict], frames: int) -> list[str]:
 
 def _seams_section(rows: list[dict]) -> list[str]:
     lines = ["## Seams and masks", "",
-             "The chain at default settings (tiles fitted to each image) against a float32 whole-frame "
+             "The chain at default settings (tiles fitted to each image; its precision in the table, "
+             "`--seams-precision`) against a float32 whole-frame "
              "prediction of the same frame and against MONAI (as above); masks at 0.5; largest "
              "absolute probability difference more than one halo from the image border.", "",
              "| image | precision | tiles | IoU vs whole | max diff vs whole beyond halo | IoU vs MONAI | MONAI's own max diff vs whole | foreground |",
