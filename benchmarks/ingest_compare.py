@@ -22,25 +22,13 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-CLI = "import sys; from spheroseg.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def run_timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Run a command after ``sync``; return wall seconds and the child's peak RSS in bytes."""
-    os.sync()
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"command failed: {command}")
-    return elapsed, usage.ru_maxrss * 1024
+sys.path.insert(0, str(ROOT))
+from ingest_benchmark import CLI, run_timed  # noqa: E402
 
 
 def contender(label: str, stack: Path, work: Path, src: Path | None):
@@ -51,7 +39,7 @@ def contender(label: str, stack: Path, work: Path, src: Path | None):
         load = os.getloadavg()[0]
         seconds, rss = run_timed([sys.executable, "-c", CLI, "ingest", "--experiment",
                                   str(stack.parent), "--position", stack.stem, "--output", str(out),
-                                  "--time-interval-s", "300"], env)
+                                  "--time-interval-s", "300"], env=env)
         shutil.rmtree(work / "out")
         return {"run": label, "seconds": seconds, "rss": rss, "load": load}
 
