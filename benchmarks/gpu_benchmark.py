@@ -43,6 +43,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from spheroseg.propose import mask_iou
+
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 sys.path.insert(0, str(ROOT))
@@ -300,16 +302,13 @@ def monai_step(image: str, model: str, precision: str, sw_batch: str, result: st
     Path(result).write_text(json.dumps({"seconds": timings[-1], "all_seconds": timings, "frames": frames}))
 
 
-def masks_iou(first: Path, second: Path) -> float:
-    """IoU of the probability > 0.5 masks of two probability images (all frames)."""
+def probability_mask(path: str | Path):  # noqa: ANN201 - a boolean ndarray (T, Y, X)
+    """The probability > 0.5 mask of every frame of a probability image."""
     import numpy as np
 
     from spheroseg import ngff
 
-    a = np.asarray(ngff.open_array(first)[:], dtype=np.float32) > 0.5
-    b = np.asarray(ngff.open_array(second)[:], dtype=np.float32) > 0.5
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+    return np.asarray(ngff.open_array(path)[:], dtype=np.float32) > 0.5
 
 
 CHILD_STEPS = {"forward": forward_step, "oom": oom_step, "monai": monai_step}
@@ -373,11 +372,11 @@ def predict_bench(out: Path, monitor: Monitor, results: dict, *, frames: int, si
         entry["chain_over_forward_throughput"] = entry["forward"]["seconds"] / entry["chain_seconds"]
         section["runs"][label] = entry
         write(out, results)
-    reference = section["runs"].get("fp32", {}).get("probabilities")
-    if reference is None:
+    if "fp32" not in section["runs"]:
         return section
-    for label, entry in section["runs"].items():
-        entry["mask_iou_vs_fp32"] = masks_iou(Path(entry["probabilities"]), Path(reference))
+    reference = probability_mask(section["runs"]["fp32"]["probabilities"])
+    for entry in section["runs"].values():
+        entry["mask_iou_vs_fp32"] = mask_iou(probability_mask(entry["probabilities"]), reference)
     return section
 
 
@@ -414,21 +413,16 @@ def monai_bench(out: Path, results: dict) -> dict:
     runs = results.get("predict", {}).get("runs", {})
     image = LOGS / "work" / f"image{results.get('predict', {}).get('frames', 16)}.ome.zarr"
     default_precision = runs.get("default", {}).get("precision", "bf16")
+    import numpy as np
+
+    chain = probability_mask(runs["fp32"]["probabilities"]) if "fp32" in runs else None
     section = {}
     for precision in sorted({"fp32", default_precision}):
         for sw_batch in (4, 32):
-            label = f"{precision}-sw{sw_batch}"
             entry = step("monai", image, DEFAULT_MODEL, precision, sw_batch, log=LOGS / "monai.log")
-            if "fp32" in runs:
-                import numpy as np
-
-                from spheroseg import ngff
-
-                monai = np.load(LOGS / "monai.monai.npy")
-                chain = np.asarray(ngff.open_array(runs["fp32"]["probabilities"])[:], dtype=np.float32) > 0.5
-                union = np.logical_or(monai, chain).sum()
-                entry["mask_iou_vs_chain_fp32"] = float(np.logical_and(monai, chain).sum() / union)
-            section[label] = entry
+            if chain is not None:
+                entry["mask_iou_vs_chain_fp32"] = mask_iou(np.load(LOGS / "monai.monai.npy"), chain)
+            section[f"{precision}-sw{sw_batch}"] = entry
     return section
 
 
