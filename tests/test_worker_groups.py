@@ -42,3 +42,14 @@ def test_files_sharing_an_expensive_fixture_share_a_group(tmp_path):
 def test_the_suites_groups(files, together):
     groups = file_groups(REPO)
     assert (len({groups[file] for file in files}) == 1) is together
+
+
+def test_heavy_files_are_the_marked_ones(tmp_path):
+    from worker_groups import heavy_files
+
+    root = _tree(tmp_path, {
+        "tests/test_pipeline.py": "import pytest\npytestmark = pytest.mark.workflow\n",
+        "tests/test_training.py": "import pytest\n@pytest.mark.slow\ndef test_t(): pass\n",
+        "tests/test_quick.py": "import pytest\n@pytest.mark.parametrize('x', [1])\ndef test_q(x): pass\n",
+    })
+    assert heavy_files(root) == {"tests/test_pipeline.py", "tests/test_training.py"}

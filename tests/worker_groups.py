@@ -49,15 +49,37 @@ def file_groups(root: Path) -> dict[str, str]:
     return {relative: find(relative) for relative in files}
 
 
+def heavy_files(root: Path) -> set[str]:
+    """Test files under ``root/tests`` (relative, posix) marked ``workflow`` or ``slow``: the ones
+    that run a pipeline or a training, tens of seconds per test rather than milliseconds."""
+    marked = re.compile(r"pytest\.mark\.(workflow|slow)\b")
+    return {path.relative_to(root).as_posix() for path in (root / "tests").rglob("test_*.py")
+            if marked.search(path.read_text(encoding="utf-8"))}
+
+
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's file scheduling with the groups of :func:`file_groups` as its work units."""
+    """xdist's file scheduling with the groups of :func:`file_groups` as its work units, handed
+    out heaviest first: groups with a file of :func:`heavy_files` before the others, each kind by
+    number of tests (xdist's own order counts tests only, which hands a group of five pipeline
+    tests out after every file of more quick tests, where it can run alone at the end)."""
     from xdist.scheduler import LoadFileScheduling
 
     groups = file_groups(config.rootpath)
+    heavy = {groups[file] for file in heavy_files(config.rootpath)}
 
     class SharedFixtureScheduling(LoadFileScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             file = nodeid.split("::", 1)[0]
             return groups.get(file, file)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first call comes right after schedule() built the queue
+                units = sorted(self.workqueue.items(), key=lambda unit: (unit[0] not in heavy, -len(unit[1])))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)
