@@ -55,7 +55,8 @@ def test_val_min_pairs_decides_whether_a_pair_validates(annotations, tmp_path, e
                  "--val-fraction", "0.2", *extra, *TINY]) == 0
     training = read_verified_card(output)["training"]
     assert training["val_names"] == val_names and len(training["train_names"]) == 6 - len(val_names)
-    assert training["val_min_pairs"] == int(extra[-1]) if extra else 2
+    assert training["val_min_pairs"] == (int(extra[-1]) if extra else 2)
+    assert (training["init_metrics"] is not None) == bool(val_names)  # the init model's "before" figures
 
 
 def test_finetune_recipe_trains_on_all_of_few_pairs(annotations, tmp_path):
