@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> None:
     checkpoint_dir = getattr(args, "checkpoint_dir", args.output.with_suffix(".checkpoints"))
     with tempfile.TemporaryDirectory(prefix="spheroseg-synthetic-") as scratch:
         annotations, provenance = _annotations(args, Path(scratch), seed=config.seed)
-        options = {k: v for k, v in recipe.items() if k in JOB_OPTIONS} | given(args, JOB_OPTIONS) | _normalization(args)
+        options = ({k: v for k, v in recipe.items() if k in JOB_OPTIONS} | given(args, JOB_OPTIONS)
+                   | _normalization(args))
         if "val_names" in options:
             options["val_names"] = tuple(options["val_names"])
         job = TrainingJob(annotations=annotations, output=args.output, checkpoint_dir=checkpoint_dir,
