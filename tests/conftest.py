@@ -9,9 +9,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import snakefile_runner
+import worker_groups
 from snakefile_runner import require_spheroseg, run_snakemake, running
 
 
@@ -20,6 +22,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """Let snakefile_runner see which test runs (and so whether it is marked ``workflow``)."""
     with running(item):
         return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadfile`` (the README's test command), keep each group of
+    :func:`worker_groups.file_groups` on one worker; xdist's own choice otherwise."""
+    return worker_groups.make_scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture(scope="session", name="run_snakemake")
