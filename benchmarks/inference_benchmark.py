@@ -178,6 +178,28 @@ def _whole_frame(net, raw, card):  # noqa: ANN001, ANN202 - float32 probabilitie
     return whole[: raw.shape[0], : raw.shape[1]]
 
 
+def _whole_frame_at(precision: str, model: Path, raw, card):  # noqa: ANN001, ANN202
+    """Probabilities of one whole frame from the model as predict runs it (frozen, NHWC) at
+    `precision`: the chain's seams alone, without the precision's own difference."""
+    import numpy as np
+    import torch
+
+    from spheroseg.inference.model import load_model, prepare_model
+    from spheroseg.normalization import normalize_image
+
+    module, _ = load_model(model, device=torch.device("cpu"))
+    module = prepare_model(module, channels=1, tile_shape=(64, 64), device=torch.device("cpu"))
+    divisor = card["spatial_divisor"]
+    height, width = (-(-n // divisor) * divisor for n in raw.shape)
+    frame = normalize_image(raw, card["input"]["normalization"])
+    padded = np.pad(frame, ((0, height - raw.shape[0]), (0, width - raw.shape[1])), mode="reflect")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    tensor = torch.from_numpy(padded)[None, None].contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        whole = torch.sigmoid(module(tensor).float())[0, 0].numpy()
+    return whole[: raw.shape[0], : raw.shape[1]]
+
+
 def _compare(chain, reference, halo: int) -> dict[str, float]:  # noqa: ANN001
     """Mask IoU at 0.5 and the largest probability difference beyond the halo."""
     import numpy as np
@@ -231,10 +253,12 @@ def seams(model: Path, work: Path, image16: Path, result: Path, precision: str =
             monai = torch.sigmoid(sliding_window_inference(torch.from_numpy(frame)[None, None],
                                                            predictor=net, **MONAI))[0, 0].numpy()
         halo = read_plan(plan).halo
-        rows.append({"image": name, "precision": info["precision"],
+        rows.append({"image": name, "precision": info["precision"], "halo": halo,
                      "tiles": f"{len(read_plan(plan).origins)} x {read_plan(plan).tile_shape[0]}"
                               f"x{read_plan(plan).tile_shape[1]}",
                      "whole": _compare(chain, whole, halo), "monai": _compare(chain, monai, halo),
+                     "whole_same_precision": _compare(
+                         chain, _whole_frame_at(info["precision"], model, raw, card), halo),
                      "monai_vs_whole": _compare(monai, whole, halo)})
     result.write_text(json.dumps(rows))
 
@@ -283,6 +307,7 @@ def run_chain(image: Path, model: Path, folder: Path, *, precision: str | None =
     }
     info = read_json(tiles / "zarr.json")["attributes"]["spheroseg"]
     return {"seconds": sum(rule["seconds"] for rule in rules.values()), "rules": rules,
+            "cpu": sum(rule["cpu"] for rule in rules.values()),
             "precision": info["precision"], "decision": info["precision_decision"],
             "batch_size": info["batch_size"], "plan": read_json(plan), "folder": str(folder)}
 
@@ -461,14 +486,20 @@ def _monai_section(runs: list[dict], frames: int) -> list[str]:
              "MONAI `sliding_window_inference(roi_size=(256, 256), sw_batch_size=4, overlap=0.25, "
              "mode='gaussian')`, float32, NCHW, same TorchScript file and normalisation, one process "
              "(start-up included), glibc's default allocator as a user would run it, OpenMP threads "
-             "waiting passively as in the chain; order M, C, F, F, C, M.", "",
-             "| run | seconds | load |", "| --- | ---: | ---: |"]
-    lines += [f"| {run['run']} | {run['seconds']:.1f} | {run['load']:.1f} |" for run in timed]
+             "waiting passively as in the chain; order M, C, F, F, C, M. CPU s: user + system "
+             "seconds of the process(es), the robust figure on a shared machine.", "",
+             "| run | seconds | CPU s | load |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {run['run']} | {run['seconds']:.1f} | {run.get('cpu', float('nan')):.1f} | {run['load']:.1f} |"
+              for run in timed]
+    cpu = {name: statistics.mean(r.get("cpu", float("nan")) for r in timed if r["run"] == name)
+           for name in ("monai", "chain", "chain fp32")}
     ious = {run["run"]: run["iou"] for run in runs if "iou" in run}
     lines += ["", f"- MONAI / chain at the default precision (`{timed[1]['precision']}`): "
-              f"**{mean['monai'] / mean['chain']:.2f}**; mask IoU chain vs MONAI "
+              f"**{mean['monai'] / mean['chain']:.2f}** (CPU seconds: **{cpu['monai'] / cpu['chain']:.2f}**); "
+              "mask IoU chain vs MONAI "
               f"{ious.get('iou chain vs monai', float('nan')):.4f}",
-              f"- MONAI / chain at fp32: **{mean['monai'] / mean['chain fp32']:.2f}**; mask IoU "
+              f"- MONAI / chain at fp32: **{mean['monai'] / mean['chain fp32']:.2f}** (CPU seconds: "
+              f"**{cpu['monai'] / cpu['chain fp32']:.2f}**); mask IoU "
               f"{ious.get('iou chain fp32 vs monai', float('nan')):.4f}", ""]
     return lines
 
@@ -478,16 +509,21 @@ def _seams_section(rows: list[dict]) -> list[str]:
              "The chain at default settings (tiles fitted to each image; its precision in the table, "
              "`--seams-precision`) against a float32 whole-frame "
              "prediction of the same frame and against MONAI (as above); masks at 0.5; largest "
-             "absolute probability difference more than one halo from the image border.", "",
-             "| image | precision | tiles | IoU vs whole | max diff vs whole beyond halo | IoU vs MONAI | MONAI's own max diff vs whole | foreground |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "absolute probability difference more than one halo from the image border. The seams "
+             "alone: against a whole frame from the same frozen model at the chain's precision.", "",
+             "| image | precision | tiles | halo | IoU vs whole | max diff vs whole beyond halo | max diff vs whole at the chain's precision (seams alone) | IoU vs MONAI | MONAI's own max diff vs whole | foreground |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        lines.append(f"| {row['image']} | {row['precision']} | {row['tiles']} | {row['whole']['iou']:.4f} | "
-                     f"{row['whole']['max_difference_beyond_halo']:.4f} | {row['monai']['iou']:.4f} | "
+        same = row.get("whole_same_precision", {}).get("max_difference_beyond_halo", float("nan"))
+        lines.append(f"| {row['image']} | {row['precision']} | {row['tiles']} | {row.get('halo', '')} | "
+                     f"{row['whole']['iou']:.4f} | {row['whole']['max_difference_beyond_halo']:.4f} | "
+                     f"{same:.4f} | {row['monai']['iou']:.4f} | "
                      f"{row['monai_vs_whole']['max_difference_beyond_halo']:.4f} | "
                      f"{row['whole']['foreground_fraction']:.3f} |")
     lines += ["", f"Minimum IoU vs MONAI {min(r['monai']['iou'] for r in rows):.4f}; largest difference "
-              f"beyond the halo {max(r['whole']['max_difference_beyond_halo'] for r in rows):.4f}.", ""]
+              f"beyond the halo {max(r['whole']['max_difference_beyond_halo'] for r in rows):.4f} "
+              "(seams alone: "
+              f"{max(r.get('whole_same_precision', {}).get('max_difference_beyond_halo', float('nan')) for r in rows):.4f}).", ""]
     return lines
 
 

@@ -41,7 +41,8 @@ def _tree_rss(root: int) -> int:
 
 def run_measured(command: list[str], *, env: dict[str, str] | None = None,
                  log: Path | None = None, interval: float = 0.1) -> dict[str, float]:
-    """Run `command`; return ``seconds``, ``rss`` (its own peak) and ``tree_rss`` (peak sum).
+    """Run `command`; return ``seconds``, ``rss`` (its own peak), ``tree_rss`` (peak sum) and
+    ``cpu`` (its user + system CPU seconds, from ``wait4``).
 
     Raises
     ------
@@ -67,4 +68,5 @@ def run_measured(command: list[str], *, env: dict[str, str] | None = None,
         sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"command failed: {' '.join(command)} (log: {log})")
-    return {"seconds": seconds, "rss": usage.ru_maxrss * 1024, "tree_rss": peak[0]}
+    return {"seconds": seconds, "rss": usage.ru_maxrss * 1024, "tree_rss": peak[0],
+            "cpu": usage.ru_utime + usage.ru_stime}

@@ -12,6 +12,7 @@ from spheroseg.tiling import (
     Stitcher,
     axis_origins,
     blending_window,
+    discard_halo,
     fit_tiles,
     pad_frame,
     plan_tiles,
@@ -254,3 +255,32 @@ def test_read_plan_rejects_missing_and_non_json_files(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="plan must be a readable JSON tile plan"):
         read_plan(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("window", ["cosine", "gaussian", "flat"], ids=str)
+@pytest.mark.parametrize(
+    "make_plan",
+    [lambda: plan_tiles((37, 53), frames=1, tile_size=24, overlap=0.4, divisor=8),
+     lambda: fit_tiles((150, 203), frames=1, max_tile=64, halo=12, divisor=8),
+     lambda: fit_tiles((40, 30), frames=1, max_tile=768, halo=7, divisor=4)],
+    ids=["fixed", "fitted", "one-tile"],
+)
+def test_stitching_ignores_what_tiles_hold_in_their_halo(window, make_plan):
+    # The halo is context only: a network's answer there (zero padding within its reach)
+    # must not reach the frame, whatever it is.
+    plan = make_plan()
+    rng = np.random.default_rng(1)
+    frame = rng.random(plan.image_shape, dtype=np.float32)
+    padded = pad_frame(frame[None], plan)[0]
+    tiles = np.stack([padded[tile_slices(plan, i)] for i in range(len(plan.origins))])
+    band = discard_halo(np.ones(plan.tile_shape, dtype=np.float32), halo=plan.halo) < 1
+    assert band.any() and not band.all()
+    tiles[:, band] = 1000.0
+    np.testing.assert_allclose(Stitcher(plan, window).stitch(tiles), frame, atol=1e-5)
+
+
+def test_discard_halo_floors_exactly_the_outer_halo():
+    window = discard_halo(blending_window((12, 10), halo=3, kind="gaussian"), halo=3)
+    kept = window > 1e-11
+    assert kept[3:9, 3:7].all() and kept.sum() == 6 * 4
+    assert window.min() > 0

@@ -3,10 +3,10 @@
 A frame of shape (Y, X) is cut into tiles of a fixed shape whose sides are multiples of the
 model's spatial divisor. Adjacent tiles overlap by ``2 * halo`` pixels; the first and last
 tiles along each axis reach ``halo`` pixels beyond the image, where the frame is padded by
-reflection, so every image pixel sees at least ``halo`` pixels of context in the tile that
-weighs most for it. Tile outputs are blended back with a smooth window that is close to zero
-at tile edges (where a convolutional network sees zero padding instead of image) and the
-weighted sum is divided by the summed weights, so any window gives an exact average.
+reflection, so every image pixel lies at least ``halo`` pixels inside some tile. Tile
+outputs are blended back with a smooth window whose outer ``halo`` pixels are discarded
+(weights floored: there the network saw zero padding instead of image within its reach),
+and the weighted sum is divided by the summed weights, so any window gives an exact average.
 
 Coordinates: a tile's ``origin`` is its top-left pixel in image coordinates; it may be
 negative or reach past the image, which is where reflection padding fills in. When predict
@@ -36,6 +36,7 @@ PLAN_FORMAT = "spheroseg-tile-plan/1"
 WINDOW_KINDS = ("cosine", "gaussian", "flat")
 GAUSSIAN_SIGMA_SCALE = 0.125
 WINDOW_FLOOR = 1e-6
+HALO_FLOOR = 1e-12  # weight of a discarded halo pixel: positive (a sum never 0), negligible
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,36 @@ def blending_window(tile_shape: Sequence[int], *, halo: int, kind: str = "cosine
     return np.maximum(np.outer(rows, cols), WINDOW_FLOOR).astype(np.float32)
 
 
+def discard_halo(window: np.ndarray, *, halo: int) -> np.ndarray:
+    """`window` with the outer `halo` pixels of each side set to a negligible weight
+    (`HALO_FLOOR`): the halo is context only.
+
+    A tile's output within `halo` px of its edge was computed with less context than the
+    network's reach (zero padding at the tile edge instead of image); a plan's tiles always
+    hold every image pixel at least `halo` px inside some tile, so flooring these weights
+    leaves every pixel its well-fed tiles and takes the others out of its mean.
+
+    Parameters
+    ----------
+    window : ndarray of shape (height, width)
+        Blending weights, see `blending_window`.
+    halo : int
+        Pixels to discard along each side.
+
+    Returns
+    -------
+    ndarray of shape (height, width), float32
+
+    Examples
+    --------
+    >>> window = discard_halo(np.ones((8, 8), dtype=np.float32), halo=2)
+    >>> float(window[2, 2]), bool(window[1, 4] < 1e-11), float(window[5, 5])
+    (1.0, True, 1.0)
+    """
+    keep = [(np.arange(side) >= halo) & (np.arange(side) < side - halo) for side in window.shape]
+    return np.where(np.outer(*keep), window, HALO_FLOOR).astype(np.float32)
+
+
 def weight_sum(plan: TilePlan, window: np.ndarray) -> np.ndarray:
     """Sum of the windows of all tiles on the padded canvas, shape of `pad_frame`'s (Y, X)."""
     (top, bottom), (left, right) = plan.padding
@@ -401,6 +432,10 @@ def weight_sum(plan: TilePlan, window: np.ndarray) -> np.ndarray:
 
 class Stitcher:
     """Blend the tiles of one frame at a time into the full frame.
+
+    Each tile's outer ``plan.halo`` pixels are discarded (`discard_halo`): they are the
+    context the plan gives the pixels inside, and the network's answer there is the least
+    reliable. Within that, tiles are blended with the window.
 
     Parameters
     ----------
@@ -419,7 +454,8 @@ class Stitcher:
 
     def __init__(self, plan: TilePlan, window: str = "gaussian") -> None:
         self.plan = plan
-        self.window = blending_window(plan.tile_shape, halo=plan.halo, kind=window)
+        self.window = discard_halo(blending_window(plan.tile_shape, halo=plan.halo, kind=window),
+                                   halo=plan.halo)
         self._canvas = np.zeros_like(weight_sum(plan, self.window))
         (top, _), (left, _) = plan.padding
         height, width = plan.image_shape

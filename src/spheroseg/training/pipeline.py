@@ -22,7 +22,7 @@ from spheroseg.unet import UNet
 
 LOGGER = logging.getLogger("spheroseg.training")
 DEFAULT_NORMALIZATION = {"kind": "percentile", "low": 1.0, "high": 99.8}
-TILE_HALO = 32
+TILE_HALO = 40  # px; with the halo discarded, enough for UNet(depth=3) on the real spheroids (benchmarks/seam_halo_results.md)
 #: Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("max_minutes", "device", "amp")
 
