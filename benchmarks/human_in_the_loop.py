@@ -185,6 +185,19 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def validation_note(runs: list[dict]) -> str:
+    """Which picked frames the U-Net runs validated on (from their model cards)."""
+    validated = [run for run in runs if run.get("val")]
+    if not validated:
+        return ("Every U-Net run trained on all its picked frames for the recipe's whole schedule, with no "
+                "validation frame and no early stopping (the finetune recipe's `val_min_pairs`: fewer pairs "
+                "all train).")
+    which = ", ".join(f"k={run['k']} {run['kind']}{'' if run['seed'] is None else ' seed ' + str(run['seed'])}: "
+                      f"{', '.join(run['val'])}" for run in validated)
+    return (f"{len(validated)} of {len(runs)} U-Net runs validated on picked frames and trained on the others "
+            f"({which}); the rest trained on all their picked frames, with no early stopping.")
+
+
 def markdown(results: dict, command: str) -> str:
     """The results page."""
     lines = ["# Human in the loop on the real spheroids", "",
@@ -229,8 +242,7 @@ def markdown(results: dict, command: str) -> str:
                           "yes" if unet["cpu_s"] <= 180 else "**no**"))
     lines += ["", "Notes: proposed and random picks leave different images out, so their means compare "
               "different images; the peers are fitted on the proposed picks and scored on the same held-out "
-              "images as the U-Net. The U-Net validates on one of the picked frames (`val_fraction` 0.2: one "
-              "of 2 or 4) and trains on the others; the forest uses every picked frame. "
+              "images as the U-Net. " + validation_note(results["runs"]) + " The forest uses every picked frame. "
               "The forest is fitted on 20,000 randomly sampled labelled pixels per picked image "
               "(all pixels would take far longer); its time is fitting only (features included), not "
               "predicting the held-out images. Train CPU s is user + system time of the training process "

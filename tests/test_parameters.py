@@ -83,9 +83,10 @@ def library_defaults() -> dict[str, Any]:
                 for field in dataclasses.fields(SegmentationOptions)}
     defaults |= {f"training.{name}": field_default(TrainConfig, name) for name in (
         "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
-        "foreground_fraction", "seed", "max_minutes", "device", "amp")}
+        "foreground_fraction", "seed", "max_minutes", "device", "amp", "frozen_norm")}
     defaults |= {f"training.{name}": field_default(TrainingJob, name) for name in (
-        "init", "depth", "base_width", "pixel_size_um", "val_fraction", "mask_kind", "border_weights")}
+        "init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_min_pairs", "mask_kind",
+        "border_weights")}
     defaults |= {
         "training.val_names": list(field_default(TrainingJob, "val_names")),
         "training.allow_empty_masks": field_default(TrainingJob, "allow_empty"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,37 @@ def test_intensity_augment_level_reaches_the_model_card(annotations, tmp_path):
                  *TINY]) == 0
     augment = read_verified_card(output)["training"]["augment"]
     assert augment["p_gamma"] == 0.0 and augment["contrast"] == [0.9, 1.1] and augment["p_elastic"] > 0
+
+
+@pytest.mark.parametrize(("extra", "val_names"), [
+    ([], ["003"]), (["--val-min-pairs", "7"], []), (["--recipe", "finetune", "--val-min-pairs", "6"], ["003"]),
+], ids=["default-validates", "fewer-than-min-all-train", "option-wins-over-recipe"])
+def test_val_min_pairs_decides_whether_a_pair_validates(annotations, tmp_path, extra, val_names):
+    base = tmp_path / "base.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(base), *TINY]) == 0
+    output = tmp_path / "m.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(output), "--init", str(base),
+                 "--val-fraction", "0.2", *extra, *TINY]) == 0
+    training = read_verified_card(output)["training"]
+    assert training["val_names"] == val_names and len(training["train_names"]) == 6 - len(val_names)
+    assert training["val_min_pairs"] == (int(extra[-1]) if extra else 2)
+    assert (training["init_metrics"] is not None) == bool(val_names)  # the init model's "before" figures
+
+
+def test_finetune_recipe_trains_on_all_of_few_pairs(annotations, tmp_path):
+    base = tmp_path / "base.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(base), *TINY]) == 0
+    four = tmp_path / "four"
+    for sub in ("images", "masks"):
+        (four / sub).mkdir(parents=True)
+        for name in ("000.tif", "001.tif", "002.tif", "003.tif"):
+            shutil.copy(annotations / sub / name, four / sub / name)
+    output = tmp_path / "m.pt"
+    assert main(["train", "--annotations", str(four), "--output", str(output), "--init", str(base),
+                 "--recipe", "finetune", *TINY]) == 0
+    training = read_verified_card(output)["training"]
+    assert training["val_names"] == [] and len(training["train_names"]) == 4
+    assert training["stop_reason"] == "reached 2 epochs" and training["val_min_pairs"] > 4
 
 
 def test_fine_tuning_keeps_the_init_architecture(annotations, tmp_path):

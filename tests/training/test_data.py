@@ -135,10 +135,22 @@ def test_split_is_seeded_and_disjoint():
 
 
 @pytest.mark.parametrize(
+    ("names", "kwargs", "n_val"),
+    [("abcd", {"val_min_pairs": 5}, 0), ("abcde", {"val_min_pairs": 5}, 1), ("ab", {}, 1), ("a", {}, 0),
+     ("abcd", {"val_min_pairs": 5, "val_names": ["b"]}, 1)],
+    ids=["fewer-than-min-all-train", "min-reached", "default-two", "one-pair", "names-win"],
+)
+def test_split_validates_only_from_val_min_pairs(names, kwargs, n_val):
+    train, val = split_pairs(_pairs(names), val_fraction=0.2, **kwargs)
+    assert len(val) == n_val and len(train) == len(names) - n_val
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"val_names": ["z"]}, "unknown"), ({"val_fraction": 1.0}, r"in \[0, 1\)"),
-     ({"val_names": ["a", "b"]}, "must remain for training")],
-    ids=["unknown-name", "fraction-one", "nothing-left"],
+     ({"val_names": ["a", "b"]}, "must remain for training"),
+     ({"val_min_pairs": 1}, r"val_min_pairs must be an integer >= 2, got 1")],
+    ids=["unknown-name", "fraction-one", "nothing-left", "min-pairs-one"],
 )
 def test_split_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -72,6 +72,21 @@ def test_without_validation_keeps_last_epoch(samples):
     assert result.best_epoch == 2 and np.isnan(result.history[-1]["val_iou"])
 
 
+@pytest.mark.parametrize(("frozen", "stats_kept"), [(True, True), (False, False)], ids=["frozen", "updated"])
+def test_frozen_norm_keeps_batch_norm_statistics_but_trains_the_rest(samples, frozen, stats_kept):
+    torch.manual_seed(0)
+    start = UNet(depth=2, base_width=4)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    result = train_model(start, *samples, TrainConfig(**dict(TINY, frozen_norm=frozen)), AugmentConfig(),
+                         divisor=4, progress=False)
+    after = result.model.state_dict()
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats) == stats_kept
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    norm_scales = [k for k in before if k.endswith(".1.weight")]  # BatchNorm2d scale after each first conv
+    assert norm_scales and not all(torch.equal(before[k], after[k]) for k in norm_scales)
+
+
 def test_resume_goes_on_from_the_checkpoint(samples, tmp_path):
     interrupted = _train(samples, epochs=3, max_minutes=1e-9, checkpoint_dir=tmp_path, fingerprint="f")
     assert len(interrupted.history) == 1

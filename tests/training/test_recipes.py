@@ -6,11 +6,12 @@ import pytest
 
 from spheroseg.cli import main
 from spheroseg.training.loop import TrainConfig
+from spheroseg.training.pipeline import TrainingJob
 from spheroseg.training.recipes import RECIPES, recipe_settings
 
 
 def test_every_recipe_setting_is_a_train_option():
-    fields = set(TrainConfig.__dataclass_fields__) | {"level"}
+    fields = set(TrainConfig.__dataclass_fields__) | {"level"} | set(TrainingJob.__dataclass_fields__)
     assert all(set(settings) <= fields for settings in RECIPES.values())
 
 

@@ -92,9 +92,12 @@ def test_corrected_masks_train_predict_and_remeasure(loop):
     assert not {"demo", "ingest", "propose"} & _planned(seen["train_plan"].stdout)
     card = yaml.safe_load(next((workdir / "models").glob("retrained.*.json")).read_text())
     assert card["training"]["recipe"] == "finetune" and card["training"]["init"]["model"].endswith("default.pt")
-    assert card["training"]["init_metrics"] is not None
+    # 2 corrected pairs, fewer than the recipe's val_min_pairs: both train, none validates.
+    assert card["training"]["val_names"] == [] and len(card["training"]["train_names"]) == 2
+    assert card["training"]["init_metrics"] is None and card["training"]["config"]["frozen_norm"] is True
     page = next(workdir.glob("results/*/report/run_parameters.html")).read_text()
     assert "Annotated frames" in page and page.count("<td>corrected</td>") == 2
+    assert page.count("<td>training</td>") == 2 and "No frame validated: with fewer than 5 pairs all train" in page
 
 
 def test_a_second_rerun_does_nothing(loop):

@@ -287,6 +287,8 @@ _LATER_TRAINING_SETTINGS = {
     "allow_empty_masks",
     "val_fraction",
     "val_names",
+    "val_min_pairs",
+    "frozen_norm",
     "device",
     "amp",
 }
@@ -467,6 +469,7 @@ def train_flags(settings):
             "pixel_size_um",
             "mask_kind",
             "val_fraction",
+            "val_min_pairs",
             "device",
         )
     }
@@ -486,6 +489,7 @@ def train_flags(settings):
         border_weights=settings.get("border_weights"),
         allow_empty_masks=settings.get("allow_empty_masks"),
         no_amp=settings.get("amp") is False,
+        frozen_norm=settings.get("frozen_norm"),
     )
 
 

@@ -18,9 +18,9 @@ TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
 NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 # Options that go to TrainConfig and TrainingJob under their own names.
 CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
-                  "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp")
-JOB_OPTIONS = ("init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_names", "mask_kind",
-               "allow_empty", "border_weights")
+                  "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp", "frozen_norm")
+JOB_OPTIONS = ("init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_names", "val_min_pairs",
+               "mask_kind", "allow_empty", "border_weights")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split = data.add_mutually_exclusive_group()
     split.add_argument("--val-fraction", type=float, help="random share of pairs for validation")
     split.add_argument("--val-names", nargs="+", type=str, metavar="NAME", help="validation pairs by name")
+    data.add_argument("--val-min-pairs", type=int, metavar="N",
+                      help="hold out --val-fraction only when there are N pairs or more; fewer all train, for "
+                           "the whole schedule (no early stopping)")
     model = parser.add_argument_group("model")
     model.add_argument("--output", type=Path, required=True, help="model file to write, e.g. models/NAME.pt")
     model.add_argument("--init", type=Path, help="fine-tune this exported model (NAME.pt with NAME.json)")
@@ -84,6 +87,9 @@ def _add_optimisation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sampling", choices=("area", "source"),
                        help="area: images drawn in proportion to their area; source: every annotation folder "
                             "(and the synthetic pairs) gets the same share of patches")
+    group.add_argument("--frozen-norm", action=argparse.BooleanOptionalAction,
+                       help="keep the batch-norm statistics of the --init model (scale and shift still train): "
+                            "small fine-tuning batches give noisy ones")
     group.add_argument("--border-weights", action="store_true", help="U-Net border weight maps (w0=10, sigma=5)")
     group.add_argument("--intensity-augment", dest="level",
                        help="full, mild or none: strength of contrast/gamma/shading/blur/noise augmentation; "
@@ -113,14 +119,16 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--output must end in .pt, got {str(args.output)!r}")
     _check_sources(args)
     recipe = recipe_settings(**given(args, ["recipe"]), init=getattr(args, "init", None))
-    config = TrainConfig(**({k: v for k, v in recipe.items() if k != "level"} | given(args, CONFIG_OPTIONS)))
+    config = TrainConfig(**({k: v for k, v in recipe.items() if k in TrainConfig.__dataclass_fields__}
+                            | given(args, CONFIG_OPTIONS)))
     augment = AugmentConfig.with_intensity(**({k: v for k, v in recipe.items() if k == "level"}
                                               | given(args, ("level", "p_invert"))))
     default_checkpoints = not hasattr(args, "checkpoint_dir")
     checkpoint_dir = getattr(args, "checkpoint_dir", args.output.with_suffix(".checkpoints"))
     with tempfile.TemporaryDirectory(prefix="spheroseg-synthetic-") as scratch:
         annotations, provenance = _annotations(args, Path(scratch), seed=config.seed)
-        options = given(args, JOB_OPTIONS) | _normalization(args)
+        options = ({k: v for k, v in recipe.items() if k in JOB_OPTIONS} | given(args, JOB_OPTIONS)
+                   | _normalization(args))
         if "val_names" in options:
             options["val_names"] = tuple(options["val_names"])
         job = TrainingJob(annotations=annotations, output=args.output, checkpoint_dir=checkpoint_dir,

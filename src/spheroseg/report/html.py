@@ -106,10 +106,13 @@ def training_section(card: Mapping[str, Any], proposals: list[dict[str, Any]]) -
     after = card.get("metrics", {})
     figures = [[f"before: {init}", _score(before.get("val_iou")), _score(before.get("val_dice"))],
                ["after: this model", _score(after.get("val_iou")), _score(after.get("val_dice"))]]
+    where = ("On the validation frames above" if training.get("val_names") else
+             f"No frame validated: with fewer than {training.get('val_min_pairs', 2)} pairs all train "
+             "(<code>training.val_min_pairs</code>)")
     return ("<h3>Annotated frames</h3>" + _table(["frame", "used for", "proposal score", "mask"], rows)
             + "<h3>Validation before and after training</h3>"
             + _table(["model", "validation IoU", "validation Dice"], figures)
-            + "<p>On the validation frames above; <i>as proposed</i>: the mask was not changed after "
+            + f"<p>{where}; <i>as proposed</i>: the mask was not changed after "
               "<code>spheroseg propose</code> wrote it.</p>")
 
 

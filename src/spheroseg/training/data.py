@@ -354,13 +354,19 @@ def load_samples(
 
 def split_pairs(
     pairs: list[AnnotationPair], *, val_fraction: float = 0.2, val_names: list[str] | None = None, seed: int = 0,
+    val_min_pairs: int = 2,
 ) -> tuple[list[AnnotationPair], list[AnnotationPair]]:
     """Split pairs into training and validation sets (by name, or a seeded random fraction).
+
+    A random fraction holds out at least one pair, but only when there are `val_min_pairs`
+    pairs or more; with fewer, every pair trains and none validates (named pairs always
+    validate).
 
     Raises
     ------
     ValueError
-        If a validation name is unknown, the fraction is outside [0, 1), or no training pair is left.
+        If a validation name is unknown, the fraction is outside [0, 1), `val_min_pairs` is
+        below 2, or no training pair is left.
 
     Examples
     --------
@@ -368,7 +374,11 @@ def split_pairs(
     >>> train, val = split_pairs(pairs, val_names=["b"])
     >>> [p.name for p in train], [p.name for p in val]
     (['a', 'c', 'd', 'e'], ['b'])
+    >>> [len(part) for part in split_pairs(pairs, val_fraction=0.2, val_min_pairs=6)]
+    [5, 0]
     """
+    if not isinstance(val_min_pairs, int) or isinstance(val_min_pairs, bool) or val_min_pairs < 2:
+        raise ValueError(f"val_min_pairs must be an integer >= 2, got {val_min_pairs!r}")
     if val_names:
         known = {p.name for p in pairs}
         unknown = sorted(set(val_names) - known)
@@ -378,8 +388,8 @@ def split_pairs(
     else:
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-        count = int(round(val_fraction * len(pairs)))
-        if val_fraction > 0 and len(pairs) > 1:
+        count = int(round(val_fraction * len(pairs))) if len(pairs) >= val_min_pairs else 0
+        if val_fraction > 0 and len(pairs) >= val_min_pairs:
             count = max(count, 1)
         order = np.random.default_rng(seed).permutation(len(pairs))
         chosen = {pairs[i].name for i in order[:count]}

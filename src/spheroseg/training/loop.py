@@ -33,7 +33,8 @@ CHECKPOINT_FORMAT = 1
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; ``patience = 0`` disables early stopping."""
+    """Optimisation settings; ``patience = 0`` disables early stopping; ``frozen_norm`` keeps the
+    batch-norm statistics the model came with (its scale and shift still train)."""
 
     epochs: int = 40
     steps_per_epoch: int = 50
@@ -52,6 +53,7 @@ class TrainConfig:
     max_minutes: float | None = None
     device: str = "auto"
     amp: bool = True
+    frozen_norm: bool = False
 
     def validate(self) -> None:
         """Raise ValueError for a setting out of range."""
@@ -211,6 +213,10 @@ def _train_epoch(
     torch.manual_seed(config.seed * 1_000_003 + run.epoch)
     use_amp = config.amp and device.type == "cuda"
     run.model.train()
+    if config.frozen_norm:
+        for module in run.model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     losses: list[float] = []
     for _ in range(config.steps_per_epoch):
         images, masks, weights = make_batch(sampler, rng, augment, config.batch_size)

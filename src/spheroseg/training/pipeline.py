@@ -34,7 +34,9 @@ class TrainingJob:
     `annotations` is one folder (used as it is) or several :class:`AnnotationSource`
     (each resampled from its own pixel size to `pixel_size_um` where both are known).
     `init` names an exported model (``.pt`` with its card) to fine-tune; its architecture,
-    normalisation and pixel size are then used. `provenance` is merged into the card's
+    normalisation and pixel size are then used. `val_fraction` of the pairs validate, but only
+    when there are `val_min_pairs` pairs or more (fewer all train, for the whole schedule, with
+    no early stopping), unless `val_names` names them. `provenance` is merged into the card's
     ``training`` entry (for example how synthetic data were made).
     """
 
@@ -47,6 +49,7 @@ class TrainingJob:
     pixel_size_um: float | None = None
     val_fraction: float = 0.2
     val_names: tuple[str, ...] = ()
+    val_min_pairs: int = 2
     mask_kind: str = "auto"
     allow_empty: bool = False
     border_weights: bool = False
@@ -83,6 +86,7 @@ def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     payload = {"files": files, "config": settings, "augment": augment.to_dict(), "architecture": architecture,
                "init": init_sha, "val": list(job.val_names), "val_fraction": job.val_fraction,
+               "val_min_pairs": job.val_min_pairs,
                "mask_kind": job.mask_kind, "border_weights": job.border_weights,
                "normalization": job.normalization, "pixel_size_um": job.pixel_size_um,
                "sources": [source.pixel_size_um for source in job.sources()]}
@@ -129,7 +133,7 @@ def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     validate_normalization(job.normalization, source="training settings")
     pairs = find_source_pairs(list(job.sources()))
     train_pairs, val_pairs = split_pairs(pairs, val_fraction=job.val_fraction, val_names=list(job.val_names),
-                                         seed=config.seed)
+                                         seed=config.seed, val_min_pairs=job.val_min_pairs)
     model, init_card, job = _initial_model(job, config.seed)
     if job.pixel_size_um is None and any(p.pixel_size_um is not None for p in pairs):
         raise ValueError("pixel_size_um (the training pixel size) must be given when annotation folders have "
@@ -175,6 +179,7 @@ def _card(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, result:
     init = None if init_card is None else {"model": str(job.init), "sha256": init_card["sha256"]}
     training = {
         "annotations": job.describe_annotations(), "files": files, "train_names": train, "val_names": val,
+        "val_fraction": job.val_fraction, "val_min_pairs": job.val_min_pairs,
         "mask_kind": job.mask_kind, "border_weights": job.border_weights, "init": init,
         "config": asdict(config), "augment": augment.to_dict(), "best_epoch": result.best_epoch,
         "epochs_run": len(result.history), "stop_reason": result.stop_reason,

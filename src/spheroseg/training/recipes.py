@@ -8,19 +8,26 @@ undoes it), 20 steps each (so that each validation, a whole image, weighs little
 intensity augmentation (corrected masks follow the image's own brightness) and early
 stopping after 3 epochs without a gain in validation IoU, so that
 a handful of corrected frames improves the model in minutes on a CPU
-(``benchmarks/human_in_the_loop_results.md``). A setting given explicitly wins over the
-recipe's.
+(``benchmarks/human_in_the_loop_results.md``). With fewer than ``val_min_pairs`` (5)
+corrected pairs, none is held out for validation: a whole frame would be a quarter to a half of
+the data (with 2 pairs, one would validate and one train), so every pair trains, for the whole
+schedule, with no early stopping, and the model is the last epoch's. The batch-norm layers
+keep the init model's statistics (``frozen_norm``; their scale and shift still train):
+statistics re-estimated from batches of 4 patches of a few frames are noisy, and with them
+the held-out IoU of the last epoch swung by more than 0.01 with the schedule length. A
+setting given explicitly wins over the recipe's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-#: Recipe name -> TrainConfig fields (and ``level``, the intensity augmentation) it sets.
+#: Recipe name -> TrainConfig fields, TrainingJob fields (``val_min_pairs``) and ``level``
+#: (the intensity augmentation) it sets.
 RECIPES: dict[str, dict[str, Any]] = {
     "custom": {},
     "finetune": {"epochs": 8, "steps_per_epoch": 20, "batch_size": 4, "learning_rate": 5e-4,
-                 "patience": 3, "level": "mild"},
+                 "patience": 3, "level": "mild", "val_min_pairs": 5, "frozen_norm": True},
 }
 #: Recipes that need a model to start from.
 NEEDS_INIT = ("finetune",)
