@@ -23,8 +23,14 @@ SHARED_SESSION_FIXTURES = {"demo_run": "demo_run", "demo_copy": "demo_run", "bas
                            "unet_model": "unet_model", "unet_package": "unet_model", "tiny_package": "tiny_package"}
 
 
-def file_groups(root: Path) -> dict[str, str]:
-    """Test file under ``root/tests`` (relative to `root`, posix) -> the first file of its group.
+def source_texts(root: Path) -> dict[str, str]:
+    """Test file under ``root/tests`` (relative to `root`, posix) -> its source text, sorted by name."""
+    return {path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted((root / "tests").rglob("test_*.py"))}
+
+
+def file_groups(sources: dict[str, str]) -> dict[str, str]:
+    """Test file -> the first file of its group, for the files of :func:`source_texts`.
 
     A file is its own group unless its source names a fixture of :data:`SHARED_SESSION_FIXTURES`;
     files naming fixtures of one group are joined (union-find), and a group is named after its
@@ -37,9 +43,9 @@ def file_groups(root: Path) -> dict[str, str]:
             key = parent[key]
         return key
 
-    files = sorted(path.relative_to(root).as_posix() for path in (root / "tests").rglob("test_*.py"))
+    files = sorted(sources)
     for relative in files:
-        text = (root / relative).read_text(encoding="utf-8")
+        text = sources[relative]
         for name, group in SHARED_SESSION_FIXTURES.items():
             if re.search(rf"\b{name}\b", text):
                 # the file (earlier in sorted order) stays the root, so the group is named after it
@@ -49,12 +55,11 @@ def file_groups(root: Path) -> dict[str, str]:
     return {relative: find(relative) for relative in files}
 
 
-def heavy_files(root: Path) -> set[str]:
-    """Test files under ``root/tests`` (relative, posix) marked ``workflow`` or ``slow``: the ones
-    that run a pipeline or a training, tens of seconds per test rather than milliseconds."""
+def heavy_files(sources: dict[str, str]) -> set[str]:
+    """The files of :func:`source_texts` marked ``workflow`` or ``slow``: the ones that run a
+    pipeline or a training, tens of seconds per test rather than milliseconds."""
     marked = re.compile(r"pytest\.mark\.(workflow|slow)\b")
-    return {path.relative_to(root).as_posix() for path in (root / "tests").rglob("test_*.py")
-            if marked.search(path.read_text(encoding="utf-8"))}
+    return {relative for relative, text in sources.items() if marked.search(text)}
 
 
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -64,8 +69,9 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
     tests out after every file of more quick tests, where it can run alone at the end)."""
     from xdist.scheduler import LoadFileScheduling
 
-    groups = file_groups(config.rootpath)
-    heavy = {groups[file] for file in heavy_files(config.rootpath)}
+    sources = source_texts(config.rootpath)
+    groups = file_groups(sources)
+    heavy = {groups[file] for file in heavy_files(sources)}
 
     class SharedFixtureScheduling(LoadFileScheduling):
         ordered = False
