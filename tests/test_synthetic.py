@@ -143,3 +143,17 @@ def test_training_frame_bad_arguments(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         training_frame(0, shape=(64, 64), **kwargs)
+
+
+def test_demo_kind_mixes_the_demo_rendering_with_modalities(tmp_path):
+    from spheroseg.synthetic import demo_training_frame
+
+    write_training_set(tmp_path / "set", n_images=3, shape=(64, 64), seed=4, modalities=("demo", "demo", "phase"))
+    names = sorted(p.name for p in (tmp_path / "set" / "images").iterdir())
+    assert names == ["demo_000.tif", "demo_001.tif", "phase_002.tif"]
+    image, mask = demo_training_frame(np.random.SeedSequence([4, 5001]), shape=(64, 64))
+    assert np.array_equal(tifffile.imread(tmp_path / "set" / "images" / "demo_001.tif"), image)
+    assert np.array_equal(tifffile.imread(tmp_path / "set" / "masks" / "demo_001.tif"), mask)
+    assert set(np.unique(mask)) <= {0, 1} and mask.any()
+    # the demo frames differ from one another (each has its own seed)
+    assert not np.array_equal(tifffile.imread(tmp_path / "set" / "images" / "demo_000.tif"), image)

@@ -427,8 +427,9 @@ def write_training_set(
     Without `modalities` (the original recipe, names ``NNN.tif``): the demo's rendering;
     frames vary in body count (1-3), size, elongation, debris density, illumination and
     noise, and bodies sometimes touch the frame border; the debris is background. With
-    `modalities` (names ``<modality>_NNN.tif``): :func:`training_frame` in the given
-    modalities in turn, random polarity, every in-focus cell foreground.
+    `modalities` (names ``<modality>_NNN.tif``): the given kinds in turn; a modality of
+    :data:`TRAINING_MODALITIES` is :func:`training_frame` (random polarity, every in-focus cell
+    foreground), ``"demo"`` is :func:`demo_training_frame` (the demo's rendering).
 
     Raises
     ------
@@ -446,22 +447,31 @@ def write_training_set(
         _write_modality_frames(folder, n_images=n_images, shape=shape, seed=seed, modalities=tuple(modalities))
         return
     for index in range(n_images):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 1000 + index]))
-        t_final = int(rng.integers(1, 12))
-        bodies = _crowd(rng, shape=shape, n_bodies=int(rng.integers(1, 4)), n_timepoints=t_final + 1)
-        ellipses = [body.at(t_final) for body in bodies]
-        if rng.random() < 0.25:  # push a body across the frame border
-            ellipses[0] = replace(ellipses[0], center_x=ellipses[0].center_x * 0.15)
-        image = render_frame(rng, ellipses, shape=shape, n_debris=int(rng.integers(0, 40)),
-                             illumination=_illumination(rng, shape))
-        mask = np.zeros(shape, dtype=np.uint8)
-        for ellipse in ellipses:
-            mask[_mask(ellipse, shape)] = 1
+        image, mask = demo_training_frame(np.random.SeedSequence([seed, 1000 + index]), shape=shape)
         name = f"{index:03d}.tif"
         with atomic_path(folder / "images" / name) as tmp:
             tifffile.imwrite(tmp, image, photometric="minisblack")
         with atomic_path(folder / "masks" / name) as tmp:
             tifffile.imwrite(tmp, mask, photometric="minisblack")
+
+
+def demo_training_frame(seed: int | np.random.SeedSequence, *, shape: tuple[int, int] = TRAINING_SHAPE
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """One annotated frame in the demo's rendering: 1-3 bodies (exact ellipse outlines) with
+    debris, uneven illumination and noise; the debris is background. Returns (uint16 image,
+    uint8 0/1 mask); deterministic given `seed`."""
+    rng = np.random.default_rng(seed)
+    t_final = int(rng.integers(1, 12))
+    bodies = _crowd(rng, shape=shape, n_bodies=int(rng.integers(1, 4)), n_timepoints=t_final + 1)
+    ellipses = [body.at(t_final) for body in bodies]
+    if rng.random() < 0.25:  # push a body across the frame border
+        ellipses[0] = replace(ellipses[0], center_x=ellipses[0].center_x * 0.15)
+    image = render_frame(rng, ellipses, shape=shape, n_debris=int(rng.integers(0, 40)),
+                         illumination=_illumination(rng, shape))
+    mask = np.zeros(shape, dtype=np.uint8)
+    for ellipse in ellipses:
+        mask[_mask(ellipse, shape)] = 1
+    return image, mask
 
 
 # --- Training frames in several microscope modalities ---------------------------------------
@@ -476,6 +486,10 @@ def write_training_set(
 # fragments); out-of-focus cells, haze and halos are background.
 
 TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
+#: What ``write_training_set(modalities=...)`` accepts: the modalities above and ``"demo"``, the
+#: demo's own rendering (:func:`demo_training_frame`: exact ellipse outlines, debris as background).
+#: A kind named twice gets twice the frames (kinds are drawn in turn).
+SYNTHETIC_KINDS = ("demo", *TRAINING_MODALITIES)
 SYNTHETIC_PIXEL_SIZE_UM = 2.0  # the physical scale the synthetic bodies and cells are drawn at
 POLARITIES = ("bright", "dark")
 CELL_RADIUS_PX = (1.6, 3.2)  # a 6-13 um cell at 2 um/px
@@ -813,10 +827,14 @@ def _write_pair(folder: Path, name: str, image: np.ndarray, mask: np.ndarray) ->
 def _write_modality_frames(folder: Path, *, n_images: int, shape: tuple[int, int], seed: int,
                            modalities: tuple[str, ...]) -> None:
     """Write :func:`training_frame` pairs named ``<modality>_NNN.tif``, modalities in turn."""
-    unknown = sorted(set(modalities) - set(TRAINING_MODALITIES))
+    unknown = sorted(set(modalities) - set(SYNTHETIC_KINDS))
     if not modalities or unknown:
-        raise ValueError(f"modalities must be a non-empty selection of {TRAINING_MODALITIES}, got {list(modalities)}")
+        raise ValueError(f"modalities must be a non-empty selection of {SYNTHETIC_KINDS}, got {list(modalities)}")
     for index in range(n_images):
         modality = modalities[index % len(modalities)]
-        image, mask = training_frame(np.random.SeedSequence([seed, 5000 + index]), shape=shape, modality=modality)
+        frame_seed = np.random.SeedSequence([seed, 5000 + index])
+        if modality == "demo":
+            image, mask = demo_training_frame(frame_seed, shape=shape)
+        else:
+            image, mask = training_frame(frame_seed, shape=shape, modality=modality)
         _write_pair(folder, f"{modality}_{index:03d}.tif", image, mask)

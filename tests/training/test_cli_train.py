@@ -219,6 +219,6 @@ def test_bad_source_options_fail_before_training(annotations, tmp_path, capsys, 
 def test_cli_choices_match_the_package():
     from spheroseg.cli import train
     from spheroseg.normalization import NORMALIZATION_KINDS
-    from spheroseg.synthetic import TRAINING_MODALITIES
+    from spheroseg.synthetic import SYNTHETIC_KINDS
 
-    assert train.TRAINING_MODALITIES == TRAINING_MODALITIES and train.NORMALIZATION_KINDS == NORMALIZATION_KINDS
+    assert train.SYNTHETIC_KINDS == SYNTHETIC_KINDS and train.NORMALIZATION_KINDS == NORMALIZATION_KINDS

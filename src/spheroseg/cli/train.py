@@ -12,9 +12,9 @@ from pathlib import Path
 from spheroseg.cli.arguments import add_verb, given
 
 LOGGER = logging.getLogger("spheroseg.training")
-#: ``spheroseg.synthetic.TRAINING_MODALITIES`` and ``spheroseg.normalization.NORMALIZATION_KINDS``,
+#: ``spheroseg.synthetic.SYNTHETIC_KINDS`` and ``spheroseg.normalization.NORMALIZATION_KINDS``,
 #: repeated so that building the parser imports neither (tests keep them equal).
-TRAINING_MODALITIES = ("fluorescence", "invasive", "brightfield", "phase")
+SYNTHETIC_KINDS = ("demo", "fluorescence", "invasive", "brightfield", "phase")
 NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 # Options that go to TrainConfig and TrainingJob under their own names.
 CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
@@ -40,9 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--synthetic", type=int, metavar="N",
                       help="add N synthetic pairs from spheroseg.synthetic (drawn at 2 um/px)")
     data.add_argument("--synthetic-size", type=int, metavar="PX", help="side of synthetic images")
-    data.add_argument("--synthetic-modalities", nargs="+", choices=TRAINING_MODALITIES, metavar="KIND",
-                      help=f"render synthetic pairs in these modalities in turn ({', '.join(TRAINING_MODALITIES)}; "
-                           "default: the demo's rendering)")
+    data.add_argument("--synthetic-modalities", nargs="+", choices=SYNTHETIC_KINDS, metavar="KIND",
+                      help=f"render synthetic pairs in these kinds in turn ({', '.join(SYNTHETIC_KINDS)}; demo: "
+                           "the demo's rendering, debris as background; a kind named twice gets twice the "
+                           "frames; default: demo only, the original recipe)")
     data.add_argument("--synthetic-dir", type=Path, help="keep the synthetic pairs in this new or empty folder")
     data.add_argument("--mask-kind", help="auto, binary or labels; binary: only 0/1 or 0/255 allowed; "
                       "labels/auto: every value > 0 is foreground")
