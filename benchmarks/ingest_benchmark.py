@@ -47,8 +47,9 @@ def write_stack(path: Path, *, frames: int, size: int) -> None:
             writer.write(frame, contiguous=True, photometric="minisblack", metadata=None)
 
 
-def run_timed(command: list[str], *, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Run a command after ``sync``; return wall seconds and the child's peak RSS in bytes."""
+def run_timed(command: list[str], *, env: dict[str, str] | None = None) -> tuple[float, int, float]:
+    """Run a command after ``sync``; return wall seconds, the child's peak RSS in bytes and
+    its CPU seconds (user + system, all threads)."""
     os.sync()
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -56,7 +57,7 @@ def run_timed(command: list[str], *, env: dict[str, str] | None = None) -> tuple
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"command failed: {command}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def check_read_back(source: Path, image: Path) -> str:
@@ -89,9 +90,9 @@ class Runner:
 
     def cp(self) -> dict:
         load = os.getloadavg()[0]
-        seconds, rss = run_timed(["cp", str(self.source), str(WORK / "copy.tif")])
+        seconds, rss, cpu = run_timed(["cp", str(self.source), str(WORK / "copy.tif")])
         (WORK / "copy.tif").unlink()
-        return {"run": "cp", "seconds": seconds, "rss": rss, "load": load}
+        return {"run": "cp", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu}
 
     def ingest(self) -> dict:
         self.count += 1
@@ -100,10 +101,10 @@ class Runner:
         command = [sys.executable, "-c", CLI, "ingest", "--experiment", str(self.experiment),
                    "--position", "stack", "--output", str(self.out), "--time-interval-s", "300",
                    *self.extra]
-        seconds, rss = run_timed(command, env=self.env)
+        seconds, rss, cpu = run_timed(command, env=self.env)
         stored = sum(f.stat().st_size for f in self.out.rglob("*") if f.is_file())
         files = sum(1 for f in self.out.rglob("*") if f.is_file())
-        return {"run": "ingest", "seconds": seconds, "rss": rss, "load": load,
+        return {"run": "ingest", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu,
                 "stored": stored, "files": files}
 
 
@@ -168,15 +169,15 @@ def report(args: argparse.Namespace, nbytes: int, rounds: list[list[dict]], verd
         "every frame). Ingest: `spheroseg ingest` at the workflow defaults"
         f"{' with --no-pyramid' if args.no_pyramid else ' (pyramid on)'}"
         f"{f', spheroseg imported from {args.src}' if args.src else ''}.", "",
-        "| round | order | run | seconds | MB/s | load | peak RSS (MB) | stored (MB) | files |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| round | order | run | seconds | MB/s | CPU s | load | peak RSS (MB) | stored (MB) | files |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for number, runs in enumerate(rounds, 1):
         order = "A-B-B-A" if number % 2 else "B-A-A-B"
         for run in runs:
             stored = f"{run['stored'] / 1e6:.0f} | {run['files']}" if "stored" in run else " | "
             lines.append(f"| {number} | {order} | {run['run']} | {run['seconds']:.2f} | "
-                         f"{nbytes / run['seconds'] / 1e6:.0f} | {run['load']:.1f} | "
+                         f"{nbytes / run['seconds'] / 1e6:.0f} | {run['cpu']:.2f} | {run['load']:.1f} | "
                          f"{run['rss'] / 1e6:.0f} | {stored} |")
         cp = statistics.mean(r["seconds"] for r in runs if r["run"] == "cp")
         ingest = statistics.mean(r["seconds"] for r in runs if r["run"] == "ingest")
@@ -188,7 +189,9 @@ def report(args: argparse.Namespace, nbytes: int, rounds: list[list[dict]], verd
               "`sync` runs (untimed) before each timed run, and every run writes a new output "
               "(all deleted at the end: right after many deletions ext4 allocates inodes "
               "slowly, which would charge a run for the previous run's cleanup). Peak RSS is the child's `ru_maxrss` "
-              "(for `cp` the benchmark's own small parent, inherited at fork).", ""]
+              "(for `cp` the benchmark's own small parent, inherited at fork). CPU s is the "
+              "child's user + system time over all its threads (`ru_utime + ru_stime`); it "
+              "does not include the kernel's later write-back of the dirty pages.", ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
