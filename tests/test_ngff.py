@@ -66,9 +66,9 @@ def test_unknown_sizes_have_no_unit_and_read_back_none(tmp_path):
 
 
 def test_default_chunks_one_frame_and_tiles(tmp_path):
-    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=(3, 2, 600, 1100), dtype="uint16",
+    array = ngff.create_image(tmp_path / "a.ome.zarr", shape=(3, 2, 600, 2100), dtype="uint16",
                               axes="tcyx", pixel_size_um=None, time_interval_s=None)
-    assert array.chunks == (1, 1, 600, 1024)
+    assert array.chunks == (1, 1, 600, 2048)
 
 
 def test_independent_reader_ome_zarr(tmp_path):

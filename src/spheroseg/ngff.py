@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 NGFF_VERSION = "0.5"
 AXIS_ORDER = "tczyx"
 AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
-MAX_TILE = 1024
+MAX_TILE = 2048
 # Chunk files sit side by side ("c.T.C.Y.X") instead of in nested folders ("c/T/C/Y/X"):
 # the Zarr v3 default encoding with its "." separator. Nested folders cost a dozen mkdir
 # calls per frame (as much as compressing it); every Zarr v3 reader supports both.
@@ -126,13 +126,17 @@ def validate_axes(axes: str) -> str:
 def default_chunks(shape: Sequence[int], *, axes: str, tile: int = MAX_TILE) -> tuple[int, ...]:
     """Chunk shape for an image: one per t, c and z, up to `tile` x `tile` in y and x.
 
-    1024-px chunks keep the file count low (a 2048 x 2048 frame is 4 files, and each file
-    costs about as much to create as writing 1 MB), while a viewer still loads 2 MB pieces.
+    2048-px chunks make a frame of up to 2048 x 2048 one file, taken straight from the
+    frame without copying it into tiles. Creating a file costs about as much as writing
+    1 MB, and much more where ext4 skips many recently deleted inodes; one file per frame
+    instead of four took ingest from 4.6 to 3.7 CPU seconds on 200 x 2048^2 frames
+    (``benchmarks/ingest_results.md``). A viewer loads 8 MB (uint16) pieces at full
+    resolution and the pyramid's smaller levels when zoomed out.
 
     Examples
     --------
-    >>> default_chunks((10, 2, 700, 1026), axes="tcyx")
-    (1, 1, 700, 1024)
+    >>> default_chunks((10, 2, 700, 2100), axes="tcyx")
+    (1, 1, 700, 2048)
     """
     return tuple(
         max(1, min(int(size), tile)) if name in "yx" else 1 for name, size in zip(axes, shape)
@@ -236,7 +240,7 @@ def create_image(
         Pixel size in y/x (micrometres) and frame interval (seconds); None if unknown,
         in which case the axis gets no unit and scale 1.
     chunks : tuple of int, optional
-        Chunk shape; by default one per t, c and z and up to 1024 x 1024 in y and x.
+        Chunk shape; by default one per t, c and z and up to 2048 x 2048 in y and x.
     name : str, optional
         Image name stored in the multiscales metadata.
     z_step_um : float, optional
