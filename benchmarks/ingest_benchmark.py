@@ -12,7 +12,10 @@ read back frame by frame and compared with the TIFF (level 0 exactly; level 1 wi
 `spheroseg.ngff.downsample_plane` of the TIFF frame).
 
 ``--src DIR`` runs the ingest from another source tree (e.g. an export of ``main``'s
-``src/``) for a before/after comparison in the same run. Results go to
+``src/``) instead of the installed one. ``--versus DIR`` adds a second contender, ingest
+imported from DIR (e.g. the source tree before a change), interleaved in the same rounds:
+``cp``, ingest, versus, versus, ingest, ``cp`` (reversed in odd rounds), so that a
+before/after comparison sees the same machine state. Results go to
 ``benchmarks/ingest_results.md``; the work folder is deleted at the end.
 
 Run from the repository root: ``python benchmarks/ingest_benchmark.py``.
@@ -79,14 +82,23 @@ def check_read_back(source: Path, image: Path) -> str:
 
 
 class Runner:
-    """The contenders of one run: ``cp`` and ingest (from this tree or `--src`)."""
+    """The contenders of one run: ``cp``, ingest (from this tree or `--src`) and optionally
+    ingest from the `versus` source tree."""
 
-    def __init__(self, source: Path, experiment: Path, src: Path | None, extra: list[str]) -> None:
+    def __init__(self, source: Path, experiment: Path, src: Path | None, extra: list[str],
+                 versus: Path | None = None) -> None:
         self.source, self.experiment, self.extra = source, experiment, extra
-        self.env = dict(os.environ)
-        if src is not None:
-            self.env["PYTHONPATH"] = f"{src}{os.pathsep}{self.env.get('PYTHONPATH', '')}"
+        self.env = self._env(src)
+        self.versus_env = self._env(versus) if versus is not None else None
         self.out, self.count = WORK / "out0", 0
+
+    @staticmethod
+    def _env(src: Path | None) -> dict[str, str]:
+        """The environment of a child that imports spheroseg from `src` (None: installed)."""
+        env = dict(os.environ)
+        if src is not None:
+            env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        return env
 
     def cp(self) -> dict:
         load = os.getloadavg()[0]
@@ -94,29 +106,39 @@ class Runner:
         (WORK / "copy.tif").unlink()
         return {"run": "cp", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu}
 
-    def ingest(self) -> dict:
+    def ingest(self, *, versus: bool = False) -> dict:
         self.count += 1
-        self.out = WORK / f"out{self.count}" / "image.ome.zarr"
+        out = WORK / f"out{self.count}" / "image.ome.zarr"
+        if not versus:
+            self.out = out  # the one read back at the end
         load = os.getloadavg()[0]
         command = [sys.executable, "-c", CLI, "ingest", "--experiment", str(self.experiment),
-                   "--position", "stack", "--output", str(self.out), "--time-interval-s", "300",
+                   "--position", "stack", "--output", str(out), "--time-interval-s", "300",
                    *self.extra]
-        seconds, rss, cpu = run_timed(command, env=self.env)
-        stored = sum(f.stat().st_size for f in self.out.rglob("*") if f.is_file())
-        files = sum(1 for f in self.out.rglob("*") if f.is_file())
-        return {"run": "ingest", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu,
-                "stored": stored, "files": files}
+        seconds, rss, cpu = run_timed(command, env=self.versus_env if versus else self.env)
+        stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        files = sum(1 for f in out.rglob("*") if f.is_file())
+        return {"run": "versus" if versus else "ingest", "seconds": seconds, "rss": rss,
+                "load": load, "cpu": cpu, "stored": stored, "files": files}
+
+    def versus(self) -> dict:
+        return self.ingest(versus=True)
 
 
 def measure_rounds(runner: Runner, rounds: int) -> list[list[dict]]:
-    """Rounds of A-B-B-A (even rounds) or B-A-A-B (odd rounds).
+    """Rounds of A-B-B-A (even rounds) or B-A-A-B (odd rounds); with a `versus` contender
+    A-B-C-C-B-A and C-B-A-A-B-C.
 
     Outputs stay until the end: right after many deletions ext4 allocates inodes slowly
     (it skips recently deleted ones), which would charge a run for its predecessor's cleanup.
     """
     results = []
     for number in range(rounds):
-        if number % 2 == 0:
+        if runner.versus_env is not None:
+            order = [runner.cp, runner.ingest, runner.versus]
+            order = order if number % 2 == 0 else order[::-1]
+            runs = [run() for run in [*order, *order[::-1]]]
+        elif number % 2 == 0:
             runs = [runner.cp(), runner.ingest(), runner.ingest(), runner.cp()]
         else:
             runs = [runner.ingest(), runner.cp(), runner.cp(), runner.ingest()]
@@ -132,6 +154,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--src", type=Path, default=None,
                         help="source tree to import spheroseg from (default: the installed one)")
+    parser.add_argument("--versus", type=Path, default=None,
+                        help="second ingest contender: spheroseg imported from this source tree")
     parser.add_argument("--no-pyramid", action="store_true", help="ingest without the pyramid")
     parser.add_argument("--output", type=Path, default=ROOT / "ingest_results.md")
     parser.add_argument("--generate", type=Path, default=None, help=argparse.SUPPRESS)
@@ -146,7 +170,8 @@ def main() -> None:
         # Generate in a child so that this parent stays small (its RSS is inherited at fork).
         run_timed([sys.executable, __file__, "--generate", str(source), "--frames",
                    str(args.frames), "--size", str(args.size)])
-        runner = Runner(source, experiment, args.src, ["--no-pyramid"] if args.no_pyramid else [])
+        runner = Runner(source, experiment, args.src, ["--no-pyramid"] if args.no_pyramid else [],
+                        versus=args.versus)
         runner.cp()  # the input into the page cache
         rounds = measure_rounds(runner, args.rounds)
         verdict = "not checked (--no-pyramid)" if args.no_pyramid else check_read_back(source, runner.out)
@@ -168,22 +193,29 @@ def report(args: argparse.Namespace, nbytes: int, rounds: list[list[dict]], verd
         "growing bodies and shed cells, uneven illumination, Poisson and read noise new in "
         "every frame). Ingest: `spheroseg ingest` at the workflow defaults"
         f"{' with --no-pyramid' if args.no_pyramid else ' (pyramid on)'}"
-        f"{f', spheroseg imported from {args.src}' if args.src else ''}.", "",
+        f"{f', spheroseg imported from {args.src}' if args.src else ''}"
+        f"{f'; versus: the same ingest with spheroseg imported from {args.versus}' if args.versus else ''}.", "",
         "| round | order | run | seconds | MB/s | CPU s | load | peak RSS (MB) | stored (MB) | files |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    contenders = ["ingest", "versus"] if args.versus else ["ingest"]
     for number, runs in enumerate(rounds, 1):
-        order = "A-B-B-A" if number % 2 else "B-A-A-B"
+        order = ("A-B-C-C-B-A" if number % 2 else "C-B-A-A-B-C") if args.versus else (
+            "A-B-B-A" if number % 2 else "B-A-A-B")
         for run in runs:
             stored = f"{run['stored'] / 1e6:.0f} | {run['files']}" if "stored" in run else " | "
             lines.append(f"| {number} | {order} | {run['run']} | {run['seconds']:.2f} | "
                          f"{nbytes / run['seconds'] / 1e6:.0f} | {run['cpu']:.2f} | {run['load']:.1f} | "
                          f"{run['rss'] / 1e6:.0f} | {stored} |")
         cp = statistics.mean(r["seconds"] for r in runs if r["run"] == "cp")
-        ingest = statistics.mean(r["seconds"] for r in runs if r["run"] == "ingest")
-        ratios.append(cp / ingest)
-    lines += ["", "| round | ingest / cp speed (mean cp time / mean ingest time) |", "| ---: | ---: |"]
-    lines += [f"| {number} | **{ratio:.2f}** |" for number, ratio in enumerate(ratios, 1)]
+        ratios.append([(cp / statistics.mean(r["seconds"] for r in runs if r["run"] == name),
+                        statistics.mean(r["cpu"] for r in runs if r["run"] == name))
+                       for name in contenders])
+    lines += ["", "| round | " + " | ".join(
+        f"{name} / cp speed (mean cp time / mean {name} time) | {name} mean CPU s"
+        for name in contenders) + " |", "| ---: " + "| ---: | ---: " * len(contenders) + "|"]
+    lines += [f"| {number} | " + " | ".join(f"**{ratio:.2f}** | {cpu:.2f}" for ratio, cpu in row)
+              + " |" for number, row in enumerate(ratios, 1)]
     lines += ["", f"Read-back: {verdict}.", "",
               "Both read the input from the page cache and write to the same disk without fsync; "
               "`sync` runs (untimed) before each timed run, and every run writes a new output "
