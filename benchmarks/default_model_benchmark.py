@@ -54,6 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_benchmark import make_image  # noqa: E402  (the same realistic frames)
+from default_model_gpu import fold_folder as gpu_fold_folder  # noqa: E402
 from train_benchmark import _table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,17 +310,7 @@ def train(annotations: list[Path], output: Path, recipe: list[str], *, cwd: Path
 
 def fold_folder(scratch: Path, held_out: int) -> Path:
     """A folder of symbolic links to the other three spheroids (both days), side-by-side layout."""
-    folder = scratch / f"without-spheroid{held_out}"
-    folder.mkdir(parents=True)
-    for number in SPHEROID_NUMBERS:
-        if number == held_out:
-            continue
-        for day in (0, 2):
-            for suffix in ("", "_mask"):
-                name = f"spheroid{number}_day{day}{suffix}.tif"
-                (folder / name).symlink_to(SPHEROIDS / name)
-    return folder
-
+    return gpu_fold_folder(SPHEROIDS, scratch, held_out)
 
 def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict:
     """Train on the three other spheroids plus synthetic frames; test on spheroid `held_out`."""
