@@ -5,6 +5,7 @@ Usage (from the repository root, on a quiet machine; sections run one after the 
 
     nice python benchmarks/default_model_benchmark.py --only fold1 fold2 fold5 fold9
     nice python benchmarks/default_model_benchmark.py --only shipped speed
+    nice python benchmarks/default_model_benchmark.py --only gpu-folds shipped speed --gpu-runs DIR [DIR ...]
 
 Each section stores its figures in ``benchmarks/default_model_results.json``; the script then
 rewrites ``benchmarks/default_model_results.md`` from all stored sections. The spheroid data
@@ -24,9 +25,14 @@ temporary folder selects three of the four spheroids).
 - ``shipped``: ``models/default.pt`` on the synthetic test frames, on the demo experiment
   (area after the pipeline's segmentation against the analytic truth) and, for information,
   on the spheroids it was trained on; the validation figures are copied into its card.
-- ``speed``: CPU ``predict_tiles`` time per 2048 x 2048 frame of ``models/default.pt`` against
-  the previous default (``git show <--old-revision>:models/default.pt``), alternating them in
-  one process (ABBA), with the load average.
+- ``gpu-folds``: the recipe variants of ``benchmarks/default_model_gpu.py`` (trained on a CUDA
+  machine, one folder per variant under each ``--gpu-runs`` folder): each fold model scored on
+  its held-out spheroid as above, the all-data model on the demo and the synthetic test frames.
+  ``models/spheroids.pt`` is the all-data model of :data:`SHIPPED_VARIANT`; the ``shipped``
+  section then writes its validation figures and :data:`SPHEROID_CARD_DATA` into its card.
+- ``speed``: CPU ``predict_tiles`` time per 2048 x 2048 frame of ``models/spheroids.pt`` against
+  the default (``git show <PREVIOUS_DEFAULT>:models/default.pt``), alternating them in one
+  process (ABBA), with the load average.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_benchmark import make_image  # noqa: E402  (the same realistic frames)
+from default_model_gpu import fold_folder as gpu_fold_folder  # noqa: E402
 from train_benchmark import _table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +126,32 @@ CARD_DATA = {
         "that predict resamples them to 2 um/px (spheroid 9, day 2, held out: IoU 0.924 resampled, 0.78 at "
         "its native 0.755 um/px; benchmarks/default_model_results.md)"),
 }
+#: The card's ``data`` entry for models/spheroids.pt (the all-data model of :data:`SHIPPED_VARIANT`).
+SPHEROID_CARD_DATA = {
+    "sources": [
+        CARD_DATA["sources"][0],
+        {"data": "140 synthetic 256 x 256 frames, spheroseg.synthetic.write_training_set(n_images=140, seed=0, "
+                 "modalities=(demo, demo, demo, fluorescence, invasive, brightfield, phase)): 60 in the demo's "
+                 "rendering (exact ellipse outlines, debris as background), 20 each of fluorescence, invasive, "
+                 "bright field and phase contrast (random polarity, gain, offset, bit depth; every in-focus cell "
+                 "foreground)", "origin": "this project", "licence": "MIT", "pixel_size_um": 2.0},
+    ],
+    "sampling": "--sampling source: the spheroids and the synthetic frames each half of the patches",
+    "training_pixel_size_um": 2.0,
+    "assumed_scale": CARD_DATA["assumed_scale"],
+    "native_scale": (
+        "image files without a pixel size are predicted at their native scale: set ingest.pixel_size_um so "
+        "that predict resamples them to 2 um/px (held out, day 2: IoU 0.916-0.950 resampled, 0.721-0.906 at "
+        "the native 0.755 um/px; benchmarks/default_model_results.md)"),
+    "trained_on": "one NVIDIA H200 (CUDA, fp16 autocast), benchmarks/default_model_gpu.py; the same command "
+                  "trains on a CPU (--device cpu), with other weights (not bit-identical)",
+}
 KEEP_MODELS: Path | None = None  # --keep-models: where fold models are copied for inspection
+GPU_RUNS: list[Path] = []  # --gpu-runs: folders of benchmarks/default_model_gpu.py output (unpacked)
+#: The recipe variant of benchmarks/default_model_gpu.py whose all-data model ships as models/spheroids.pt.
+SHIPPED_VARIANT = "source-long-demo3"
+#: The commit of the default model that the speed section compares against (synthetic training).
+PREVIOUS_DEFAULT = "4e3d8b1"
 TARGETS = {"day0_iou": 0.96, "day2_iou": 0.92, "area_error": 0.05, "inverted_iou_gap": 0.02}
 
 
@@ -278,17 +310,7 @@ def train(annotations: list[Path], output: Path, recipe: list[str], *, cwd: Path
 
 def fold_folder(scratch: Path, held_out: int) -> Path:
     """A folder of symbolic links to the other three spheroids (both days), side-by-side layout."""
-    folder = scratch / f"without-spheroid{held_out}"
-    folder.mkdir(parents=True)
-    for number in SPHEROID_NUMBERS:
-        if number == held_out:
-            continue
-        for day in (0, 2):
-            for suffix in ("", "_mask"):
-                name = f"spheroid{number}_day{day}{suffix}.tif"
-                (folder / name).symlink_to(SPHEROIDS / name)
-    return folder
-
+    return gpu_fold_folder(SPHEROIDS, scratch, held_out)
 
 def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict:
     """Train on the three other spheroids plus synthetic frames; test on spheroid `held_out`."""
@@ -303,22 +325,6 @@ def bench_fold(scratch: Path, held_out: int, recipe: list[str] = RECIPE) -> dict
     return {"held_out": held_out, "settings": " ".join(recipe), "wall_s": wall,
             "training_s": card["training"]["training_time_s"], "epochs_run": card["training"]["epochs_run"],
             "rows": spheroid_rows(model, (held_out,)), "synthetic": synthetic_rows(model)}
-
-
-def bench_train_shipped(scratch: Path) -> dict:
-    """Train ``models/spheroids.pt`` on all four spheroids plus the synthetic frames, as models/README.md says.
-
-    Run from the repository root with the relative paths of the README's command, so that the card
-    records the same folders; the card then gains :data:`CARD_DATA` (sources, licences, scale).
-    """
-    from spheroseg.modelcard import read_verified_card, write_card
-
-    folders = annotation_folders(Path("../shared/data/spheroids"), RECIPE, scratch)
-    wall = train(folders, Path("models/spheroids.pt"), RECIPE, cwd=ROOT)
-    card = read_verified_card(SPHEROID_MODEL)
-    write_card(dict(card, data=CARD_DATA), SPHEROID_MODEL)
-    return {"settings": " ".join(RECIPE), "wall_s": wall, "training_s": card["training"]["training_time_s"],
-            "sha256": card["sha256"], "size_bytes": SPHEROID_MODEL.stat().st_size}
 
 
 def ablation_recipe() -> list[str]:
@@ -343,7 +349,7 @@ def _old_model(folder: Path, revision: str) -> Path:
     return folder / "previous.pt"
 
 
-def bench_speed(scratch: Path, *, revision: str = "main", rounds: int = 2, frames: int = 4) -> dict:
+def bench_speed(scratch: Path, *, revision: str = PREVIOUS_DEFAULT, rounds: int = 2, frames: int = 4) -> dict:
     """CPU predict_tiles seconds per 2048 x 2048 frame, previous and new default, ABBA order."""
     from spheroseg.inference import plan_for_image, predict_tiles
     from spheroseg.tiling import write_plan
@@ -372,6 +378,79 @@ def bench_speed(scratch: Path, *, revision: str = "main", rounds: int = 2, frame
             "target": "new / previous <= 1.5"}
 
 
+def _gpu_variants() -> dict[str, Path]:
+    """Variant name -> its folder (fold1 ... fold9, all), from every ``--gpu-runs`` folder."""
+    found = {}
+    for runs in GPU_RUNS:
+        for folder in sorted(runs.iterdir()):
+            if (folder / "all" / "model.pt").is_file():
+                found[folder.name] = folder
+    if not found:
+        raise SystemExit(f"no variant folders (<variant>/all/model.pt) under {GPU_RUNS}: pass --gpu-runs")
+    return found
+
+
+def bench_gpu_folds(scratch: Path) -> dict:
+    """Each variant's fold models on their held-out spheroid; its all-data model on the demo and synthetic frames."""
+    variants = {}
+    for name, folder in _gpu_variants().items():
+        cards = {run: json.loads((folder / run / "model.json").read_text()) for run in
+                 [*(f"fold{n}" for n in SPHEROID_NUMBERS), "all"]}
+        console = (folder / "all" / "console.log").read_text().splitlines()[0]
+        settings = console.split(" --annotations ", 1)[1].split(" ", 1)[1].rsplit(" --output ", 1)[0]
+        rows = [row for n in SPHEROID_NUMBERS for row in spheroid_rows(folder / f"fold{n}" / "model.pt", (n,))]
+        variants[name] = {
+            "settings": settings, "rows": rows,
+            "training_s": {run: card["training"]["training_time_s"] for run, card in cards.items()},
+            "epochs_run": {run: card["training"]["epochs_run"] for run, card in cards.items()},
+            "device": cards["all"]["training"]["config"]["device"],
+            "all_sha256": cards["all"]["sha256"],
+            "demo": demo_rows(folder / "all" / "model.pt", scratch / name),
+            "synthetic": synthetic_rows(folder / "all" / "model.pt")}
+    return {"variants": variants}
+
+
+def _variant_rows(rows: list[dict]) -> list[dict]:
+    """Pass/fail per held-out image against :data:`TARGETS`."""
+    table = []
+    for row in rows:
+        target = TARGETS["day0_iou"] if row["day"] == 0 else TARGETS["day2_iou"]
+        gap = abs(row["inverted_iou"] - row["iou"])
+        passed = (row["iou"] >= target and abs(row["area_error"]) <= TARGETS["area_error"]
+                  and gap <= TARGETS["inverted_iou_gap"])
+        table.append({**{k: v for k, v in row.items() if k != "day"}, "inverted_gap": gap,
+                      "pass": "yes" if passed else "NO"})
+    return table
+
+
+def _render_gpu(results: dict) -> list[str]:
+    """The default model's recipe variants (section ``gpu-folds``)."""
+    section = results.get("gpu-folds")
+    if not section:
+        return []
+    lines = ["## The spheroid model's recipe: leave one spheroid out, variants trained on a GPU", "",
+             "Trained by `benchmarks/default_model_gpu.py` on one CUDA machine (all runs of a round side by side, "
+             "one CPU thread each), scored here on the CPU as above (held-out spheroid resampled to 2 um/px, "
+             f"cut at 0.5; inverted = 255 - pixel; targets day 0 >= {TARGETS['day0_iou']}, day 2 >= "
+             f"{TARGETS['day2_iou']}, |area error| <= {100 * TARGETS['area_error']:.0f} %, inverted within "
+             f"{TARGETS['inverted_iou_gap']}). `models/spheroids.pt` is the all-data model of `{SHIPPED_VARIANT}`. "
+             f"Scored {section['date']} (load {section['load']}).", ""]
+    for name, variant in section["variants"].items():
+        demo = variant["demo"]
+        times = ", ".join(f"{run} {seconds:.0f} s" for run, seconds in variant["training_s"].items())
+        lines += [f"### `{name}`{' (shipped as models/spheroids.pt)' if name == SHIPPED_VARIANT else ''}", "",
+                  f"`spheroseg train --annotations <spheroids> {variant['settings']}` "
+                  f"(device {variant['device']}; training {times}).", ""]
+        lines += _table(_variant_rows(variant["rows"]), ["image", "iou", "area_error", "inverted_iou",
+                                                          "inverted_gap", "native_scale_iou", "otsu_iou",
+                                                          "pass"]) + [""]
+        lines += [f"All-data model (SHA-256 {variant['all_sha256'][:12]}): demo largest |area error| "
+                  f"{100 * max(abs(r['relative_error']) for r in demo):.2f} % (bound 3 %), objects per frame equal "
+                  f"to bodies: {all(r['objects'] == r['bodies'] for r in demo)}; synthetic test frames, mean IoU:", ""]
+        lines += _table(variant["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
+    return lines
+
+
 # --- results -------------------------------------------------------------------------------
 
 
@@ -389,32 +468,32 @@ def fold_table(results: dict, suffix: str = "") -> list[dict]:
     return rows
 
 
-def validation_summary(results: dict) -> dict:
-    """Per-domain figures for the model card: leave-one-out spheroids, synthetic, demo."""
-    summary: dict = {"source": "benchmarks/default_model_results.md"}
-    for day, (suffix, label) in itertools.product((0, 2), (("", ""),)):
-        chosen = [r for r in fold_table(results, suffix) if r["image"].endswith(f"day{day}")]
-        if chosen:
-            summary[f"spheroid_day{day}_leave_one_out{label}"] = {
-                "iou_mean": float(np.mean([r["iou"] for r in chosen])), "iou_min": min(r["iou"] for r in chosen),
-                "area_error_max_abs": max(abs(r["area_error"]) for r in chosen),
-                "inverted_iou_min": min(r["inverted_iou"] for r in chosen), "folds": len(chosen)}
-    shipped = results.get("shipped")
-    if shipped:
-        for polarity in ("light_on_dark", "dark_on_light"):
-            summary[f"synthetic_{polarity}_iou"] = {r["modality"]: r[f"{polarity}_iou"] for r in shipped["synthetic"]}
-        summary["demo_area_error_max_abs"] = max(abs(r["relative_error"]) for r in shipped["demo"])
+def shipped_validation(results: dict) -> dict:
+    """Per-domain figures for the spheroid model's card: its recipe's leave-one-out folds, the
+    synthetic test frames and the demo (sections ``gpu-folds`` and ``shipped``)."""
+    variant = results["gpu-folds"]["variants"][SHIPPED_VARIANT]
+    shipped = results["shipped"]
+    summary: dict = {"source": "benchmarks/default_model_results.md", "recipe_variant": SHIPPED_VARIANT}
+    for day in (0, 2):
+        chosen = [r for r in variant["rows"] if r["day"] == day]
+        summary[f"spheroid_day{day}_leave_one_out"] = {
+            "iou_mean": float(np.mean([r["iou"] for r in chosen])), "iou_min": min(r["iou"] for r in chosen),
+            "area_error_max_abs": max(abs(r["area_error"]) for r in chosen),
+            "inverted_iou_min": min(r["inverted_iou"] for r in chosen), "folds": len(chosen)}
+    for polarity in ("light_on_dark", "dark_on_light"):
+        summary[f"synthetic_{polarity}_iou"] = {r["modality"]: r[f"{polarity}_iou"] for r in shipped["synthetic"]}
+    summary["demo_area_error_max_abs"] = max(abs(r["relative_error"]) for r in shipped["demo"])
     return summary
 
 
-def write_card_validation(results: dict, model: Path = SPHEROID_MODEL) -> None:
-    """Copy the validation figures into the shipped model's card (its SHA-256 is unchanged)."""
+def write_shipped_card_validation(results: dict) -> None:
+    """Copy :func:`shipped_validation` and :data:`SPHEROID_CARD_DATA` into models/spheroids.json."""
     from spheroseg.modelcard import read_verified_card, write_card
 
-    card = read_verified_card(model)
-    if results.get("shipped", {}).get("sha256") != card["sha256"]:
+    card = read_verified_card(SPHEROID_MODEL)
+    if results.get("shipped", {}).get("sha256") != card["sha256"] or "gpu-folds" not in results:
         return
-    write_card(dict(card, validation=validation_summary(results)), model)
+    write_card(dict(card, validation=shipped_validation(results), data=SPHEROID_CARD_DATA), SPHEROID_MODEL)
 
 
 def _render_folds(results: dict, suffix: str = "") -> list[str]:
@@ -424,7 +503,7 @@ def _render_folds(results: dict, suffix: str = "") -> list[str]:
     if not rows:
         return []
     title = ("a recipe with 20 demo frames added (tried, not shipped)" if suffix else
-             "the spheroid model's recipe (models/spheroids.pt)")
+             "the previous spheroid model's recipe (models/spheroids.pt until 2026-11-27, CPU)")
     lines = [f"## Leave one spheroid out, {title}", "",
              f"Recipe: `spheroseg train --annotations <three spheroids>"
              f"{' <demo frames>' if suffix else ''} {results[keys[0]]['settings']}`.", "",
@@ -474,7 +553,7 @@ def _render_other(results: dict) -> list[str]:
         lines += _table(section["synthetic"], ["modality", "light_on_dark_iou", "dark_on_light_iou"]) + [""]
     if "train-shipped" in results:
         section = results["train-shipped"]
-        lines += ["## Training the shipped model", "",
+        lines += ["## Training the previous spheroid model (replaced 2026-11-27 by the GPU recipe above)", "",
                   f"`spheroseg train --annotations ../shared/data/spheroids "
                   f"{section['settings']} --output models/spheroids.pt`: {section['training_s']:.0f} s of training "
                   f"({section['date']}, load {section['load']}); {section['size_bytes'] / 1e6:.1f} MB; "
@@ -510,7 +589,8 @@ def render(results: dict) -> str:
     """The results page from all stored sections."""
     lines = ["# Default model benchmarks", "",
              "Written by `benchmarks/default_model_benchmark.py` (do not edit by hand).", ""]
-    return "\n".join(lines + _render_folds(results, "-demo-frames") + _render_folds(results) + _render_other(results))
+    return "\n".join(lines + _render_gpu(results) + _render_folds(results, "-demo-frames") + _render_folds(results)
+                     + _render_other(results))
 
 
 SECTIONS = {
@@ -518,10 +598,10 @@ SECTIONS = {
     **{f"fold{n}-demo-frames": (lambda scratch, n=n: bench_fold(scratch, n, DEMO_FRAMES_RECIPE)) for n in SPHEROID_NUMBERS},
     "ablation-invert": lambda scratch: bench_fold(scratch, 9, ablation_recipe()),
     "fold9-two-scales": lambda scratch: bench_fold(scratch, 9, TWO_SCALE_RECIPE),
-    "train-shipped": bench_train_shipped,
     "shipped": bench_shipped,
     "default": lambda scratch: bench_shipped(scratch, DEFAULT_MODEL),
     "speed": bench_speed,
+    "gpu-folds": bench_gpu_folds,
 }
 
 
@@ -532,9 +612,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), required=True)
     parser.add_argument("--keep-models", type=Path, help="copy the fold models (and cards) into this folder")
+    parser.add_argument("--gpu-runs", type=Path, nargs="+", default=[],
+                        help="gpu-folds: output folders of benchmarks/default_model_gpu.py, tar files unpacked")
     args = parser.parse_args(argv)
-    global KEEP_MODELS
-    KEEP_MODELS = args.keep_models
+    global KEEP_MODELS, GPU_RUNS
+    KEEP_MODELS, GPU_RUNS = args.keep_models, args.gpu_runs
     if not SPHEROIDS.is_dir():
         print(f"{SPHEROIDS} is absent: the spheroid sections need it", file=sys.stderr)
         return 1
@@ -552,8 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = section
         write_text(RESULTS_JSON, json.dumps(results, indent=1) + "\n")
         write_text(RESULTS_MD, render(results))
-        if name == "shipped":
-            write_card_validation(results)
+        if name in ("shipped", "gpu-folds"):
+            write_shipped_card_validation(results)
     return 0
 
 

@@ -69,17 +69,8 @@ def fold_folder(spheroids: Path, work: Path, held_out: int) -> Path:
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spheroids", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/default_model_gpu"))
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["source", "area"])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--max-minutes", type=float, default=7.0, help="each run stops and exports after this")
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train options (plumbing checks)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+def start_runs(args: argparse.Namespace) -> dict[tuple[str, str], dict]:
+    """Start every (variant, fold or all) training as its own process, one CPU thread each."""
     runs = {}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cli = [sys.executable, "-c", "import sys; from spheroseg.cli import main; sys.exit(main(sys.argv[1:]))"]
@@ -95,10 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             log = (run_dir / "console.log").open("w")
             log.write("+ spheroseg " + " ".join(command[3:]) + "\n")
             log.flush()
-            runs[(variant, name)] = {"process": subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                                 env=env),
-                                     "started": time.monotonic(), "command": " ".join(command[3:])}
-    print(f"{len(runs)} runs started", flush=True)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            runs[(variant, name)] = {"process": process, "started": time.monotonic(), "command": " ".join(command[3:])}
+    return runs
+
+
+def wait_for(runs: dict[tuple[str, str], dict]) -> list[dict]:
+    """Wait for every run (progress every 20 s); one summary row per run."""
     while any(run["process"].poll() is None for run in runs.values()):
         time.sleep(20)
         done = sum(run["process"].poll() is not None for run in runs.values())
@@ -106,18 +100,31 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs.values():
             if run["process"].poll() is not None and "wall_s" not in run:
                 run["wall_s"] = time.monotonic() - run["started"]
-    summary = []
-    for (variant, name), run in runs.items():
-        summary.append({"variant": variant, "run": name, "returncode": run["process"].returncode,
-                        "wall_s": round(run.get("wall_s", time.monotonic() - run["started"]), 1),
-                        "command": run["command"]})
+    return [{"variant": variant, "run": name, "returncode": run["process"].returncode,
+             "wall_s": round(run.get("wall_s", time.monotonic() - run["started"]), 1), "command": run["command"]}
+            for (variant, name), run in runs.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spheroids", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/default_model_gpu"))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["source", "area"])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--max-minutes", type=float, default=7.0, help="each run stops and exports after this")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train options (plumbing checks)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = start_runs(args)
+    print(f"{len(runs)} runs started", flush=True)
+    summary = wait_for(runs)
     (args.out / "runs.json").write_text(json.dumps(summary, indent=1))
     for variant in args.variants:
         with tarfile.open(args.out / f"{variant}.tar.gz", "w:gz") as tar:
             tar.add(args.work / variant, arcname=variant)
-    failed = [row for row in summary if row["returncode"] != 0]
     print(json.dumps(summary, indent=1), flush=True)
-    return 1 if failed else 0
+    return 1 if any(row["returncode"] != 0 for row in summary) else 0
 
 
 if __name__ == "__main__":
