@@ -129,9 +129,9 @@ def default_chunks(shape: Sequence[int], *, axes: str, tile: int = MAX_TILE) -> 
     2048-px chunks make a frame of up to 2048 x 2048 one file, taken straight from the
     frame without copying it into tiles. Creating a file costs about as much as writing
     1 MB, and much more where ext4 skips many recently deleted inodes; one file per frame
-    instead of four took ingest from 4.6 to 3.7 CPU seconds on 200 x 2048^2 frames
-    (``benchmarks/ingest_results.md``). A viewer loads 8 MB (uint16) pieces at full
-    resolution and the pyramid's smaller levels when zoomed out.
+    instead of four cut ingest's CPU time by about 10 % on 200 x 2048^2 frames, same
+    stored size (``benchmarks/ingest_results.md``). A viewer loads 8 MB (uint16) pieces at
+    full resolution and the pyramid's smaller levels when zoomed out.
 
     Examples
     --------
