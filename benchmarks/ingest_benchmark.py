@@ -12,10 +12,7 @@ read back frame by frame and compared with the TIFF (level 0 exactly; level 1 wi
 `spheroseg.ngff.downsample_plane` of the TIFF frame).
 
 ``--src DIR`` runs the ingest from another source tree (e.g. an export of ``main``'s
-``src/``) instead of the installed one. ``--versus DIR`` adds a second contender, ingest
-imported from DIR (e.g. the source tree before a change), interleaved in the same rounds:
-``cp``, ingest, versus, versus, ingest, ``cp`` (reversed in odd rounds), so that a
-before/after comparison sees the same machine state. Results go to
+``src/``) for a before/after comparison in the same run. Results go to
 ``benchmarks/ingest_results.md``; the work folder is deleted at the end.
 
 Run from the repository root: ``python benchmarks/ingest_benchmark.py``.
@@ -82,23 +79,14 @@ def check_read_back(source: Path, image: Path) -> str:
 
 
 class Runner:
-    """The contenders of one run: ``cp``, ingest (from this tree or `--src`) and optionally
-    ingest from the `versus` source tree."""
+    """The contenders of one run: ``cp`` and ingest (from this tree or `--src`)."""
 
-    def __init__(self, source: Path, experiment: Path, src: Path | None, extra: list[str],
-                 versus: Path | None = None) -> None:
+    def __init__(self, source: Path, experiment: Path, src: Path | None, extra: list[str]) -> None:
         self.source, self.experiment, self.extra = source, experiment, extra
-        self.env = self._env(src)
-        self.versus_env = self._env(versus) if versus is not None else None
-        self.out, self.count = WORK / "out0", 0
-
-    @staticmethod
-    def _env(src: Path | None) -> dict[str, str]:
-        """The environment of a child that imports spheroseg from `src` (None: installed)."""
-        env = dict(os.environ)
+        self.env = dict(os.environ)
         if src is not None:
-            env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        return env
+            self.env["PYTHONPATH"] = f"{src}{os.pathsep}{self.env.get('PYTHONPATH', '')}"
+        self.out, self.count = WORK / "out0", 0
 
     def cp(self) -> dict:
         load = os.getloadavg()[0]
@@ -106,39 +94,29 @@ class Runner:
         (WORK / "copy.tif").unlink()
         return {"run": "cp", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu}
 
-    def ingest(self, *, versus: bool = False) -> dict:
+    def ingest(self) -> dict:
         self.count += 1
-        out = WORK / f"out{self.count}" / "image.ome.zarr"
-        if not versus:
-            self.out = out  # the one read back at the end
+        self.out = WORK / f"out{self.count}" / "image.ome.zarr"
         load = os.getloadavg()[0]
         command = [sys.executable, "-c", CLI, "ingest", "--experiment", str(self.experiment),
-                   "--position", "stack", "--output", str(out), "--time-interval-s", "300",
+                   "--position", "stack", "--output", str(self.out), "--time-interval-s", "300",
                    *self.extra]
-        seconds, rss, cpu = run_timed(command, env=self.versus_env if versus else self.env)
-        stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        files = sum(1 for f in out.rglob("*") if f.is_file())
-        return {"run": "versus" if versus else "ingest", "seconds": seconds, "rss": rss,
-                "load": load, "cpu": cpu, "stored": stored, "files": files}
-
-    def versus(self) -> dict:
-        return self.ingest(versus=True)
+        seconds, rss, cpu = run_timed(command, env=self.env)
+        stored = sum(f.stat().st_size for f in self.out.rglob("*") if f.is_file())
+        files = sum(1 for f in self.out.rglob("*") if f.is_file())
+        return {"run": "ingest", "seconds": seconds, "rss": rss, "load": load, "cpu": cpu,
+                "stored": stored, "files": files}
 
 
 def measure_rounds(runner: Runner, rounds: int) -> list[list[dict]]:
-    """Rounds of A-B-B-A (even rounds) or B-A-A-B (odd rounds); with a `versus` contender
-    A-B-C-C-B-A and C-B-A-A-B-C.
+    """Rounds of A-B-B-A (even rounds) or B-A-A-B (odd rounds).
 
     Outputs stay until the end: right after many deletions ext4 allocates inodes slowly
     (it skips recently deleted ones), which would charge a run for its predecessor's cleanup.
     """
     results = []
     for number in range(rounds):
-        if runner.versus_env is not None:
-            order = [runner.cp, runner.ingest, runner.versus]
-            order = order if number % 2 == 0 else order[::-1]
-            runs = [run() for run in [*order, *order[::-1]]]
-        elif number % 2 == 0:
+        if number % 2 == 0:
             runs = [runner.cp(), runner.ingest(), runner.ingest(), runner.cp()]
         else:
             runs = [runner.ingest(), runner.cp(), runner.cp(), runner.ingest()]
@@ -154,8 +132,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--src", type=Path, default=None,
                         help="source tree to import spheroseg from (default: the installed one)")
-    parser.add_argument("--versus", type=Path, default=None,
-                        help="second ingest contender: spheroseg imported from this source tree")
     parser.add_argument("--no-pyramid", action="store_true", help="ingest without the pyramid")
     parser.add_argument("--output", type=Path, default=ROOT / "ingest_results.md")
     parser.add_argument("--generate", type=Path, default=None, help=argparse.SUPPRESS)
@@ -170,8 +146,7 @@ def main() -> None:
         # Generate in a child so that this parent stays small (its RSS is inherited at fork).
         run_timed([sys.executable, __file__, "--generate", str(source), "--frames",
                    str(args.frames), "--size", str(args.size)])
-        runner = Runner(source, experiment, args.src, ["--no-pyramid"] if args.no_pyramid else [],
-                        versus=args.versus)
+        runner = Runner(source, experiment, args.src, ["--no-pyramid"] if args.no_pyramid else [])
         runner.cp()  # the input into the page cache
         rounds = measure_rounds(runner, args.rounds)
         verdict = "not checked (--no-pyramid)" if args.no_pyramid else check_read_back(source, runner.out)
@@ -193,29 +168,22 @@ def report(args: argparse.Namespace, nbytes: int, rounds: list[list[dict]], verd
         "growing bodies and shed cells, uneven illumination, Poisson and read noise new in "
         "every frame). Ingest: `spheroseg ingest` at the workflow defaults"
         f"{' with --no-pyramid' if args.no_pyramid else ' (pyramid on)'}"
-        f"{f', spheroseg imported from {args.src}' if args.src else ''}"
-        f"{f'; versus: the same ingest with spheroseg imported from {args.versus}' if args.versus else ''}.", "",
+        f"{f', spheroseg imported from {args.src}' if args.src else ''}.", "",
         "| round | order | run | seconds | MB/s | CPU s | load | peak RSS (MB) | stored (MB) | files |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    contenders = ["ingest", "versus"] if args.versus else ["ingest"]
     for number, runs in enumerate(rounds, 1):
-        order = ("A-B-C-C-B-A" if number % 2 else "C-B-A-A-B-C") if args.versus else (
-            "A-B-B-A" if number % 2 else "B-A-A-B")
+        order = "A-B-B-A" if number % 2 else "B-A-A-B"
         for run in runs:
             stored = f"{run['stored'] / 1e6:.0f} | {run['files']}" if "stored" in run else " | "
             lines.append(f"| {number} | {order} | {run['run']} | {run['seconds']:.2f} | "
                          f"{nbytes / run['seconds'] / 1e6:.0f} | {run['cpu']:.2f} | {run['load']:.1f} | "
                          f"{run['rss'] / 1e6:.0f} | {stored} |")
         cp = statistics.mean(r["seconds"] for r in runs if r["run"] == "cp")
-        ratios.append([(cp / statistics.mean(r["seconds"] for r in runs if r["run"] == name),
-                        statistics.mean(r["cpu"] for r in runs if r["run"] == name))
-                       for name in contenders])
-    lines += ["", "| round | " + " | ".join(
-        f"{name} / cp speed (mean cp time / mean {name} time) | {name} mean CPU s"
-        for name in contenders) + " |", "| ---: " + "| ---: | ---: " * len(contenders) + "|"]
-    lines += [f"| {number} | " + " | ".join(f"**{ratio:.2f}** | {cpu:.2f}" for ratio, cpu in row)
-              + " |" for number, row in enumerate(ratios, 1)]
+        ingest = statistics.mean(r["seconds"] for r in runs if r["run"] == "ingest")
+        ratios.append(cp / ingest)
+    lines += ["", "| round | ingest / cp speed (mean cp time / mean ingest time) |", "| ---: | ---: |"]
+    lines += [f"| {number} | **{ratio:.2f}** |" for number, ratio in enumerate(ratios, 1)]
     lines += ["", f"Read-back: {verdict}.", "",
               "Both read the input from the page cache and write to the same disk without fsync; "
               "`sync` runs (untimed) before each timed run, and every run writes a new output "
