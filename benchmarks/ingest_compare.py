@@ -4,7 +4,7 @@ Each round runs, on the same TIFF and disk: ``cp``, before, after, after, before
 (A-B-B-A for the two versions, so that a drift of the machine's load charges both alike),
 with ``sync`` before each timed run; the load average is recorded at each run's start. The
 ratio of a version is the mean ``cp`` time over its mean ingest time (1.0 = as fast as
-``cp``); peak RSS is the child's ``ru_maxrss``. Both versions run with this interpreter and
+``cp``); peak RSS is the child's ``ru_maxrss``, CPU s its user + system time. Both versions run with this interpreter and
 its site-packages, importing ``spheroseg`` from ``--before`` / ``--after`` (a ``src`` folder,
 e.g. ``git archive main src | tar -x -C /tmp/before``).
 
@@ -32,22 +32,30 @@ from ingest_benchmark import CLI, run_timed  # noqa: E402
 
 
 def contender(label: str, stack: Path, work: Path, src: Path | None):
-    """A function that runs one timed ingest (``src`` set) or ``cp`` (``src`` None)."""
+    """A function that runs one timed ingest (``src`` set) or ``cp`` (``src`` None).
+
+    Each ingest writes a new output, kept until the end of the run: right after many
+    deletions ext4 allocates inodes slowly, which would charge a run for its predecessor's
+    cleanup (and favour the version that writes fewer files).
+    """
+    runs = iter(range(1_000_000))
+
     def ingest() -> dict:
-        out = work / "out" / "image.ome.zarr"
+        out = work / f"out{label}{next(runs)}" / "image.ome.zarr"
         env = dict(os.environ, PYTHONPATH=f"{src.resolve()}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         load = os.getloadavg()[0]
-        seconds, rss = run_timed([sys.executable, "-c", CLI, "ingest", "--experiment",
-                                  str(stack.parent), "--position", stack.stem, "--output", str(out),
-                                  "--time-interval-s", "300"], env=env)
-        shutil.rmtree(work / "out")
-        return {"run": label, "seconds": seconds, "rss": rss, "load": load}
+        seconds, rss, cpu = run_timed([sys.executable, "-c", CLI, "ingest", "--experiment",
+                                       str(stack.parent), "--position", stack.stem, "--output",
+                                       str(out), "--time-interval-s", "300"], env=env)
+        stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        return {"run": label, "seconds": seconds, "rss": rss, "load": load, "cpu": cpu,
+                "stored": stored}
 
     def copy() -> dict:
         load = os.getloadavg()[0]
-        seconds, rss = run_timed(["cp", str(stack), str(work / "copy.tif")])
+        seconds, rss, cpu = run_timed(["cp", str(stack), str(work / "copy.tif")])
         (work / "copy.tif").unlink()
-        return {"run": label, "seconds": seconds, "rss": rss, "load": load}
+        return {"run": label, "seconds": seconds, "rss": rss, "load": load, "cpu": cpu}
 
     return copy if src is None else ingest
 
@@ -100,19 +108,26 @@ def report(args: argparse.Namespace, stack: Path, rows: list[dict]) -> None:
         f"after = `{args.after}`.", "",
         f"Input: `{args.stack.name if args.stack else 'generated'}`, {nbytes / 1e9:.2f} GB TIFF; "
         "ingest with the defaults (pyramid, 2 writer threads).", "",
-        "| # | run | seconds | MB/s | peak RSS (MB) | load average at start |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| # | run | seconds | MB/s | CPU s | peak RSS (MB) | stored (MB) | load average at start |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for number, row in enumerate(rows, 1):
+        stored = f"{row['stored'] / 1e6:.0f}" if "stored" in row else ""
         lines.append(f"| {number} | {row['run']} | {row['seconds']:.2f} | "
-                     f"{nbytes / row['seconds'] / 1e6:.0f} | {row['rss'] / 1e6:.0f} | {row['load']:.2f} |")
+                     f"{nbytes / row['seconds'] / 1e6:.0f} | {row['cpu']:.2f} | "
+                     f"{row['rss'] / 1e6:.0f} | {stored} | {row['load']:.2f} |")
     peak = {label: max(r["rss"] for r in rows if r["run"] == label) / 1e6 for label in ("before", "after")}
-    lines += ["", "| version | mean seconds | ratio to cp (mean cp / mean ingest) | max peak RSS (MB) |",
-              "| --- | ---: | ---: | ---: |"]
+    cpu = {label: statistics.mean(r["cpu"] for r in rows if r["run"] == label)
+           for label in ("cp", "before", "after")}
+    lines += ["", "| version | mean seconds | mean CPU s | ratio to cp (mean cp / mean ingest) "
+              "| max peak RSS (MB) |", "| --- | ---: | ---: | ---: | ---: |"]
     for label in ("before", "after"):
-        lines.append(f"| {label} | {mean[label]:.2f} | {mean['cp'] / mean[label]:.3f} | {peak[label]:.0f} |")
+        lines.append(f"| {label} | {mean[label]:.2f} | {cpu[label]:.2f} | "
+                     f"{mean['cp'] / mean[label]:.3f} | {peak[label]:.0f} |")
     lines += ["", f"after / before time: {mean['after'] / mean['before']:.3f} "
-              f"(mean cp {mean['cp']:.2f} s).", ""]
+              f"(mean cp {mean['cp']:.2f} s, {cpu['cp']:.2f} CPU s); after / before CPU time: "
+              f"{cpu['after'] / cpu['before']:.3f}. CPU s is the child's user + system time "
+              "(`ru_utime + ru_stime`, all threads).", ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
