@@ -115,13 +115,22 @@ def kill_when_present(command: list[str], root: Path, patterns: Sequence[str], *
 def _wait_for(workdir: Path, patterns: tuple[str, ...], process: subprocess.Popen, deadline: float) -> list[Path]:
     """Poll every 2 ms for the patterns; [] if the process ends first."""
     while process.poll() is None:
-        hits = [path for pattern in patterns for path in workdir.glob(pattern)]
+        hits = _glob(workdir, patterns)
         if hits:
             return hits
         if time.monotonic() > deadline:
             raise AssertionError(f"none of {patterns} appeared within the timeout")
         time.sleep(0.002)
     return []
+
+
+def _glob(workdir: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """The paths matching `patterns` now; [] when a folder vanishes while being listed (the
+    running job renamed or removed its temporary output between two steps of the glob)."""
+    try:
+        return [path for pattern in patterns for path in workdir.glob(pattern)]
+    except FileNotFoundError:
+        return []
 
 
 def _kill_group(process: subprocess.Popen) -> None:
