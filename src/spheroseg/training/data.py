@@ -388,9 +388,9 @@ def split_pairs(
     else:
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-        count = int(round(val_fraction * len(pairs))) if len(pairs) >= val_min_pairs else 0
+        count = 0
         if val_fraction > 0 and len(pairs) >= val_min_pairs:
-            count = max(count, 1)
+            count = max(int(round(val_fraction * len(pairs))), 1)
         order = np.random.default_rng(seed).permutation(len(pairs))
         chosen = {pairs[i].name for i in order[:count]}
     train = [p for p in pairs if p.name not in chosen]
