@@ -54,6 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_benchmark import make_image  # noqa: E402  (the same realistic frames)
+from default_model_gpu import SPHEROID_NUMBERS, SPHEROID_PIXEL_SIZE_UM  # noqa: E402
 from default_model_gpu import fold_folder as gpu_fold_folder  # noqa: E402
 from train_benchmark import _table  # noqa: E402
 
@@ -63,8 +64,6 @@ RESULTS_JSON = ROOT / "benchmarks" / "default_model_results.json"
 RESULTS_MD = ROOT / "benchmarks" / "default_model_results.md"
 DEFAULT_MODEL = ROOT / "models" / "default.pt"
 SPHEROID_MODEL = ROOT / "models" / "spheroids.pt"
-SPHEROID_PIXEL_SIZE_UM = 0.75488  # Keyence BZ-X, 10x objective (the data's source; models/README.md)
-SPHEROID_NUMBERS = (1, 2, 5, 9)
 SYNTHETIC_TEST_SEED = 20241
 SYNTHETIC_TEST_PER_MODALITY = 6
 #: The recipe before the demo frames were added (folds 1, 2, 5, 9 of the results page were run with it):
@@ -410,8 +409,9 @@ def bench_gpu_folds(scratch: Path) -> dict:
     return {"variants": variants}
 
 
-def _variant_rows(rows: list[dict]) -> list[dict]:
-    """Pass/fail per held-out image against :data:`TARGETS`."""
+def judged_rows(rows: list[dict]) -> list[dict]:
+    """Each held-out image's row (of :func:`spheroid_rows`) with its inverted gap, IoU target and
+    pass/fail against :data:`TARGETS`."""
     table = []
     for row in rows:
         target = TARGETS["day0_iou"] if row["day"] == 0 else TARGETS["day2_iou"]
@@ -419,12 +419,12 @@ def _variant_rows(rows: list[dict]) -> list[dict]:
         passed = (row["iou"] >= target and abs(row["area_error"]) <= TARGETS["area_error"]
                   and gap <= TARGETS["inverted_iou_gap"])
         table.append({**{k: v for k, v in row.items() if k != "day"}, "inverted_gap": gap,
-                      "pass": "yes" if passed else "NO"})
+                      "target_iou": target, "pass": "yes" if passed else "NO"})
     return table
 
 
 def _render_gpu(results: dict) -> list[str]:
-    """The default model's recipe variants (section ``gpu-folds``)."""
+    """The spheroid model's recipe variants (section ``gpu-folds``)."""
     section = results.get("gpu-folds")
     if not section:
         return []
@@ -441,7 +441,7 @@ def _render_gpu(results: dict) -> list[str]:
         lines += [f"### `{name}`{' (shipped as models/spheroids.pt)' if name == SHIPPED_VARIANT else ''}", "",
                   f"`spheroseg train --annotations <spheroids> {variant['settings']}` "
                   f"(device {variant['device']}; training {times}).", ""]
-        lines += _table(_variant_rows(variant["rows"]), ["image", "iou", "area_error", "inverted_iou",
+        lines += _table(judged_rows(variant["rows"]), ["image", "iou", "area_error", "inverted_iou",
                                                           "inverted_gap", "native_scale_iou", "otsu_iou",
                                                           "pass"]) + [""]
         lines += [f"All-data model (SHA-256 {variant['all_sha256'][:12]}): demo largest |area error| "
@@ -456,16 +456,8 @@ def _render_gpu(results: dict) -> list[str]:
 
 def fold_table(results: dict, suffix: str = "") -> list[dict]:
     """One row per held-out image over all folds (sections ``fold<N><suffix>``), pass/fail against the targets."""
-    rows = []
-    for key in (f"fold{n}{suffix}" for n in SPHEROID_NUMBERS):
-        for row in results.get(key, {}).get("rows", []):
-            target = TARGETS["day0_iou"] if row["day"] == 0 else TARGETS["day2_iou"]
-            gap = abs(row["inverted_iou"] - row["iou"])
-            passed = (row["iou"] >= target and abs(row["area_error"]) <= TARGETS["area_error"]
-                      and gap <= TARGETS["inverted_iou_gap"])
-            rows.append({"fold": key, **{k: v for k, v in row.items() if k != "day"}, "inverted_gap": gap,
-                         "target_iou": target, "pass": "yes" if passed else "NO"})
-    return rows
+    return [{"fold": key, **row} for key in (f"fold{n}{suffix}" for n in SPHEROID_NUMBERS)
+            for row in judged_rows(results.get(key, {}).get("rows", []))]
 
 
 def shipped_validation(results: dict) -> dict:

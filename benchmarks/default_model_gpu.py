@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 SPHEROID_NUMBERS = (1, 2, 5, 9)
-SPHEROID_PIXEL_SIZE_UM = 0.75488
+SPHEROID_PIXEL_SIZE_UM = 0.75488  # Keyence BZ-X, 10x objective (the data's source; models/README.md)
 #: The recipe shared by every variant (``spheroseg train --annotations <spheroid folder> <RECIPE>``):
 #: the spheroids resampled from their assumed 0.75488 um/px to the model's 2 um/px; 120 synthetic
 #: frames, a third in the demo's rendering (debris as background) and a sixth in each modality
