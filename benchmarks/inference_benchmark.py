@@ -11,7 +11,10 @@ card's pixel size (so that no contender resamples):
    included); the forward is the model alone over exactly the chain's tiles at the
    precision, layout and batch size ``predict`` recorded (tiles prepared beforehand; only
    the model calls timed). Rounds in A-B-B-A order (chain, forward, forward, chain; the
-   next round B-A-A-B); the ratio of a round is mean chain / mean forward.
+   next round B-A-A-B); the ratio of a round is mean chain / mean forward. After each
+   forward run, the *floor*: a process that only starts Python, imports torch and loads the
+   TorchScript file. (forward + floor) / forward bounds chain / forward from below for any
+   chain whose predict step is a process of its own.
 2. **MONAI / chain** on 16 frames: ``monai.inferers.sliding_window_inference`` (roi 256,
    overlap 0.25, mode gaussian, sw_batch_size 4, float32, NCHW) with the same TorchScript
    file and normalisation under ``torch.inference_mode``, one process reading frames and
@@ -58,6 +61,9 @@ RULE_OPTIONS = {  # config/config.yaml defaults, as workflow/rules/infer.smk pas
     "predict": ["--channel", "0", "--device", "auto", "--precision", "auto"],  # batch_size null
     "stitch": ["--window", "gaussian", "--dtype", "float16"],
 }
+#: The least a predict process does before its first tile: start Python, import torch, load the
+#: TorchScript file (no spheroseg import, no card check, no freezing). Timed after each forward run.
+FLOOR = [sys.executable, "-c", "import sys, torch; torch.jit.load(sys.argv[1], map_location='cpu')"]
 MONAI = {"roi_size": (256, 256), "sw_batch_size": 4, "overlap": 0.25, "mode": "gaussian"}
 
 sys.path.insert(0, str(ROOT))
@@ -325,7 +331,8 @@ def chain_forward_rounds(image: Path, model: Path, rounds: int, label: str) -> l
         load = os.getloadavg()[0]
         out = WORK / f"forward_{label}.json"
         step("forward", image, folder / "tiles.json", folder / "tiles.zarr", model, out)
-        return {"run": "forward", "load": load, **read_json(out)}
+        floor = run_measured([*FLOOR, str(model)], log=WORK / "floor.log")["seconds"]
+        return {"run": "forward", "load": load, **read_json(out), "floor": floor}
 
     runs.append({"round": 0, **chain()})  # a first chain makes the tiles the forward runs on
     for number in range(1, rounds + 1):
@@ -462,20 +469,36 @@ def _chain_forward_section(frames: str, runs: list[dict]) -> list[str]:
              f"{plan['computed_fraction']:.2f}x the image's pixels computed; precision "
              f"`{first['precision']}` ({first['decision']['requested']}: {first['decision']['checked_on']}, "
              f"largest difference {first['decision']['max_difference']}), batch size {first['batch_size']}.", "",
-             "| round | run | seconds | tile s | predict s | stitch s | load |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| round | run | seconds | tile s | predict s | stitch s | floor s | load |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for run in runs:
         rules = run.get("rules")
         parts = " | ".join(f"{rules[n]['seconds']:.2f}" for n in ("tile", "predict", "stitch")) if rules else " |  | "
-        lines.append(f"| {run['round']} | {run['run']} | {run['seconds']:.2f} | {parts} | {run['load']:.1f} |")
-    lines += ["", "| round | chain / forward |", "| ---: | ---: |"]
-    lines += [f"| {number} | **{ratio:.3f}** |" for number, ratio in _ratio_rows(runs, "chain", "forward")]
+        floor = f"{run['floor']:.2f}" if "floor" in run else ""
+        lines.append(f"| {run['round']} | {run['run']} | {run['seconds']:.2f} | {parts} | {floor} | {run['load']:.1f} |")
+    floors = dict(_floor_rows(runs))
+    lines += ["", "| round | chain / forward | floor bound (forward + floor) / forward |", "| ---: | ---: | ---: |"]
+    lines += [f"| {number} | **{ratio:.3f}** | {floors[number]:.3f} |" if number in floors
+              else f"| {number} | **{ratio:.3f}** | |" for number, ratio in _ratio_rows(runs, "chain", "forward")]
     lines += ["", "Round 0 only makes the tiles the forward pass runs on. Chain: three processes, "
               "start-up, model load and check, the precision decision, reading the image and writing "
               "tiles and probabilities included. Forward: the same frozen model, precision, "
               "channels_last layout and batch size over the same tiles in memory; only the model "
-              "calls are timed.", ""]
+              "calls are timed. Floor: a process that only starts Python, imports torch and loads the "
+              "TorchScript file (timed right after each forward run); no chain whose predict is a "
+              "process of its own can have a chain / forward below the floor bound.", ""]
     return lines
+
+
+def _floor_rows(runs: list[dict]) -> list[tuple[int, float]]:
+    """(round, (mean forward seconds + mean floor seconds) / mean forward seconds) per round >= 1."""
+    rows = []
+    for number in sorted({run["round"] for run in runs if run["round"] >= 1}):
+        forwards = [run for run in runs if run["round"] == number and "floor" in run]
+        if forwards:
+            forward = statistics.mean(run["seconds"] for run in forwards)
+            rows.append((number, (forward + statistics.mean(run["floor"] for run in forwards)) / forward))
+    return rows
 
 
 def _monai_section(runs: list[dict], frames: int) -> list[str]:
