@@ -2,7 +2,9 @@
 
 The 8 images of ``../shared/data/spheroids`` are the frames of an experiment (each its own
 position; day 0 and day 2 are the conditions). The model (``--model``, default
-``models/default.pt``) predicts all of them; ``spheroseg.propose.rank_frames`` picks k
+``models/synthetic.pt``, the synthetic-only model that was the default until 2026-11-28: the
+default now has seen every spheroid, so a loop on them must start from a model that has not)
+predicts all of them; ``spheroseg.propose.rank_frames`` picks k
 frames (k = 2 and 4) from its probabilities; the true masks stand in for the person's
 corrections; ``spheroseg train --recipe finetune --init MODEL`` fine-tunes on them (the
 workflow's default recipe); the IoU is measured on the images not picked. The same is done
@@ -282,7 +284,7 @@ def markdown(results: dict, command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default.pt")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "synthetic.pt")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "human_in_the_loop_results.md")
     parser.add_argument("--k", type=int, nargs="+", default=list(KS), help="k values, run in this order")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS),
