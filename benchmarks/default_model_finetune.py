@@ -23,7 +23,8 @@ Writes ``DIR2/<stage-1 name>-finetune/<run>/`` (model, card, training log, ``con
 whose first line is the command), the layout that
 ``python benchmarks/default_model_benchmark.py --only gpu-folds --gpu-runs ...`` scores.
 ``--install PATH`` then copies the ``all`` run's model (with its training log and learning
-curve) to PATH and writes its card beside it under PATH's name.
+curve) to PATH and writes its card beside it under PATH's name, with the tile halo the
+stitcher needs for this model (:data:`HALO`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_MODALITIES = ("demo", "demo", "demo", "fluorescence", "invasive", "brightfield", "phase")
 COARSE_FRAMES = 120
 COARSE_FACTORS = (2, 4, 4)  # block sizes in turn: cameras of 4, 8 and 8 um pixels
+#: The installed card's tile halo. Stage 1 and the synthetic model were measured seam-free with
+#: 40 px; this model uses more context: with halo 40 its stitched probabilities of the day-2
+#: spheroids (native 0.75 um, fp32) differed from a whole-frame prediction by up to 0.080 beyond
+#: the halo, with 64 by at most 0.0002 on every spheroid image and a 2048 x 2048 frame
+#: (benchmarks/seam_halo_results_default.md).
+HALO = 64
 FINETUNE = ["--pixel-size-um", "2.0", "--recipe", "finetune", "--epochs", "15", "--steps-per-epoch", "15",
             "--batch-size", "8", "--val-fraction", "0", "--sampling", "source", "--seed", "0", "--no-progress"]
 
@@ -85,7 +92,8 @@ def training_sets(work: Path) -> tuple[Path, Path]:
 
 def install(run_dir: Path, target: Path) -> None:
     """Copy a run's model, training log and learning curve to `target` (``NAME.pt``) with its card
-    renamed (``name`` and ``model_file`` NAME; the SHA-256 is the same file's)."""
+    renamed (``name`` and ``model_file`` NAME; the SHA-256 is the same file's) and its tile halo
+    set to :data:`HALO`."""
     import json
     import shutil
 
@@ -95,7 +103,7 @@ def install(run_dir: Path, target: Path) -> None:
     for suffix in (".training_log.csv", ".learning_curve.png"):
         shutil.copyfile(run_dir / f"model{suffix}", target.with_name(target.stem + suffix))
     card = json.loads((run_dir / "model.json").read_text(encoding="utf-8"))
-    write_card(dict(card, name=target.stem), target)
+    write_card(dict(card, name=target.stem, tile=dict(card["tile"], halo=HALO)), target)
 
 
 def main(argv: list[str] | None = None) -> int:
