@@ -24,7 +24,8 @@ whose first line is the command), the layout that
 ``python benchmarks/default_model_benchmark.py --only gpu-folds --gpu-runs ...`` scores.
 ``--install PATH`` then copies the ``all`` run's model (with its training log and learning
 curve) to PATH and writes its card beside it under PATH's name, with the tile halo the
-stitcher needs for this model (:data:`HALO`).
+stitcher needs for this model (:data:`HALO`) and a largest tile (:data:`MAX_TILE`) that keeps
+the number of tiles per image as it was with halo 40.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ COARSE_FACTORS = (2, 4, 4)  # block sizes in turn: cameras of 4, 8 and 8 um pixe
 #: the halo, with 64 by at most 0.0002 on every spheroid image and a 2048 x 2048 frame
 #: (benchmarks/seam_halo_results_default.md).
 HALO = 64
+#: The installed card's largest fitted tile: the synthetic model's 768 px with halo 40 leave 688 px
+#: of each tile's interior; 688 + 2 x 64 = 816 keeps that interior, so an image is cut into as many
+#: tiles as before (a 2048 x 2048 frame: 9, not the 16 of 640 px that 768 would give).
+MAX_TILE = 816
 FINETUNE = ["--pixel-size-um", "2.0", "--recipe", "finetune", "--epochs", "15", "--steps-per-epoch", "15",
             "--batch-size", "8", "--val-fraction", "0", "--sampling", "source", "--seed", "0", "--no-progress"]
 
@@ -92,8 +97,8 @@ def training_sets(work: Path) -> tuple[Path, Path]:
 
 def install(run_dir: Path, target: Path) -> None:
     """Copy a run's model, training log and learning curve to `target` (``NAME.pt``) with its card
-    renamed (``name`` and ``model_file`` NAME; the SHA-256 is the same file's) and its tile halo
-    set to :data:`HALO`."""
+    renamed (``name`` and ``model_file`` NAME; the SHA-256 is the same file's), its tile halo
+    :data:`HALO` and its largest fitted tile :data:`MAX_TILE`."""
     import json
     import shutil
 
@@ -103,7 +108,7 @@ def install(run_dir: Path, target: Path) -> None:
     for suffix in (".training_log.csv", ".learning_curve.png"):
         shutil.copyfile(run_dir / f"model{suffix}", target.with_name(target.stem + suffix))
     card = json.loads((run_dir / "model.json").read_text(encoding="utf-8"))
-    write_card(dict(card, name=target.stem, tile=dict(card["tile"], halo=HALO)), target)
+    write_card(dict(card, name=target.stem, tile=dict(card["tile"], halo=HALO, max_size=MAX_TILE)), target)
 
 
 def main(argv: list[str] | None = None) -> int:
