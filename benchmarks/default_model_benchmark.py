@@ -411,22 +411,22 @@ def bench_speed(scratch: Path, *, revision: str = PREVIOUS_DEFAULT, rounds: int 
             "target": "new / previous <= 1.5"}
 
 
-def _gpu_variants() -> dict[str, Path]:
+def gpu_variants(gpu_runs: list[Path]) -> dict[str, Path]:
     """Variant name -> its folder (fold1 ... fold9, all), from every ``--gpu-runs`` folder."""
     found = {}
-    for runs in GPU_RUNS:
+    for runs in gpu_runs:
         for folder in sorted(runs.iterdir()):
             if (folder / "all" / "model.pt").is_file():
                 found[folder.name] = folder
     if not found:
-        raise SystemExit(f"no variant folders (<variant>/all/model.pt) under {GPU_RUNS}: pass --gpu-runs")
+        raise SystemExit(f"no variant folders (<variant>/all/model.pt) under {gpu_runs}: pass --gpu-runs")
     return found
 
 
 def bench_gpu_folds(scratch: Path) -> dict:
     """Each variant's fold models on their held-out spheroid; its all-data model on the demo and synthetic frames."""
     variants = {}
-    for name, folder in _gpu_variants().items():
+    for name, folder in gpu_variants(GPU_RUNS).items():
         cards = {run: json.loads((folder / run / "model.json").read_text()) for run in
                  [*(f"fold{n}" for n in SPHEROID_NUMBERS), "all"]}
         console = (folder / "all" / "console.log").read_text().splitlines()[0]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_model_benchmark import SPHEROIDS, load, probability_map  # noqa: E402
+from default_model_benchmark import SPHEROIDS, gpu_variants, load, probability_map  # noqa: E402
 from default_model_gpu import SPHEROID_NUMBERS, SPHEROID_PIXEL_SIZE_UM  # noqa: E402
 from train_benchmark import _table  # noqa: E402
 
@@ -50,8 +50,10 @@ def error_row(prediction: np.ndarray, truth: np.ndarray, image: np.ndarray) -> d
     """
     from scipy import ndimage
 
+    from spheroseg.training.evaluate import foreground_scores
+
     false_positive, false_negative = prediction & ~truth, truth & ~prediction
-    iou = row_iou(prediction, truth)
+    iou = foreground_scores(prediction, truth)["iou"]
     row = {"iou": iou, "fp_px": int(false_positive.sum()), "fn_px": int(false_negative.sum()),
            "largest_fp_px": 0, "largest_fp_share": 0.0, "largest_fp_brightness": float("nan"),
            "largest_fp_edge_on_mask": 0.0, "iou_without_largest_fp": iou}
@@ -65,28 +67,15 @@ def error_row(prediction: np.ndarray, truth: np.ndarray, image: np.ndarray) -> d
         "largest_fp_px": int(sizes.max()), "largest_fp_share": float(sizes.max() / sizes.sum()),
         "largest_fp_brightness": float(np.median(image[largest]) / max(float(np.median(image[truth])), 1e-9)),
         "largest_fp_edge_on_mask": float(truth[ndimage.binary_dilation(largest) & ~largest].mean()),
-        "iou_without_largest_fp": row_iou(rest, truth)})
+        "iou_without_largest_fp": foreground_scores(rest, truth)["iou"]})
     return row
-
-
-def row_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Foreground IoU (1 for two empty masks)."""
-    union = int((prediction | truth).sum())
-    return float((prediction & truth).sum() / union) if union else 1.0
-
-
-def variants(runs: list[Path]) -> dict[str, Path]:
-    """Variant name -> folder holding fold<N>/model.pt and all/model.pt."""
-    found = {folder.name: folder for run in runs for folder in sorted(run.iterdir())
-             if (folder / "all" / "model.pt").is_file()}
-    if not found:
-        raise SystemExit(f"no variant folders (<variant>/all/model.pt) under {[str(r) for r in runs]}")
-    return found
 
 
 def variant_rows(name: str, folder: Path) -> list[dict]:
     """Each held-out image of a variant: its fold model's errors, and the all-data model's IoU."""
     import tifffile
+
+    from spheroseg.training.evaluate import foreground_scores
 
     rows = []
     everything = load(folder / "all" / "model.pt")
@@ -99,7 +88,7 @@ def variant_rows(name: str, folder: Path) -> list[dict]:
             held_out = probability_map(fold, image, SPHEROID_PIXEL_SIZE_UM) > 0.5
             seen = probability_map(everything, image, SPHEROID_PIXEL_SIZE_UM) > 0.5
             rows.append({"variant": name, "image": image_name, **error_row(held_out, truth, image),
-                         "all_data_model_iou": row_iou(seen, truth)})
+                         "all_data_model_iou": foreground_scores(seen, truth)["iou"]})
             print(name, image_name, f"{rows[-1]['iou']:.4f}", flush=True)
     return rows
 
@@ -140,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folders of benchmarks/default_model_gpu.py, tar files unpacked")
     args = parser.parse_args(argv)
     load_before, start = os.getloadavg(), time.perf_counter()
-    rows = [row for name, folder in variants(args.gpu_runs).items() for row in variant_rows(name, folder)]
+    rows = [row for name, folder in gpu_variants(args.gpu_runs).items() for row in variant_rows(name, folder)]
     write_page(rows, args.gpu_runs, load_before, time.perf_counter() - start)
     print(f"wrote {RESULTS}")
     return 0

@@ -18,6 +18,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import shutil
@@ -38,7 +39,7 @@ def contender(label: str, stack: Path, work: Path, src: Path | None):
     deletions ext4 allocates inodes slowly, which would charge a run for its predecessor's
     cleanup (and favour the version that writes fewer files).
     """
-    runs = iter(range(1_000_000))
+    runs = itertools.count()
 
     def ingest() -> dict:
         out = work / f"out{label}{next(runs)}" / "image.ome.zarr"
