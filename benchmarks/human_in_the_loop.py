@@ -86,8 +86,10 @@ def proposed(probs: dict[str, np.ndarray], k: int) -> list[str]:
     return [c.position for c in rank_frames(candidates)[:k]]
 
 
-def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path) -> tuple[Path, dict]:
-    """`spheroseg train --recipe finetune` on the picked pairs; (model, wall/CPU/card figures)."""
+def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path,
+              extra: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """`spheroseg train --recipe finetune` on the picked pairs, `extra` options last (they win);
+    (model, wall/CPU/card figures)."""
     folder = work / "annotations"
     for sub in ("images", "masks"):
         (folder / sub).mkdir(parents=True)
@@ -102,6 +104,7 @@ def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path) -> tup
         card = json.loads(model_path.with_suffix(".json").read_text())
         command += ["--annotation-pixel-size-um", str(PIXEL_SIZE_UM),
                     "--pixel-size-um", str(card["input"]["pixel_size_um"])]
+    command += list(extra)
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -128,8 +131,9 @@ def unet_run(model_path: Path, picks: list[str], data: dict) -> dict:
     return {"picks": picks, "ious": ious, "mean_iou": float(np.mean(list(ious.values()))), **times}
 
 
-def forest_run(picks: list[str], data: dict) -> dict:
-    """Random-forest pixel classifier on `picks` (sampled pixels), scored on the held-out images."""
+def forest_run(picks: list[str], data: dict, held: list[str] | None = None, seed: int = 0) -> dict:
+    """Random-forest pixel classifier on `picks` (sampled pixels), scored on `held` (default: every
+    image not picked); `seed` draws the sampled pixels and the trees."""
     from functools import partial
 
     from sklearn.ensemble import RandomForestClassifier
@@ -137,7 +141,7 @@ def forest_run(picks: list[str], data: dict) -> dict:
     from skimage.future import fit_segmenter, predict_segmenter
 
     features = partial(multiscale_basic_features, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=16)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     stacks, labels = [], []
     for name in picks:
@@ -147,10 +151,11 @@ def forest_run(picks: list[str], data: dict) -> dict:
         label.flat[flat] = mask.flat[flat] + 1  # 1 background, 2 spheroid, 0 unlabelled
         stacks.append(features(image)), labels.append(label)
     classifier = fit_segmenter(np.concatenate(labels, axis=1), np.concatenate(stacks, axis=1),
-                               RandomForestClassifier(n_estimators=100, n_jobs=2, random_state=0))
+                               RandomForestClassifier(n_estimators=100, n_jobs=2, random_state=seed))
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    held = [name for name in NAMES if name not in picks] if held is None else held
     ious = {name: foreground_scores(predict_segmenter(features(data[name][0]), classifier) == 2, data[name][1])["iou"]
-            for name in NAMES if name not in picks}
+            for name in held}
     return {"picks": picks, "ious": ious, "mean_iou": float(np.mean(list(ious.values()))),
             "train_wall_s": train_wall, "train_cpu_s": train_cpu, "total_wall_s": time.perf_counter() - wall0}
 
