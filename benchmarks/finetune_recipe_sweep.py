@@ -27,12 +27,9 @@ About 5 minutes per variant on 2 cores. Results: ``finetune_recipe_sweep_results
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -125,29 +122,13 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "synthetic.pt")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "finetune_recipe_sweep_results.md")
-    parser.add_argument("--from-json", action="store_true", help="only rewrite the .md from the .json beside it")
-    args = parser.parse_args()
-    if args.from_json:
-        args.output.write_text(markdown(json.loads(args.output.with_suffix(".json").read_text())))
-        return
-    if not loop.DATA.is_dir():
-        sys.exit(f"skipped: {loop.DATA} is absent")
-    data = loop.load_data()
-    results = {"command": " ".join(["python", *sys.argv]), "model": str(args.model),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg(),
-               "variants": []}
-    results["forest"] = forest(data)
+    args, data, header = loop.side_benchmark(parser, ROOT / "benchmarks" / "finetune_recipe_sweep_results.md",
+                                             markdown)
+    results, save = header | {"variants": [], "forest": forest(data)}, loop.page_writer(args.output, markdown)
     for name in args.variants:
         results["variants"].append(run_variant(name, data, args.model))
-        args.output.with_suffix(".json").write_text(json.dumps(results, indent=1))
-        args.output.write_text(markdown(results))
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    args.output.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    args.output.write_text(markdown(results))
-    print(args.output)
+        save(results)
+    save(results, finished=True)
 
 
 if __name__ == "__main__":

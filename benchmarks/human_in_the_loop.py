@@ -287,6 +287,40 @@ def markdown(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def side_benchmark(parser: argparse.ArgumentParser, output: Path, markdown) -> tuple[argparse.Namespace, dict, dict]:
+    """The shared start of the benchmarks beside this one (``finetune_recipe_sweep.py``,
+    ``human_in_the_loop_seeds.py``): adds ``--model`` (default ``models/synthetic.pt``), ``--output``
+    (default `output`) and ``--from-json`` to `parser` and parses; with ``--from-json`` rewrites the
+    page from the .json beside it with `markdown` and exits; exits if the spheroids are absent.
+    Returns (arguments, the spheroid data, the results' header: command, model, machine, start, load)."""
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "synthetic.pt")
+    parser.add_argument("--output", type=Path, default=output)
+    parser.add_argument("--from-json", action="store_true", help="only rewrite the .md from the .json beside it")
+    args = parser.parse_args()
+    if args.from_json:
+        args.output.write_text(markdown(json.loads(args.output.with_suffix(".json").read_text())))
+        sys.exit(0)
+    if not DATA.is_dir():
+        sys.exit(f"skipped: {DATA} is absent")
+    header = {"command": " ".join(["python", *sys.argv]), "model": str(args.model),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()}
+    return args, load_data(), header
+
+
+def page_writer(output: Path, markdown):
+    """save(results, finished=False): write `results` as OUTPUT.json and OUTPUT.md (the page by
+    `markdown`); with `finished` stamp the end time first and print the page's path."""
+    def save(results: dict, finished: bool = False) -> None:
+        if finished:
+            results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        output.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        output.write_text(markdown(results))
+        if finished:
+            print(output)
+    return save
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "synthetic.pt")

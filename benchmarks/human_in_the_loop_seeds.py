@@ -17,12 +17,8 @@ About 2.5 minutes per U-Net run on 2 cores. Results: ``human_in_the_loop_seeds_r
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,28 +61,13 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "synthetic.pt")
     parser.add_argument("--k", type=int, nargs="+", default=[4, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "human_in_the_loop_seeds_results.md")
-    parser.add_argument("--from-json", action="store_true", help="only rewrite the .md from the .json beside it")
-    args = parser.parse_args()
-    if args.from_json:
-        args.output.write_text(markdown(json.loads(args.output.with_suffix(".json").read_text())))
-        return
-    if not loop.DATA.is_dir():
-        sys.exit(f"skipped: {loop.DATA} is absent")
-    data = loop.load_data()
+    args, data, header = loop.side_benchmark(parser, ROOT / "benchmarks" / "human_in_the_loop_seeds_results.md",
+                                             markdown)
     probs = {name: p.astype(np.float32) for name, p in loop.start_probabilities(args.model, data).items()}
-    results: dict = {"command": " ".join(["python", *sys.argv]), "model": str(args.model),
-                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg(),
-                     "k": {}}
-
-    def save() -> None:
-        args.output.with_suffix(".json").write_text(json.dumps(results, indent=1))
-        args.output.write_text(markdown(results))
-
+    results: dict = header | {"k": {}}
+    save = loop.page_writer(args.output, markdown)
     for k in args.k:
         picks = loop.proposed(probs, k)
         held = [name for name in loop.NAMES if name not in picks]
@@ -103,10 +84,8 @@ def main() -> None:
                                     "cpu_s": forest["train_cpu_s"]})
             print(f"k={k} seed {seed}: U-Net {block['unet'][-1]['mean_iou']:.4f}, forest {forest['mean_iou']:.4f}",
                   file=sys.stderr, flush=True)
-            save()
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    save()
-    print(args.output)
+            save(results)
+    save(results, finished=True)
 
 
 if __name__ == "__main__":
