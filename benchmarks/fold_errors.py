@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spheroseg.training.evaluate import foreground_scores
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_model_benchmark import SPHEROIDS, gpu_variants, load, probability_map  # noqa: E402
 from default_model_gpu import SPHEROID_NUMBERS, SPHEROID_PIXEL_SIZE_UM  # noqa: E402
@@ -49,8 +51,6 @@ def error_row(prediction: np.ndarray, truth: np.ndarray, image: np.ndarray) -> d
     (16, 16, 0.0, 1.0)
     """
     from scipy import ndimage
-
-    from spheroseg.training.evaluate import foreground_scores
 
     false_positive, false_negative = prediction & ~truth, truth & ~prediction
     iou = foreground_scores(prediction, truth)["iou"]
@@ -74,8 +74,6 @@ def error_row(prediction: np.ndarray, truth: np.ndarray, image: np.ndarray) -> d
 def variant_rows(name: str, folder: Path) -> list[dict]:
     """Each held-out image of a variant: its fold model's errors, and the all-data model's IoU."""
     import tifffile
-
-    from spheroseg.training.evaluate import foreground_scores
 
     rows = []
     everything = load(folder / "all" / "model.pt")

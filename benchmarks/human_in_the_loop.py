@@ -116,18 +116,20 @@ def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path,
                     "stop": card["stop_reason"], "val": card["val_names"]}
 
 
-def held_out_iou(probs: dict[str, np.ndarray], data: dict, picks: list[str]) -> dict[str, float]:
-    """IoU (probability > 0.5) on every image not picked."""
-    return {name: foreground_scores(probs[name] > 0.5, data[name][1])["iou"] for name in NAMES if name not in picks}
+def held_out(picks: list[str]) -> list[str]:
+    """Every image not picked."""
+    return [name for name in NAMES if name not in picks]
 
 
-def unet_run(model_path: Path, picks: list[str], data: dict) -> dict:
-    """Fine-tune on `picks`, then score the held-out images."""
+def unet_run(model_path: Path, picks: list[str], data: dict, extra: tuple[str, ...] = (),
+             held: list[str] | None = None) -> dict:
+    """Fine-tune on `picks` (`extra` train options last), then score `held` (default: every image
+    not picked; IoU at probability > 0.5)."""
+    held = held_out(picks) if held is None else held
     with tempfile.TemporaryDirectory(prefix="hitl-") as work:
-        tuned, times = fine_tune(model_path, picks, data, Path(work))
-        held = [name for name in NAMES if name not in picks]
+        tuned, times = fine_tune(model_path, picks, data, Path(work), extra)
         probs = probabilities(tuned, {name: data[name][0] for name in held})
-    ious = held_out_iou(probs, data, picks)
+    ious = {name: foreground_scores(probs[name] > 0.5, data[name][1])["iou"] for name in held}
     return {"picks": picks, "ious": ious, "mean_iou": float(np.mean(list(ious.values()))), **times}
 
 
@@ -153,7 +155,7 @@ def forest_run(picks: list[str], data: dict, held: list[str] | None = None, seed
     classifier = fit_segmenter(np.concatenate(labels, axis=1), np.concatenate(stacks, axis=1),
                                RandomForestClassifier(n_estimators=100, n_jobs=2, random_state=seed))
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    held = [name for name in NAMES if name not in picks] if held is None else held
+    held = held_out(picks) if held is None else held
     ious = {name: foreground_scores(predict_segmenter(features(data[name][0]), classifier) == 2, data[name][1])["iou"]
             for name in held}
     return {"picks": picks, "ious": ious, "mean_iou": float(np.mean(list(ious.values()))),

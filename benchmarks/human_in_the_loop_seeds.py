@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,15 +69,12 @@ def main() -> None:
     save = loop.page_writer(args.output, markdown)
     for k in args.k:
         picks = loop.proposed(probs, k)
-        held = [name for name in loop.NAMES if name not in picks]
+        held = loop.held_out(picks)
         block = results["k"][str(k)] = {"picks": picks, "unet": [], "forest": []}
         for seed in args.seeds:
-            with tempfile.TemporaryDirectory(prefix="hitl-seeds-") as work:
-                tuned, times = loop.fine_tune(args.model, picks, data, Path(work), ("--seed", str(seed)))
-                tuned_probs = loop.probabilities(tuned, {name: data[name][0] for name in held})
-            ious = loop.held_out_iou(tuned_probs, data, picks)
-            block["unet"].append({"seed": seed, "ious": ious, "mean_iou": float(np.mean(list(ious.values()))),
-                                  "cpu_s": times["cpu_s"], "wall_s": times["wall_s"]})
+            run = loop.unet_run(args.model, picks, data, ("--seed", str(seed)), held)
+            block["unet"].append({"seed": seed, "ious": run["ious"], "mean_iou": run["mean_iou"],
+                                  "cpu_s": run["cpu_s"], "wall_s": run["wall_s"]})
             forest = loop.forest_run(picks, data, held, seed=seed)
             block["forest"].append({"seed": seed, "ious": forest["ious"], "mean_iou": forest["mean_iou"],
                                     "cpu_s": forest["train_cpu_s"]})
