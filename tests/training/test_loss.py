@@ -60,3 +60,32 @@ def test_single_object_gets_class_weights_only():
     mask[2:4, 2:4] = True
     weights = border_weight_map(mask)
     assert weights.mean() == pytest.approx(1.0) and len(np.unique(weights)) == 2
+
+
+def whole_frame_border_weights(mask, *, w0=10.0, sigma=5.0):
+    """The eq. 2 map with every object's distances over the whole frame (the reference)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    fraction = mask.mean()
+    class_weight = np.where(mask, 0.5 / fraction, 0.5 / (1.0 - fraction))
+    class_weight = (class_weight / class_weight.mean()).astype(np.float32)
+    distances = np.sort(np.stack([ndimage.distance_transform_edt(labels != label) for label in range(1, count + 1)]),
+                        axis=0).astype(np.float32)
+    border = w0 * np.exp(-((distances[0] + distances[1]) ** 2) / (2.0 * sigma**2))
+    return (class_weight + np.where(mask, 0.0, border)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("w0", "sigma"), [(10.0, 5.0), (5.0, 12.0)])
+def test_border_weights_equal_the_whole_frame_computation(w0, sigma):
+    """Distances kept within reach of each object give the same map as whole-frame ones, to the
+    bit: many small fragments (as shed cells), objects touching the frame's edges, one large body."""
+    rng = np.random.default_rng(3)
+    mask = np.zeros((300, 340), bool)
+    yy, xx = np.mgrid[:300, :340]
+    mask |= (yy - 150) ** 2 + (xx - 170) ** 2 < 60**2
+    for y, x, r in zip(rng.integers(0, 300, 60), rng.integers(0, 340, 60), rng.integers(1, 6, 60)):
+        mask |= (yy - y) ** 2 + (xx - x) ** 2 <= r**2
+    mask[:, :3] = True  # an object along the left edge
+    np.testing.assert_array_equal(border_weight_map(mask, w0=w0, sigma=sigma),
+                                  whole_frame_border_weights(mask, w0=w0, sigma=sigma))
