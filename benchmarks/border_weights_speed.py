@@ -28,7 +28,7 @@ import tifffile
 from scipy import ndimage
 
 from spheroseg.atomic import write_text
-from spheroseg.training.loss import border_weight_map
+from spheroseg.training.loss import border_weight_map, class_balance_weights
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spheroids"
 RESULTS = Path(__file__).with_name("border_weights_speed_results.md")
@@ -38,9 +38,7 @@ def whole_frame(mask: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0) -> np
     """The map as computed before: every object's distance transform over the whole frame."""
     foreground = mask > 0
     labels, count = ndimage.label(foreground)
-    fraction = foreground.mean()
-    class_weight = np.where(foreground, 0.5 / max(fraction, 1e-6), 0.5 / max(1.0 - fraction, 1e-6))
-    class_weight = (class_weight / class_weight.mean()).astype(np.float32)
+    class_weight = class_balance_weights(foreground)
     if count < 2:
         return class_weight
     nearest = np.full(foreground.shape, np.inf, dtype=np.float32)

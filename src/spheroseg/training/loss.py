@@ -44,9 +44,7 @@ def border_weight_map(mask: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0)
 
     foreground = np.asarray(mask) > 0
     labels, count = ndimage.label(foreground)
-    fraction = foreground.mean()
-    class_weight = np.where(foreground, 0.5 / max(fraction, 1e-6), 0.5 / max(1.0 - fraction, 1e-6))
-    class_weight = (class_weight / class_weight.mean()).astype(np.float32)
+    class_weight = class_balance_weights(foreground)
     if count < 2:
         return class_weight
     reach = border_reach(w0, sigma)
@@ -60,6 +58,19 @@ def border_weight_map(mask: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0)
         nearest[window] = np.minimum(nearest[window], distance)
     border = w0 * np.exp(-((nearest + second) ** 2) / (2.0 * sigma**2))
     return (class_weight + np.where(foreground, 0.0, border)).astype(np.float32)
+
+
+def class_balance_weights(foreground: np.ndarray) -> np.ndarray:
+    """Per-pixel weights, float32, that give each class the same total weight, mean 1.
+
+    Examples
+    --------
+    >>> class_balance_weights(np.array([True, False, False, False])).tolist()
+    [2.0, 0.6666666865348816, 0.6666666865348816, 0.6666666865348816]
+    """
+    fraction = foreground.mean()
+    weight = np.where(foreground, 0.5 / max(fraction, 1e-6), 0.5 / max(1.0 - fraction, 1e-6))
+    return (weight / weight.mean()).astype(np.float32)
 
 
 def border_reach(w0: float, sigma: float, *, below: float = 1e-12) -> int:
