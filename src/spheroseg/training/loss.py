@@ -18,7 +18,7 @@ def border_weight_map(mask: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0)
     beyond it the border term is below 1e-12 of ``w0``, far below the float32 resolution of
     ``w_c`` (at least 0.5 on background), so the map equals the whole-frame computation while
     its cost grows with the objects' size, not with their number times the frame's (a day-2
-    spheroid mask with 217 shed fragments: 11.3 CPU s whole-frame, 0.09 s windowed;
+    spheroid mask with 217 shed fragments: about 11 CPU s whole-frame, under 0.1 s windowed;
     ``benchmarks/border_weights_speed_results.md``).
 
     Parameters
