@@ -229,6 +229,10 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     tifffile.imwrite(folder / "full.tif", good, imagej=True, metadata={"axes": "TYX"})
     data = (folder / "full.tif").read_bytes()
     (folder / "truncated.tif").write_bytes(data[: len(data) - 100])
+    tifffile.imwrite(folder / "two.ome.tif", _stack((2, 64, 64)), ome=True, photometric="minisblack",
+                     metadata={"axes": "TYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    data = (folder / "two.ome.tif").read_bytes()
+    (folder / "half.ome.tif").write_bytes(data[: len(data) // 2])  # tifffile reads 1 frame, no metadata
     (folder / "text.tif").write_text("this is not an image\n")
     (folder / "empty.tif").write_bytes(b"")
     tifffile.imwrite(folder / "m_t0.tif", good[0])
@@ -240,6 +244,7 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     tifffile.imwrite(folder / "odd.tif", np.zeros((2, 3, 4, 4), "uint8"), metadata={"axes": "EPYX"})
     return {
         "truncated": ([folder / "truncated.tif"], r"(truncated|corrupt).*\(in .*truncated\.tif\)"),
+        "truncated-half": ([folder / "half.ome.tif"], r"complete TIFF, got a truncated or corrupt file.*half\.ome\.tif"),
         "non-image": ([folder / "text.tif"], r"readable TIFF image.*not a TIFF.*text\.tif"),
         "empty-file": ([folder / "empty.tif"], r"readable TIFF image.*empty\.tif"),
         "mixed-shapes": ([folder / "m_t0.tif", folder / "m_t1.tif"],
@@ -252,7 +257,7 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     }
 
 
-BAD_CASES = ["truncated", "non-image", "empty-file", "mixed-shapes", "mixed-dtypes",
+BAD_CASES = ["truncated", "truncated-half", "non-image", "empty-file", "mixed-shapes", "mixed-dtypes",
              "stacks-as-timepoints", "unsupported-axes", "no-files"]
 
 

@@ -3,6 +3,7 @@ checks that a file really holds what it says, and frame-by-frame reading (`iter_
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -252,17 +253,45 @@ def _layout(tif: Any, index: int, path: Path, axes: str | None) -> TiffLayout:
     )
 
 
+#: Words of the tifffile log messages that mean bytes the file points to are not there (a
+#: truncated or overwritten file): tifffile logs them and reads on, dropping pages or metadata.
+_TRUNCATION_SIGNS = ("offset", "truncat", "unexpected end")
+
+
+class _TiffLog(logging.Handler):
+    """Collects tifffile's error messages while a file is read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 class _reading:
-    """Context manager turning any failure of a reader library into an IngestError."""
+    """Context manager turning any failure of a reader library into an IngestError, and a file
+    that tifffile reads only in part (it logs the bad offset and drops the pages or metadata
+    behind it) into one as well, so that a truncated file never ingests as a shorter stack."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.log = _TiffLog()
 
     def __enter__(self) -> None:
+        logging.getLogger("tifffile").addHandler(self.log)
         return None
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
-        if error is None or isinstance(error, IngestError) or not isinstance(error, Exception):
+        logging.getLogger("tifffile").removeHandler(self.log)
+        if error is None:
+            damage = [m for m in self.log.messages if any(sign in m.lower() for sign in _TRUNCATION_SIGNS)]
+            if damage:
+                detail = " ".join(damage[0].split())[:200]
+                raise IngestError(f"file must be a complete TIFF, got a truncated or corrupt file "
+                                  f"(the reader could not read all of it: {detail}) (in {self.path})")
+            return False
+        if isinstance(error, IngestError) or not isinstance(error, Exception):
             return False
         detail = " ".join(str(error).split())[:200] or type(error).__name__
         raise IngestError(
