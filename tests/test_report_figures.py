@@ -72,6 +72,13 @@ def test_position_report_files_are_valid_images(position):
     assert page.count("data:image/gif;base64,") == 1 and "3 of 3 frames" in page
 
 
+def test_position_report_with_bad_contours_writes_nothing(position):
+    (position / "contours.geojson").write_text('{"type": "FeatureCollection", "features": [')  # cut short
+    with pytest.raises(ValueError, match=r"contours must be valid GeoJSON.*contours\.geojson"):
+        _report(position, position / "report")
+    assert not (position / "report").exists() or not any((position / "report").iterdir())
+
+
 def test_position_report_is_deterministic_and_limits_frames(position):
     for name in ("a", "b"):
         _report(position, position / name, montage_frames=2, gif_frames=2, gif_size=64)

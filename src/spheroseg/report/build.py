@@ -140,15 +140,17 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     output = Path(output_dir)
     metrics = tables.read_metrics(metrics_path)
     flags_table = qc.read_qc(qc_path)
-    plots.save_figure(plots.plot_position(metrics, flags_table, title=title),
-                      [output / "metrics_over_time.png", output / "metrics_over_time.svg"])
     metadata = ngff.read_metadata(image_path)
     n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
     flagged = qc.flagged_timepoints(flags_table)
     fragments = series.fragment_ids(metrics)
     chosen = overlay.choose_frames(n_frames, max_frames=montage_frames, flagged=list(flagged))
+    # Every input (the contours too) is read before the first file is written: a bad input
+    # leaves no plots behind that look like a report.
     frames = overlay.load_frames(image_path, contours_path, timepoints=chosen, flags=flagged,
                                  channel=channel, max_size=512, fragments=fragments)
+    plots.save_figure(plots.plot_position(metrics, flags_table, title=title),
+                      [output / "metrics_over_time.png", output / "metrics_over_time.svg"])
     plots.save_figure(overlay.render_montage(frames, title=title,
                                              pixel_size_um=metadata.pixel_size_um),
                       [output / "montage.png"], dpi=100)
