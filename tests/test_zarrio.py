@@ -77,3 +77,14 @@ def test_not_an_array_is_refused(tmp_path):
     (tmp_path / "a").mkdir()
     with pytest.raises(ValueError, match="path must be a Zarr array"):
         FrameReader(tmp_path / "a")
+
+
+@pytest.mark.parametrize("content", [b"not blosc at all" * 8, b""], ids=["garbage", "empty-file"])
+def test_corrupt_chunk_names_its_file(tmp_path, content):
+    _zarr_array(tmp_path / "a", np.ones((2, 8, 8), "uint16"), chunks=(1, 8, 8))
+    (tmp_path / "a" / "c.1.0.0").write_bytes(content)
+    reader = FrameReader(tmp_path / "a")
+    np.testing.assert_array_equal(reader[0], 1)
+    with pytest.raises(ValueError, match=r"chunk must be a Blosc-compressed block of \(8, 8\) uint16, got a corrupt "
+                                         r"file .*\(in .*c\.1\.0\.0\)"):
+        reader[1]

@@ -169,7 +169,10 @@ class FrameReader:
             except FileNotFoundError:
                 out[region] = layout.fill_value  # zarr leaves chunks of only the fill value out
                 continue
-            block = np.frombuffer(blosc.decompress(data), dtype=layout.dtype)
-            block = block.reshape(chunks)
+            try:
+                block = np.frombuffer(blosc.decompress(data), dtype=layout.dtype).reshape(chunks)
+            except (RuntimeError, ValueError) as error:
+                raise ValueError(f"chunk must be a Blosc-compressed block of {chunks} {layout.dtype}, got a "
+                                 f"corrupt file ({error}) (in {layout.root / key})") from error
             out[region] = block[tuple(slice(0, r.stop - r.start) for r in region)]
         return out
