@@ -55,8 +55,13 @@ def test_missing_model_and_card(tmp_path, model):
         (lambda c: c["input"].update(channels=0), "input.channels must be >= 1"),
         (lambda c: c["input"].update(normalization={"kind": "minmax"}), "normalization.kind"),
         (lambda c: c["input"].update(normalization={"kind": "percentile", "low": 90, "high": 10}), "percentiles"),
+        (lambda c: c.update(tile={"size": 256, "halo": -5}), r"tile\.halo must be an integer >= 0, got -5 \(in .*m\.json\)"),
+        (lambda c: c.update(tile={"size": "big"}), r"tile\.size must be an integer >= 1, got 'big'"),
+        (lambda c: c.update(tile={"max_size": 0}), r"tile\.max_size must be an integer >= 1, got 0"),
+        (lambda c: c.update(tile=[256]), r"tile must be a JSON object"),
     ],
-    ids=["no-input", "format", "divisor-zero", "divisor-type", "output-kind", "channels", "norm-kind", "norm-order"],
+    ids=["no-input", "format", "divisor-zero", "divisor-type", "output-kind", "channels", "norm-kind", "norm-order",
+         "tile-halo-negative", "tile-size-text", "tile-max-zero", "tile-not-object"],
 )
 def test_invalid_cards(model, edit, message):
     path = card_path_for(model)

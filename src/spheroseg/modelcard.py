@@ -105,7 +105,24 @@ def validate_card(card: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelCardError(
             f"output.kind must be one of {OUTPUT_KINDS}, got {spec_out.get('kind')!r} (in {path})"
         )
+    _check_tile(card.get("tile"), path)
     return card
+
+
+#: Optional ``tile`` entries of a card and their least value.
+TILE_MINIMA = {"size": 1, "min_size": 1, "max_size": 1, "halo": 0}
+
+
+def _check_tile(tile: Any, path: Path) -> None:
+    """Raise ModelCardError if the card's optional ``tile`` block has a bad entry."""
+    if tile is None:
+        return
+    if not isinstance(tile, dict):
+        raise ModelCardError(f"tile must be a JSON object, got {tile!r} (in {path})")
+    for key, least in TILE_MINIMA.items():
+        value = tile.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise ModelCardError(f"tile.{key} must be an integer >= {least}, got {value!r} (in {path})")
 
 
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
