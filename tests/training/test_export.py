@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from spheroseg.modelcard import ModelCardError, read_verified_card
+from spheroseg.modelcard import ModelCardError, read_verified_card, write_card
 from spheroseg.training.export import export_torchscript, load_init_model, save_model
 
 HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_iou": 0.5 + e / 10, "val_dice": 0.6,
@@ -104,4 +104,20 @@ def test_init_model_changed_after_card_is_refused(trained, tmp_path):
     card = json.loads((tmp_path / "net.json").read_text())
     (tmp_path / "net.json").write_text(json.dumps(dict(card, sha256="0" * 64)))
     with pytest.raises(ModelCardError, match="does not match its card"):
+        load_init_model(tmp_path / "net.pt")
+
+
+def test_init_model_that_is_not_torchscript_is_named(trained, tmp_path):
+    torch.save(trained.state_dict(), tmp_path / "net.pt")  # a state dict, not torch.jit.save
+    write_card(_card(), tmp_path / "net.pt")
+    with pytest.raises(ModelCardError, match=r"model must be a TorchScript file .*\(in .*net\.pt\)"):
+        load_init_model(tmp_path / "net.pt")
+
+
+def test_init_model_with_several_input_channels_is_refused_before_training(trained, tmp_path):
+    save_model(trained, tmp_path / "net.pt", _card(), HISTORY, example_shape=(1, 1, 16, 16))
+    card = json.loads((tmp_path / "net.json").read_text())
+    card["input"]["channels"] = 2
+    (tmp_path / "net.json").write_text(json.dumps(card))
+    with pytest.raises(ModelCardError, match=r"input\.channels must be 1 to fine-tune .*got 2 \(in .*net\.json\)"):
         load_init_model(tmp_path / "net.pt")

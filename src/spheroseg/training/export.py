@@ -81,11 +81,19 @@ def load_init_model(path: str | os.PathLike[str]) -> tuple[UNet, dict[str, Any]]
             f"architecture must be a U-Net description ({{'kind': 'unet', 'depth': ..., 'base_width': ...}}) "
             f"to fine-tune, got {architecture!r} (in {Path(path).with_suffix('.json')})"
         )
+    if card["input"]["channels"] != 1:
+        raise ModelCardError(f"input.channels must be 1 to fine-tune (training reads single-channel images), "
+                             f"got {card['input']['channels']} (in {Path(path).with_suffix('.json')})")
     model = UNet(card["input"]["channels"], card["output"]["channels"] if "channels" in card["output"] else 1,
                  depth=architecture["depth"], base_width=architecture["base_width"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = torch.jit.load(str(path), map_location="cpu")
+        try:
+            scripted = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError) as err:
+            detail = " ".join(str(err).split())[:200]
+            raise ModelCardError(f"model must be a TorchScript file (torch.jit.save), got one torch cannot load "
+                                 f"as such ({detail}) (in {path})") from err
     try:
         model.load_state_dict(scripted.state_dict())
     except RuntimeError as err:
