@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from spheroseg import __version__
 from spheroseg.atomic import exit_on_signal
@@ -41,6 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """The message of an error the operating system raised about a path, saying what is in the
+    way (``[Errno 17] File exists: 'x'`` does not say that x had to be a folder); other
+    errors' own message.
+
+    Examples
+    --------
+    >>> describe_os_error(PermissionError(13, "Permission denied", "/results/a.csv"))
+    '/results/a.csv must be accessible, got permission denied'
+    """
+    if err.errno is None or err.filename is None:
+        return str(err)
+    path = Path(os.fsdecode(err.filename))
+    if isinstance(err, FileExistsError) and path.is_file():
+        return f"{path} must be a folder, got a file of that name in the way"
+    if isinstance(err, NotADirectoryError):
+        blocker = next((part for part in (path, *path.parents) if part.is_file()), None)
+        if blocker is not None:
+            return f"{path} must lie in a folder, got a file in the way ({blocker})"
+    if isinstance(err, IsADirectoryError):
+        return f"{path} must be a file, got a folder"
+    if isinstance(err, PermissionError):
+        return f"{path} must be accessible, got permission denied"
+    return f"{err.strerror}: {path}" if err.strerror else str(err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 128+N on signal N)."""
     signal.signal(signal.SIGTERM, exit_on_signal)  # SystemExit, so atomic writes clean up
@@ -63,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, TypeError, OSError, KeyError, RuntimeError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = describe_os_error(err) if isinstance(err, OSError) else str(err)
+        message = message.splitlines()[0] if message else type(err).__name__
         print(f"spheroseg {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
