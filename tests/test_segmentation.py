@@ -487,3 +487,16 @@ def test_cli_segment_checks_options_before_reading(extra: list[str], message: st
     # The input does not exist: SegmentationOptions checks the value first, in one line.
     assert main(["segment", "--probabilities", "p", "--image", "i", *extra]) == 1
     assert capsys.readouterr().err == f"spheroseg segment: error: {message}\n"
+
+
+def test_segment_into_image_with_an_unwritable_record_writes_no_labels(tmp_path) -> None:
+    from spheroseg.segmentation import segment_into_image
+
+    frames = two_body_series()[:1]
+    write_probabilities(tmp_path / "p.ome.zarr", frames)
+    write_probabilities(tmp_path / "image.ome.zarr", frames)
+    (tmp_path / "plain").write_text("a file where the record's folder should be")
+    with pytest.raises(FileExistsError):
+        segment_into_image(tmp_path / "p.ome.zarr", tmp_path / "image.ome.zarr",
+                           SegmentationOptions(min_area_px=0), record=tmp_path / "plain" / "segment.json")
+    assert not (tmp_path / "image.ome.zarr" / "labels").exists()

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -799,6 +800,8 @@ def segment_into_image(probabilities_path: str | os.PathLike[str],
     if image.shape[-2:] != probabilities.shape[-2:]:
         raise ValueError(f"image must have the y, x size of the probabilities "
                          f"{probabilities.shape[-2:]}, got {image.shape[-2:]} (in {image_path})")
+    if record is not None:  # a record that cannot be written fails now, not after the labels
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
     output = ngff.label_path(image_path, LABEL_NAME)
     thresholds = segment_store(probabilities_path, output, options, threads=threads)
     ngff.register_label(image_path, LABEL_NAME)
