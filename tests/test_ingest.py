@@ -242,6 +242,7 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     tifffile.imwrite(folder / "s_t0.tif", good, photometric="minisblack")
     tifffile.imwrite(folder / "s_t1.tif", good, photometric="minisblack")
     tifffile.imwrite(folder / "odd.tif", np.zeros((2, 3, 4, 4), "uint8"), metadata={"axes": "EPYX"})
+    tifffile.imwrite(folder / "five.tif", np.zeros((2, 3, 4, 8, 8), "uint16"))  # axes QQSYX: a bare 5-D stack
     return {
         "truncated": ([folder / "truncated.tif"], r"(truncated|corrupt).*\(in .*truncated\.tif\)"),
         "truncated-half": ([folder / "half.ome.tif"], r"complete TIFF, got a truncated or corrupt file.*half\.ome\.tif"),
@@ -253,12 +254,14 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
         "stacks-as-timepoints": ([folder / "s_t0.tif", folder / "s_t1.tif"],
                                  r"must hold one timepoint, got 3 \(in .*s_t0\.tif\)"),
         "unsupported-axes": ([folder / "odd.tif"], r"axes must be among T, C, Z, Y, X"),
+        "ambiguous-5d": ([folder / "five.tif"], r"Set ingest\.axes .* to one letter per file axis \(5 axes\) from "
+                                                r"t, c, z, y, x, each at most once \(in .*five\.tif\)"),
         "no-files": ([], "at least one image file"),
     }
 
 
 BAD_CASES = ["truncated", "truncated-half", "non-image", "empty-file", "mixed-shapes", "mixed-dtypes",
-             "stacks-as-timepoints", "unsupported-axes", "no-files"]
+             "stacks-as-timepoints", "unsupported-axes", "ambiguous-5d", "no-files"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=BAD_CASES)

@@ -126,10 +126,13 @@ def _ambiguous_layout(tif: Any, series: Any) -> str | None:
         return None
     guess = "".join(TIFF_AXES.get(letter, "?") for letter in series.axes)
     as_time = guess.replace("c", "t") if "t" not in guess else guess
-    return (f"file axes must be known, got one page with {samples} samples per pixel (shape "
-            f"{tuple(series.shape)}): {samples} channels or {samples} timepoints? Set "
-            f"ingest.axes (spheroseg ingest --axes) to {as_time!r} for timepoints or "
-            f"{guess!r} for channels")
+    question = (f"file axes must be known, got one page with {samples} samples per pixel (shape "
+                f"{tuple(series.shape)}): {samples} channels or {samples} timepoints? Set "
+                f"ingest.axes (spheroseg ingest --axes) to ")
+    if as_time != guess and all(len(set(axes)) == len(axes) for axes in (guess, as_time)):
+        return f"{question}{as_time!r} for timepoints or {guess!r} for channels"
+    return (f"{question}one letter per file axis ({len(series.shape)} axes) from t, c, z, y, x, each at "
+            f"most once")
 
 
 def _series_roles(tif: Any, series: Any, path: Path, axes: str | None) -> dict[int, str]:
