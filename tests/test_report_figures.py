@@ -219,10 +219,13 @@ def test_figure_errors(call, match):
     (None, "must be an existing file"),
     ("", "empty file"),
     ("position,timepoint\np,0\n", "must have the columns"),
-], ids=["missing", "empty", "no-object-id"])
+    (b"\xe0\xff\x00 not text", r"must be UTF-8 text, got bytes that are not .*metrics\.csv"),
+], ids=["missing", "empty", "no-object-id", "binary"])
 def test_read_metrics_errors(tmp_path, text, match):
     path = tmp_path / "metrics.csv"
-    if text is not None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
     with pytest.raises(ValueError, match=match):
         tables.read_metrics(path)

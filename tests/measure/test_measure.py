@@ -434,7 +434,7 @@ def aggregate(tmp_path: Path, *tables: str) -> int:
     paths = []
     for index, text in enumerate(tables):
         paths.append(tmp_path / f"in{index}.csv")
-        paths[-1].write_text(text)
+        paths[-1].write_bytes(text) if isinstance(text, bytes) else paths[-1].write_text(text)
     return main(["aggregate", "--output", str(tmp_path / "all.csv"), *map(str, paths)])
 
 
@@ -455,8 +455,9 @@ def test_aggregate_sorts_and_keeps_values_verbatim(tmp_path: Path) -> None:
         ((HEADER + "e,A,0,0\n",), "row 2 must have 6 fields, got 4"),
         ((HEADER + "e,A,x,0,1,2\n",), "timepoint and object_id must be integers"),
         ((HEADER + "e,A,0,0,1,2\n", HEADER + "e,A,0,0,1,3\n"), "must appear once"),
+        ((b"\xe0\xff\x00 not text",), "metrics CSV must be UTF-8 text, got bytes that are not"),
     ],
-    ids=["empty", "missing-column", "short-row", "bad-int", "duplicate"],
+    ids=["empty", "missing-column", "short-row", "bad-int", "duplicate", "binary"],
 )
 def test_aggregate_errors(tmp_path: Path, capsys, tables: tuple[str, ...], match: str) -> None:
     assert aggregate(tmp_path, *tables) == 1

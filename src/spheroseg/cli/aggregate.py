@@ -35,8 +35,12 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list
     ValueError
         If the file is empty, lacks a key column or has a row of the wrong length.
     """
-    with open(path, newline="", encoding="utf-8") as handle:
-        table = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            table = list(csv.reader(handle))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"metrics CSV must be UTF-8 text, got bytes that are not ({err.reason} at byte "
+                         f"{err.start}) (in {path})") from err
     if not table:
         raise ValueError(f"metrics CSV must have a header row, got an empty file (in {path})")
     header, rows = table[0], table[1:]

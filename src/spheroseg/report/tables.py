@@ -37,6 +37,9 @@ def read_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
                             na_values=[""])
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"metrics CSV must have a header row, got an empty file (in {path})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"metrics CSV must be UTF-8 text, got bytes that are not ({err.reason} at byte "
+                         f"{err.start}) (in {path})") from err
     needed = ["position", "timepoint", "object_id"]
     missing = [name for name in needed if name not in table.columns]
     if missing:
