@@ -401,3 +401,11 @@ def test_discover_warns_about_timepoint_gaps(tmp_path, caplog):
         positions = ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
     assert [p.name for p in positions["A"]] == ["A_t0.tif", "A_t1.tif", "A_t3.tif"]
     assert any("have gaps" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("workers", [0, -5, 1.5], ids=["zero", "negative", "fraction"])
+def test_workers_below_one_are_refused_before_reading(tmp_path, workers):
+    tifffile.imwrite(tmp_path / "a.tif", _stack((2, 8, 8)), photometric="minisblack")
+    with pytest.raises(ValueError, match=rf"workers must be an integer >= 1, got {workers!r} .*ingest\.workers"):
+        ingest.ingest_position([tmp_path / "a.tif"], tmp_path / "image.ome.zarr", workers=workers)
+    assert not (tmp_path / "image.ome.zarr").exists()

@@ -156,7 +156,8 @@ def ingest_position(
         If an input is unreadable, truncated, inconsistent, ambiguous or has non-finite
         pixels; no output is left behind.
     ValueError
-        If an override is not a number > 0, or `fill_nonfinite` is not finite.
+        If an override is not a number > 0, `workers` is below 1, or `fill_nonfinite` is not
+        finite.
     OSError
         If the output cannot be written (``spheroseg.atomic.OutputError``).
     """
@@ -167,6 +168,8 @@ def ingest_position(
 
     check_overrides(overrides)
     configure_allocator()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r} (config key 'ingest.workers')")
     if fill_nonfinite is not None and not math.isfinite(fill_nonfinite):
         raise ValueError(f"fill_nonfinite must be a finite number, got {fill_nonfinite!r}")
     layouts = plan_position(files, series=series, axes=axes)
