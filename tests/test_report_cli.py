@@ -139,3 +139,18 @@ def test_parameters_page_reads_both_forms_of_the_cards_annotations(tmp_path, for
         {"annotations": "spheroseg.synthetic.write_training_set(n_images=2)", "pixel_size_um": 2.0}]
     assert _annotation_folders({"training": {"annotations": recorded}}) == [folder]
     assert _annotation_folders(None) == [] and _annotation_folders({"training": {}}) == []
+
+
+@pytest.mark.parametrize(("shape", "got"), [((3, 16, 16), r"3 frames of \(16, 16\)"), ((2, 16, 12), r"2 frames of \(16, 12\)")],
+                         ids=["other-frames", "other-size"])
+def test_qc_refuses_an_image_of_another_position(experiment, capsys, shape, got):
+    other = experiment / "other.ome.zarr"
+    with atomic_path(other, directory=True) as tmp:
+        ngff.create_image(tmp, shape=shape, dtype="uint8", axes="tyx", pixel_size_um=1.0, time_interval_s=60.0)
+    folder = experiment / "p0"
+    assert main(["report", "qc", "--metrics", str(folder / "metrics.csv"), "--probabilities",
+                 str(folder / "probabilities.ome.zarr"), "--image", str(other), "--experiment", "e",
+                 "--position", "p0", "--output", str(folder / "qc.csv")]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"image must have the probabilities' 2 frames of (16, 16), got {got.replace(chr(92), '')} (in {other})")
+    assert not (folder / "qc.csv").exists()
