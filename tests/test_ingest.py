@@ -242,7 +242,8 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     tifffile.imwrite(folder / "s_t0.tif", good, photometric="minisblack")
     tifffile.imwrite(folder / "s_t1.tif", good, photometric="minisblack")
     tifffile.imwrite(folder / "odd.tif", np.zeros((2, 3, 4, 4), "uint8"), metadata={"axes": "EPYX"})
-    tifffile.imwrite(folder / "five.tif", np.zeros((2, 3, 4, 8, 8), "uint16"))  # axes QQSYX: a bare 5-D stack
+    tifffile.imwrite(folder / "five.tif", np.zeros((2, 3, 4, 8, 8), "uint16"), photometric="rgb",
+                     planarconfig="separate")  # axes QQSYX: a bare 5-D stack of 4-sample planes
     return {
         "truncated": ([folder / "truncated.tif"], r"(truncated|corrupt).*\(in .*truncated\.tif\)"),
         "truncated-half": ([folder / "half.ome.tif"], r"complete TIFF, got a truncated or corrupt file.*half\.ome\.tif"),
