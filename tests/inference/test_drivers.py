@@ -256,6 +256,14 @@ def test_predict_rejects_bad_options(tmp_path, chain_inputs, capsys, argv, messa
     assert not output.exists()
 
 
+def test_predict_names_the_image_for_a_channel_it_lacks(tmp_path, chain_inputs, capsys):
+    image, model, plan = chain_inputs
+    assert run_cli("predict", "--image", image, "--plan", plan, "--model", model,
+                   "--output", tmp_path / "tiles.zarr", "--channel", "3") == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"channel must be an integer in [0, 0] (the image's channels), got 3 (in {image})")
+
+
 def test_predict_rejects_a_plan_for_another_image(tmp_path, chain_inputs, capsys):
     _, model, plan = chain_inputs
     other = save_image(tmp_path / "other.ome.zarr", textured_image((2, 48, 40)), axes="tyx")

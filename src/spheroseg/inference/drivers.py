@@ -279,7 +279,7 @@ def _load_runner(model_path: Path, plan: TilePlan, meta: Any, *, image: Path, ch
     module, card = load_model(model_path, device=torch_device)
     _check_plan(plan, meta, card, image=image, model=model_path)
     _, image_channels, _ = image_layout(meta.axes, meta.shape)
-    channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)))
+    channels = select_channels(card, image_channels, channel, path=str(card_path_for(model_path)), image=str(image))
     divisor = card["spatial_divisor"]
     # The check before freezing needs only the channels and the output shape: a small tile
     # does (a 752-px one costs half a second of a 4-frame job).

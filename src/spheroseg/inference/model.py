@@ -150,10 +150,13 @@ def _freeze(module: Any) -> Any:
         return module
 
 
-def select_channels(card: dict[str, Any], image_channels: int, channel: int, *, path: str) -> list[int]:
+def select_channels(card: dict[str, Any], image_channels: int, channel: int, *, path: str,
+                    image: str | None = None) -> list[int]:
     """Image channels to feed the model, from the card's input channel count.
 
     A one-channel model gets `channel`; a k-channel model needs an image with exactly k.
+    `path` (the card) and `image` name the files in messages: a channel outside the image
+    names the image (the card's path when `image` is None).
 
     Raises
     ------
@@ -169,7 +172,8 @@ def select_channels(card: dict[str, Any], image_channels: int, channel: int, *, 
     if wanted == 1:
         if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < image_channels:
             raise ValueError(
-                f"channel must be an integer in [0, {image_channels - 1}], got {channel!r} (in {path})"
+                f"channel must be an integer in [0, {image_channels - 1}] (the image's channels), got "
+                f"{channel!r} (in {image or path})"
             )
         return [channel]
     if wanted != image_channels:
