@@ -88,3 +88,17 @@ def test_corrupt_chunk_names_its_file(tmp_path, content):
     with pytest.raises(ValueError, match=r"chunk must be a Blosc-compressed block of \(8, 8\) uint16, got a corrupt "
                                          r"file .*\(in .*c\.1\.0\.0\)"):
         reader[1]
+
+
+def test_sealed_array_with_a_chunk_file_gone_is_refused(tmp_path):
+    from spheroseg.zarrio import seal_arrays
+
+    data = np.ones((3, 8, 8), "uint16")
+    data[1] = 0  # a frame of fill values: zarr writes no chunk for it, and the seal counts what is there
+    _zarr_array(tmp_path / "a", data, chunks=(1, 8, 8))
+    assert seal_arrays(tmp_path) == 1
+    np.testing.assert_array_equal(FrameReader(tmp_path / "a")[1], 0)
+    (tmp_path / "a" / "c.2.0.0").unlink()
+    with pytest.raises(ValueError, match=r"array must have the 2 chunk files it was written with, got 1: the store "
+                                         r"was damaged or copied in part.*\(in .*a\)"):
+        FrameReader(tmp_path / "a")

@@ -626,6 +626,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     from spheroseg import ngff
     from spheroseg.atomic import atomic_path
     from spheroseg.runtime import frame_workers
+    from spheroseg.zarrio import seal_arrays
 
     options = SegmentationOptions() if options is None else options
     linker = ObjectLinker(max_gap=options.max_gap)
@@ -646,6 +647,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
             ngff.write_frame(target, t, linker.link(labels))
             frames_done.append(summary)
         _record_segmentation(tmp, options, frames_done)
+        seal_arrays(tmp)
     return [float(frame["threshold"]) for frame in frames_done]
 
 

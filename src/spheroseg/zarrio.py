@@ -62,6 +62,59 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+#: Array attribute with the number of chunk files the array had when the stage that wrote it
+#: finished (:func:`seal_arrays`): ``{"spheroseg_store": {"chunk_files": N}}``.
+SEAL_ATTRIBUTE = "spheroseg_store"
+
+
+def count_chunk_files(path: Path) -> int:
+    """Chunk files of the Zarr v3 array at `path` (every file below it but its ``zarr.json``)."""
+    count = 0
+    for _, folders, files in os.walk(path):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        count += sum(1 for name in files if name != "zarr.json" and not name.startswith("."))
+    return count
+
+
+def seal_arrays(store: str | os.PathLike[str]) -> int:
+    """Record in every Zarr v3 array below `store` how many chunk files it has now.
+
+    A stage calls this when it has written everything, before its output is renamed into
+    place. zarr leaves out chunks that hold only the fill value, so a missing chunk file is
+    not an error as such; a sealed array with fewer chunk files than recorded was damaged or
+    copied in part since, and :class:`FrameReader` refuses it instead of reading zeros.
+
+    Returns
+    -------
+    int
+        Number of arrays sealed.
+    """
+    import json
+
+    sealed = 0
+    for metadata in sorted(Path(store).rglob("zarr.json")):
+        document = _read_json(metadata)
+        if document is None or document.get("node_type") != "array":
+            continue
+        attributes = document.setdefault("attributes", {})
+        attributes[SEAL_ATTRIBUTE] = {"chunk_files": count_chunk_files(metadata.parent)}
+        metadata.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        sealed += 1
+    return sealed
+
+
+def check_sealed(path: Path, document: dict[str, Any] | None = None) -> None:
+    """Raise ValueError if the array at `path` was sealed with more chunk files than it has."""
+    document = _read_json(path / "zarr.json") if document is None else document
+    recorded = ((document or {}).get("attributes") or {}).get(SEAL_ATTRIBUTE)
+    recorded = recorded.get("chunk_files") if isinstance(recorded, dict) else None
+    if isinstance(recorded, int) and not isinstance(recorded, bool):
+        found = count_chunk_files(path)
+        if found < recorded:
+            raise ValueError(f"array must have the {recorded} chunk files it was written with, got {found}: "
+                             f"the store was damaged or copied in part; run its stage again (in {path})")
+
+
 def direct_layout(path: Path) -> ArrayLayout | None:
     """The chunk layout of the array at `path` if spheroseg can read it itself, else None."""
     document = _read_json(path / "zarr.json")
@@ -105,12 +158,14 @@ class FrameReader:
     Raises
     ------
     ValueError
-        If `path` is not a Zarr array.
+        If `path` is not a Zarr array, or has fewer chunk files than :func:`seal_arrays`
+        recorded.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.layout = direct_layout(self.path)
+        check_sealed(self.path)
         self._array: Any = None
         if self.layout is None or self.layout.chunks[0] != 1:
             self.layout = None

@@ -195,6 +195,22 @@ def chain_inputs(tmp_path):
     return image, model, plan
 
 
+@pytest.mark.parametrize(("store", "verb"), [("tiles.zarr", "stitch"), ("p.ome.zarr/0", "segment")],
+                         ids=["tile-store", "probabilities"])
+def test_a_chunk_file_missing_from_a_finished_store_stops_the_next_stage(tmp_path, capsys, store, verb):
+    image = save_image(tmp_path / "image.ome.zarr", textured_image((2, 48, 40)), axes="tyx")
+    model = save_model(PointwiseLogits(), tmp_path / "model.pt")
+    run_chain(tmp_path, image, model, tile=32, overlap=0.25)
+    next(path for path in sorted((tmp_path / store).iterdir()) if path.name.startswith("c")).unlink()
+    command = (["stitch", "--plan", tmp_path / "tiles.json", "--tiles", tmp_path / "tiles.zarr", "--output",
+                tmp_path / "again.ome.zarr"] if verb == "stitch" else
+               ["segment", "--probabilities", tmp_path / "p.ome.zarr", "--image", image])
+    capsys.readouterr()
+    assert run_cli(*command) == 1
+    assert "chunk files it was written with" in capsys.readouterr().err
+    assert not (tmp_path / "again.ome.zarr").exists() and not (image / "labels" / "segmentation").exists()
+
+
 def _corrupt_model(model: Path) -> Path:
     model.write_bytes(b"not a torchscript archive")
     card = json.loads(model.with_suffix(".json").read_text())

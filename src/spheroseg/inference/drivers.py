@@ -45,6 +45,7 @@ from spheroseg.normalization import normalize_image
 from spheroseg.progress import Progress, progress
 from spheroseg.runtime import configure_allocator
 from spheroseg.tiling import Stitcher, TilePlan, pad_frame, read_plan, tile_slices
+from spheroseg.zarrio import seal_arrays
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ def predict_tiles(
             "seconds": round(time.perf_counter() - start, 3),
         }
         store.attrs["spheroseg"] = summary
+        seal_arrays(tmp)
     log.info("predicted %d tiles on %s (%s) in %.1f s", summary["tiles"], summary["device"],
              summary["precision"], summary["seconds"])
     return summary
@@ -348,3 +350,4 @@ def stitch_tiles(
         finally:
             frames.close()
             writer.close()
+        seal_arrays(tmp)

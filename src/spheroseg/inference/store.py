@@ -147,8 +147,10 @@ def open_tile_store(path: Path, plan: TilePlan) -> tuple[Any, dict[str, Any]]:
     """Open a tile store for reading frames (`spheroseg.zarrio.FrameReader`); check it fits the plan."""
     import json
 
-    from spheroseg.zarrio import FrameReader
+    from spheroseg.zarrio import FrameReader, check_sealed
 
+    if (path / "zarr.json").is_file():
+        check_sealed(path)  # its own message: a damaged store, not a foreign one
     try:
         store = FrameReader(path)
         document = json.loads((path / "zarr.json").read_text(encoding="utf-8"))

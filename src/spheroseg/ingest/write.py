@@ -165,6 +165,7 @@ def ingest_position(
     from spheroseg.atomic import atomic_path
     from spheroseg.progress import progress
     from spheroseg.runtime import configure_allocator
+    from spheroseg.zarrio import seal_arrays
 
     check_overrides(overrides)
     configure_allocator()
@@ -195,6 +196,7 @@ def ingest_position(
                               f"(in {first.path})")
         if blank:
             ngff.update_attributes(tmp, {"spheroseg": {"blank_frames": [t for t, _ in blank]}})
+        seal_arrays(tmp)
     _report_blank_frames(blank, label)
     LOG.info("%s: wrote %d frame(s) of shape %s %s to %s", label, shape[0], shape[1:],
              first.dtype, output)
