@@ -141,7 +141,7 @@ def test_parameters_page_reads_both_forms_of_the_cards_annotations(tmp_path, for
     assert _annotation_folders(None) == [] and _annotation_folders({"training": {}}) == []
 
 
-@pytest.mark.parametrize(("shape", "got"), [((3, 16, 16), r"3 frames of \(16, 16\)"), ((2, 16, 12), r"2 frames of \(16, 12\)")],
+@pytest.mark.parametrize(("shape", "got"), [((3, 16, 16), "3 frames of 16 x 16"), ((2, 16, 12), "2 frames of 16 x 12")],
                          ids=["other-frames", "other-size"])
 def test_qc_refuses_an_image_of_another_position(experiment, capsys, shape, got):
     other = experiment / "other.ome.zarr"
@@ -152,5 +152,5 @@ def test_qc_refuses_an_image_of_another_position(experiment, capsys, shape, got)
                  str(folder / "probabilities.ome.zarr"), "--image", str(other), "--experiment", "e",
                  "--position", "p0", "--output", str(folder / "qc.csv")]) == 1
     assert capsys.readouterr().err.strip().endswith(
-        f"image must have the probabilities' 2 frames of (16, 16), got {got.replace(chr(92), '')} (in {other})")
+        f"image must have 2 frames of 16 x 16 pixels like the probabilities, got {got} (in {other})")
     assert not (folder / "qc.csv").exists()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -576,6 +576,32 @@ def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
         pixel_size_um=size("x", SPACE_UNITS_UM), time_interval_s=size("t", TIME_UNITS_S),
         name=name if isinstance(name, str) else None, z_step_um=size("z", SPACE_UNITS_UM),
     )
+
+
+def frames_and_plane(metadata: ImageMetadata) -> tuple[int, tuple[int, ...]]:
+    """(number of timepoints, (Y, X)) of an NGFF image."""
+    axes, shape = metadata.axes, metadata.shape
+    return (shape[axes.index("t")] if "t" in axes else 1), tuple(shape[-2:])
+
+
+def check_same_grid(paths: Mapping[str, str | os.PathLike[str]], *, reference: str) -> dict[str, ImageMetadata]:
+    """Metadata of the named NGFF images; raise unless all have the frames and Y, X of `reference`.
+
+    Raises
+    ------
+    ValueError
+        If an image is not NGFF, or its number of frames or its Y, X size differs (it belongs
+        to another position); the message names it.
+    """
+    metadata = {name: read_metadata(path) for name, path in paths.items()}
+    frames, plane = frames_and_plane(metadata[reference])
+    for name, meta in metadata.items():
+        count, shape = frames_and_plane(meta)
+        if (count, shape) != (frames, plane):
+            raise ValueError(f"{name} must have {frames} frames of {plane[0]} x {plane[1]} "
+                             f"pixels like the {reference}, got {count} frames of "
+                             f"{shape[0]} x {shape[1]} (in {paths[name]})")
+    return metadata
 
 
 def _array_axes(array: Any) -> str:

@@ -30,28 +30,15 @@ if TYPE_CHECKING:
 _WORKER_SOURCES: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
 
-def _frames_and_shape(metadata: ImageMetadata) -> tuple[int, tuple[int, ...]]:
-    """(number of timepoints, (Y, X)) of an NGFF image."""
-    axes, shape = metadata.axes, metadata.shape
-    return (shape[axes.index("t")] if "t" in axes else 1), tuple(shape[-2:])
-
-
 def _check_same_grid(paths: Mapping[str, str | os.PathLike[str]]) -> tuple[int, ImageMetadata]:
     """Read metadata of the named images; raise unless all have the same T, Y and X."""
     from spheroseg import ngff
 
-    metadata = {name: ngff.read_metadata(path) for name, path in paths.items()}
-    grids = {name: _frames_and_shape(meta) for name, meta in metadata.items()}
-    frames, plane = grids["labels"]
-    for name, (count, shape) in grids.items():
-        if (count, shape) != (frames, plane):
-            raise ValueError(f"{name} must have {frames} frames of {plane[0]} x {plane[1]} "
-                             f"pixels like the labels, got {count} frames of "
-                             f"{shape[0]} x {shape[1]} (in {paths[name]})")
+    metadata = ngff.check_same_grid(paths, reference="labels")
     if metadata["labels"].dtype.kind not in "iu":
         raise TypeError(f"labels must have an integer dtype, got {metadata['labels'].dtype!r} "
                         f"(in {paths['labels']})")
-    return frames, metadata["labels"]
+    return ngff.frames_and_plane(metadata["labels"])[0], metadata["labels"]
 
 
 def _frame_thresholds(labels_path: str | os.PathLike[str], frames: int,

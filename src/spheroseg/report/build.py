@@ -47,9 +47,11 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
 
     qc.check_limits(area_jump_fraction=area_jump_fraction, uncertain_fraction=uncertain_fraction)
     metrics = tables.read_metrics(metrics_path)
-    _check_same_frames(probabilities_path, {"image": image_path, "labels": labels_path})
+    paths = {"probabilities": probabilities_path, "image": image_path, "labels": labels_path}
+    metadata = ngff.check_same_grid({name: path for name, path in paths.items() if path is not None},
+                                    reference="probabilities")  # an image of another position is refused
     shares = qc.uncertain_shares(probabilities_path)
-    interval = ngff.read_metadata(probabilities_path).time_interval_s
+    interval = metadata["probabilities"].time_interval_s
     blank = [] if image_path is None else _blank_frames(image_path)
     emptied = [] if labels_path is None else _emptied_frames(labels_path)
     table = qc.position_qc(metrics, shares, experiment=experiment, position=position,
@@ -58,25 +60,6 @@ def position_qc_table(metrics_path: str | os.PathLike[str],
                            source=metrics_path, blank_frames=blank, emptied=emptied)
     qc.write_qc(table, output)
     return len(table)
-
-
-def _check_same_frames(probabilities_path: str | os.PathLike[str],
-                       others: dict[str, str | os.PathLike[str] | None]) -> None:
-    """Raise ValueError if an image in `others` (name -> path or None) has another number of
-    frames or another y, x size than the probabilities: it belongs to another position."""
-    from spheroseg import ngff
-
-    def frames_and_size(path: str | os.PathLike[str]) -> tuple[int, tuple[int, ...]]:
-        metadata = ngff.read_metadata(path)
-        frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
-        return frames, tuple(metadata.shape[-2:])
-
-    expected = frames_and_size(probabilities_path)
-    for name, path in others.items():
-        if path is not None and frames_and_size(path) != expected:
-            got = frames_and_size(path)
-            raise ValueError(f"{name} must have the probabilities' {expected[0]} frames of {expected[1]}, got "
-                             f"{got[0]} frames of {got[1]} (in {path})")
 
 
 def _blank_frames(image_path: str | os.PathLike[str]) -> list[int]:
