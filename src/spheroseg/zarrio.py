@@ -103,15 +103,19 @@ def seal_arrays(store: str | os.PathLike[str]) -> int:
     return sealed
 
 
-def check_sealed(path: Path, document: dict[str, Any] | None = None) -> None:
-    """Raise ValueError if the array at `path` was sealed with more chunk files than it has."""
-    document = _read_json(path / "zarr.json") if document is None else document
+class DamagedStoreError(ValueError):
+    """An array has fewer chunk files than :func:`seal_arrays` recorded when it was written."""
+
+
+def check_sealed(path: Path) -> None:
+    """Raise DamagedStoreError if the array at `path` was sealed with more chunk files than it has."""
+    document = _read_json(path / "zarr.json")
     recorded = ((document or {}).get("attributes") or {}).get(SEAL_ATTRIBUTE)
     recorded = recorded.get("chunk_files") if isinstance(recorded, dict) else None
     if isinstance(recorded, int) and not isinstance(recorded, bool):
         found = count_chunk_files(path)
         if found < recorded:
-            raise ValueError(f"array must have the {recorded} chunk files it was written with, got {found}: "
+            raise DamagedStoreError(f"array must have the {recorded} chunk files it was written with, got {found}: "
                              f"the store was damaged or copied in part; run its stage again (in {path})")
 
 

@@ -147,13 +147,13 @@ def open_tile_store(path: Path, plan: TilePlan) -> tuple[Any, dict[str, Any]]:
     """Open a tile store for reading frames (`spheroseg.zarrio.FrameReader`); check it fits the plan."""
     import json
 
-    from spheroseg.zarrio import FrameReader, check_sealed
+    from spheroseg.zarrio import DamagedStoreError, FrameReader
 
-    if (path / "zarr.json").is_file():
-        check_sealed(path)  # its own message: a damaged store, not a foreign one
     try:
         store = FrameReader(path)
         document = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except DamagedStoreError:
+        raise  # its own message: a damaged tile store, not a foreign one
     except (OSError, ValueError) as err:
         raise ValueError(f"tiles must be a tile store written by spheroseg predict, got {err!r:.120} (in {path})") from err
     attributes = document.get("attributes") if isinstance(document, dict) else None
