@@ -101,19 +101,16 @@ def plan_for_image(
     meta = ngff.read_metadata(image)
     frames, _, _ = image_layout(meta.axes, meta.shape)
     grid = rescale_for_image(meta, card, rescale=rescale, image=image)
-    suggested = card.get("tile") if isinstance(card.get("tile"), dict) else {}
-    min_tile = int(suggested.get("min_size", 1))
+    suggested = card.get("tile") or {}  # checked with the card (modelcard.TILE_MINIMA)
+    min_tile = suggested.get("min_size") or 1
     halo = suggested.get("halo")
-    halo = halo if isinstance(halo, int) and not isinstance(halo, bool) and halo >= 0 else None
     if tile_size is None and overlap is None:
-        max_tile = suggested.get("max_size")
-        if not isinstance(max_tile, int) or isinstance(max_tile, bool) or max_tile < 1:
-            max_tile = FITTED_MAX_TILE
-        return plan_on_grid(fit_tiles(grid.model_shape, frames=frames, max_tile=max_tile,
+        return plan_on_grid(fit_tiles(grid.model_shape, frames=frames,
+                                      max_tile=suggested.get("max_size") or FITTED_MAX_TILE,
                                       halo=DEFAULT_HALO if halo is None else halo,
                                       divisor=card["spatial_divisor"], min_tile=min_tile), grid)
     if tile_size is None:
-        tile_size = int(suggested.get("size", 256))
+        tile_size = suggested.get("size") or 256
     if overlap is None:
         overlap = 2 * halo / tile_size if halo is not None and 2 * halo < tile_size else 0.25
     return plan_on_grid(plan_tiles(grid.model_shape, frames=frames, tile_size=tile_size,
