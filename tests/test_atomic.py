@@ -36,6 +36,22 @@ def test_os_error_names_output_and_cleans_up(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failure_removes_the_folders_it_made_and_keeps_the_others(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "kept.txt").write_text("kept")
+    target = tmp_path / "results" / "exp" / "pos0" / "metrics"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target, directory=True):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["kept.txt"]
+    # a folder that has gained a file meanwhile (another writer's output) stays, with its parents
+    with pytest.raises(OutputError):
+        with atomic_path(target) as tmp:
+            (target.parent / "other.csv").write_text("x")
+            raise OSError(28, "No space left on device")
+    assert [p.name for p in target.parent.iterdir()] == ["other.csv"]
+
+
 def test_write_text_unicode_name(tmp_path):
     target = tmp_path / "well A1 (ctrl) ü" / "metrics.csv"
     write_text(target, "a,b\n")

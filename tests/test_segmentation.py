@@ -393,6 +393,12 @@ def test_segment_store_rejects_values_outside_unit_interval(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"probabilities must lie in \[0, 1\].*t=0"):
         segment_store(tmp_path / "p.ome.zarr", tmp_path / "l.ome.zarr")
     assert not (tmp_path / "l.ome.zarr").exists()  # nothing half-written
+    # into an image's labels group, as the workflow writes it: no empty labels/ folder is left
+    write_probabilities(tmp_path / "image.ome.zarr", [np.zeros((8, 8), np.float32)])
+    before = sorted(p.name for p in (tmp_path / "image.ome.zarr").iterdir())
+    with pytest.raises(ValueError, match=r"probabilities must lie in \[0, 1\]"):
+        segment_store(tmp_path / "p.ome.zarr", tmp_path / "image.ome.zarr" / "labels" / "segmentation")
+    assert sorted(p.name for p in (tmp_path / "image.ome.zarr").iterdir()) == before
 
 
 def test_segment_store_tolerates_rounding_above_one(tmp_path) -> None:

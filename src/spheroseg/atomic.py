@@ -93,6 +93,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     Path
         Temporary path in the same folder (same file system, so the rename is atomic).
         Temporaries that killed writers of the same output left behind are removed first.
+        Folders made for the output are removed again, if still empty, when the block fails.
 
     Raises
     ------
@@ -110,6 +111,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     'hello'
     """
     final = Path(path)
+    created = _missing_folders(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
     tmp = _new_temporary(final)
@@ -121,10 +123,32 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
         os.replace(tmp, final)
     except OSError as err:
         _remove(tmp)
+        _remove_empty(created)
         raise OutputError(f"could not write {final}: {err.strerror or err}") from err
     except BaseException:
         _remove(tmp)
+        _remove_empty(created)
         raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders that a failed writer made for its output, deepest first, as long as
+    they are empty: a failure leaves no empty output folder behind, and a folder that another
+    writer has put something into in the meantime stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -642,6 +642,8 @@ def read_frame(path_or_array: Any, t: int, *, channel: int = 0) -> np.ndarray:
     else:
         array = path_or_array
     axes = _array_axes(array)
+    source = getattr(array, "path", None)
+    where = f" (in {source})" if source is not None else ""
     index: list[Any] = []
     for name, size in zip(axes, array.shape):
         if name in "tc":
@@ -650,14 +652,14 @@ def read_frame(path_or_array: Any, t: int, *, channel: int = 0) -> np.ndarray:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
                 0 <= value < size
             ):
-                raise ValueError(f"{label} must be an integer in [0, {size - 1}], got {value!r}")
+                raise ValueError(f"{label} must be an integer in [0, {size - 1}], got {value!r}{where}")
             index.append(int(value))
         else:
             index.append(slice(None))
     for name, value in (("t", t), ("channel", channel)):
         axis = "t" if name == "t" else "c"
         if axis not in axes and value != 0:
-            raise ValueError(f"{name} must be 0 for an image without a {axis} axis, got {value!r}")
+            raise ValueError(f"{name} must be 0 for an image without a {axis} axis, got {value!r}{where}")
     frame = np.asarray(array[tuple(index)])
     return frame.max(axis=0) if "z" in axes else frame
 

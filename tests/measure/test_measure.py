@@ -418,8 +418,9 @@ def test_measure_cli_bad_channel_is_one_line_error(tmp_path: Path, capsys) -> No
     paths = write_series(tmp_path, series_frames(1, shape=(100, 150)), pixel_size_um=None,
                          interval_s=None)
     assert run_measure(paths, tmp_path / "out", "--channel", "5") == 1
-    assert "channel must be an integer in [0, 1]" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "metrics.csv").exists()
+    err = capsys.readouterr().err
+    assert "channel must be an integer in [0, 1], got 5 (in " in err and "image.ome.zarr" in err
+    assert not (tmp_path / "out").exists()  # not even an empty output folder
 
 
 # --- aggregate ---------------------------------------------------------------------------
