@@ -21,7 +21,6 @@ exactly what the planner and the padding did, so they are read and tested togeth
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass

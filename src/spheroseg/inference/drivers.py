@@ -38,7 +38,6 @@ from spheroseg.inference.store import (
     create_tile_store,
     open_tile_store,
     prefetch,
-    write_frame,
 )
 from spheroseg.modelcard import read_verified_card
 from spheroseg.normalization import normalize_image

@@ -20,7 +20,7 @@ Discovery only lists folder entries and nothing here imports anything heavy at i
 
 from __future__ import annotations
 
-from spheroseg.ingest.discover import compile_pattern, discover_positions
+from spheroseg.ingest.discover import VENDOR_SUFFIXES, compile_pattern, discover_positions
 from spheroseg.ingest.metadata import PhysicalSizes, check_overrides, read_physical_sizes, resolve_sizes
 from spheroseg.ingest.sources import inspect_series, iter_frames, plan_position
 from spheroseg.ingest.tiff import (
@@ -30,7 +30,7 @@ from spheroseg.ingest.tiff import (
     inspect_tiff,
     inspect_tiff_series,
 )
-from spheroseg.ingest.vendor import VENDOR_SUFFIXES, MissingReaderError, VendorLayout
+from spheroseg.ingest.vendor import MissingReaderError, VendorLayout
 from spheroseg.ingest.write import ingest_position, write_frames
 
 __all__ = [

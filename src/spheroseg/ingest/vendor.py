@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spheroseg.ingest.discover import VENDOR_SUFFIXES
 from spheroseg.ingest.metadata import PhysicalSizes
 from spheroseg.ingest.tiff import (
     IngestError,
