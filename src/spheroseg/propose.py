@@ -194,14 +194,6 @@ class PositionResults:
                    qc if qc.is_file() else None)
 
 
-def _frame_count(path: Path) -> int:
-    """Number of timepoints of an NGFF image."""
-    from spheroseg import ngff
-
-    metadata = ngff.read_metadata(path)
-    return metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
-
-
 def score_position(results: PositionResults, *, condition: str | None = None) -> list[FrameCandidate]:
     """One :class:`FrameCandidate` per frame of a position, from its probabilities, labels and QC.
 
@@ -218,7 +210,7 @@ def score_position(results: PositionResults, *, condition: str | None = None) ->
             raise ValueError(f"position results must exist, got missing {str(path)!r} "
                              f"(position {results.name!r}; run the workflow first)")
     shares = uncertain_shares(results.probabilities)
-    frames = _frame_count(results.labels)
+    frames, _ = ngff.frames_and_plane(ngff.read_metadata(results.labels))
     if frames != len(shares):
         raise ValueError(f"labels must have one frame per probability frame, got {frames} and "
                          f"{len(shares)} (in {results.labels})")

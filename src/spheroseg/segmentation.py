@@ -579,11 +579,6 @@ class ObjectLinker:
                 if matrix[r, c] > 0]
 
 
-def _frame_count(axes: str, shape: tuple[int, ...]) -> int:
-    """Number of timepoints of an image (1 without a t axis)."""
-    return shape[axes.index("t")] if "t" in axes else 1
-
-
 def segment_store(probabilities_path: str | os.PathLike[str],
                   output_path: str | os.PathLike[str],
                   options: SegmentationOptions | None = None, *,
@@ -634,7 +629,7 @@ def segment_store(probabilities_path: str | os.PathLike[str],
     if options.min_area_um2 is not None:
         options = dataclasses.replace(options, min_area_px=_area_in_pixels(
             options.min_area_um2, metadata.pixel_size_um, probabilities_path))
-    frames = _frame_count(metadata.axes, metadata.shape)
+    frames, _ = ngff.frames_and_plane(metadata)
     workers = frame_workers(threads, frames=frames, plane=metadata.shape[-2:])
     frames_done: list[dict[str, float | int]] = []
     with atomic_path(output_path, directory=True) as tmp:

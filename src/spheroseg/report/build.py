@@ -144,7 +144,7 @@ def position_report(*, metrics_path: str | os.PathLike[str], qc_path: str | os.P
     metrics = tables.read_metrics(metrics_path)
     flags_table = qc.read_qc(qc_path)
     metadata = ngff.read_metadata(image_path)
-    n_frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
+    n_frames, _ = ngff.frames_and_plane(metadata)
     flagged = qc.flagged_timepoints(flags_table)
     fragments = series.fragment_ids(metrics)
     chosen = overlay.choose_frames(n_frames, max_frames=montage_frames, flagged=list(flagged))

@@ -101,8 +101,7 @@ def uncertain_shares(path: str | os.PathLike[str]) -> NDArray[np.float64]:
     """
     from spheroseg import ngff
 
-    metadata = ngff.read_metadata(path)
-    frames = metadata.shape[metadata.axes.index("t")] if "t" in metadata.axes else 1
+    frames, _ = ngff.frames_and_plane(ngff.read_metadata(path))
     array = ngff.open_array(path)
     return np.array([uncertain_share(ngff.read_frame(array, t)) for t in range(frames)])
 
