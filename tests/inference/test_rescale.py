@@ -220,3 +220,15 @@ def test_same_bodies_at_half_two_and_eight_um_per_pixel_agree_within_two_percent
         assert len(values) == 3, f"every pixel size must find both bodies, got {areas}"
         assert max(values) / min(values) - 1 <= 0.02, areas
         assert all(abs(value / expected - 1) <= 0.02 for value in values), (areas, truth)
+
+
+def test_tile_and_stitch_do_not_import_scipy() -> None:
+    """scipy.ndimage costs tile and stitch about 0.12 s each per position
+    (``benchmarks/stage_startup_results.md``); only resampling needs it, so it loads there."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import spheroseg.cli, spheroseg.inference, spheroseg.tiling; "
+            "print(sorted(name for name in sys.modules if name.startswith('scipy')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

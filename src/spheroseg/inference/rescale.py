@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from spheroseg.tiling import TilePlan
 
@@ -195,6 +194,8 @@ def resample_plane(plane: NDArray, shape: tuple[int, int], *, order: int) -> NDA
     >>> small.shape, float(small.mean()), bool(small[0, 1] > small[0, 0])
     ((2, 2), 0.5, True)
     """
+    from scipy import ndimage  # here, not at the top: tile, predict and stitch import this module
+
     values = np.asarray(plane, dtype=np.float32)
     zoom = (shape[0] / values.shape[0], shape[1] / values.shape[1])
     if zoom == (1.0, 1.0):
