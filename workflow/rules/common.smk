@@ -163,7 +163,7 @@ def check_before_any_job():
         # A bioimage.io package is checked by imported_model_path; its model is made by a job.
         model = model_path()
         if model_package() is None:
-            preflight.check_model(model)
+            preflight.check_model(model, positions=positions)
     else:
         check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
