@@ -159,7 +159,12 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
     answers, changed = {}, False
     for path in paths:
         key = os.path.abspath(path)
-        stat = os.stat(key)
+        try:
+            stat = os.stat(key)
+        except OSError as err:
+            what = ("a link to a missing file" if os.path.islink(key) else "a file that vanished") \
+                if isinstance(err, FileNotFoundError) else f"one that cannot be read ({err.strerror})"
+            raise IngestError(f"file must be readable, got {what} (in {key})") from err
         stamp = [stat.st_size, stat.st_mtime_ns, axes]
         entry = entries.get(key)
         if not isinstance(entry, dict) or entry.get("stamp") != stamp:
@@ -391,6 +396,21 @@ def check_snakemake_path(value: str | None, key: str) -> None:
     if value is not None and ("{" in value or "}" in value):
         raise ValueError(f"{key} must not contain '{{' or '}}' (Snakemake reads them as "
                          f"wildcards), got {value!r} (config key '{key}')")
+
+
+def check_output_folder(value: str | None, key: str) -> None:
+    """Raise if a configured output folder, or a folder above it, is a file.
+
+    Examples
+    --------
+    >>> check_output_folder("results/new", "results")
+    """
+    if value is None:
+        return
+    for folder in (Path(value), *Path(value).parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{key} must be a folder (or not exist yet), got {value!r}, where "
+                             f"{str(folder)!r} is a file (config key '{key}')")
 
 
 def unit_warnings(plans: Mapping[str, PositionPlan], *,

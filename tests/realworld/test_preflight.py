@@ -91,6 +91,21 @@ def test_plan_with_pattern_reads_every_file_not_only_the_first(tmp_path: Path, o
         preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.tif")
 
 
+def test_plan_names_a_broken_link_in_the_folder(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "A.tif", frames(2), photometric="minisblack")
+    (tmp_path / "B.tif").symlink_to(tmp_path / "moved" / "B.tif")
+    with pytest.raises(IngestError, match=r"file must be readable, got a link to a missing file \(in .*B.tif\)"):
+        preflight.plan_experiment(tmp_path)
+
+
+def test_output_folders_must_not_be_files(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    preflight.check_output_folder(str(tmp_path / "new" / "results"), "results")
+    with pytest.raises(ValueError, match=r"results must be a folder \(or not exist yet\), got .*afile/sub.*, where "
+                                         r".*afile' is a file \(config key 'results'\)"):
+        preflight.check_output_folder(str(tmp_path / "afile" / "sub"), "results")
+
+
 def test_plan_cache_skips_unchanged_files_and_rereads_changed_ones(tmp_path, monkeypatch) -> None:
     folder, cache = tmp_path / "exp", tmp_path / "cache" / "preflight.json"
     folder.mkdir()
