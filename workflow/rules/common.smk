@@ -187,8 +187,17 @@ def check_before_any_job():
 def check_training():
     """The annotations, the validation names and the model training starts from."""
     preflight.check_annotations(
-        config["training"]["annotations"], val_names=config["training"]["val_names"]
+        config["training"]["annotations"],
+        val_names=config["training"]["val_names"],
+        mask_kind=config["training"]["mask_kind"],
+        allow_empty=config["training"]["allow_empty_masks"],
     )
+    low, high = config["training"]["percentiles"]
+    if not low < high:
+        raise ValueError(
+            f"training.percentiles must be [low, high] with low < high, got {[low, high]} "
+            "(config key 'training.percentiles')"
+        )
     init = training_settings()["init"]
     if init is None:
         return
