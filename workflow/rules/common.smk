@@ -590,12 +590,18 @@ onerror:
 
 
 def proposal_inputs(wildcards):
-    """What propose reads of every position; refuses a missing annotation folder key."""
-    if config["training"]["annotations"] is None:
+    """What propose reads of every position; refuses a missing annotation folder key, or
+    one that names a file."""
+    folder = config["training"]["annotations"]
+    if folder is None:
         raise WorkflowError(
             "training.annotations must name the folder to write proposed frames into, "
             "got null (config key 'training.annotations')"
         )
+    try:
+        preflight.check_output_folder(folder, "training.annotations")
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
     return [
         f"{OUT}/{position}/{name}"
         for position in POSITIONS
