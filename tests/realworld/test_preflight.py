@@ -409,3 +409,35 @@ def test_dollar_signs_in_titles_are_plain_text(tmp_path: Path) -> None:
     figure = plots.plot_position(metrics[metrics["position"] == "a$b"], title="x $ y $ z")
     plots.save_figure(figure, [tmp_path / "p.png"])
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
+
+
+def _plan(name: str, shape: tuple[int, ...], pixel_size_um: float | None = None) -> preflight.PositionPlan:
+    return preflight.PositionPlan(name, (f"{name}.tif",), 0, shape, pixel_size_um, None)
+
+
+def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> None:
+    """Workflow audit: an ImageJ time-lapse saved as slices (X42), a mask among the images
+    (X35), a position whose file was deleted since the last run (R13): each ran without a word."""
+    plans = {"A": _plan("A", (1, 1, 12, 64, 64)), "B_mask": _plan("B_mask", (1, 1, 64, 64)),
+             "C": _plan("C", (5, 1, 64, 64))}
+    preflight.write_experiment_record(tmp_path, name="e", source=tmp_path, positions=plans | {
+        "D": _plan("D", (5, 1, 64, 64))})
+    lines = preflight.folder_warnings(plans, results=tmp_path)
+    assert len(lines) == 3
+    assert lines[0].startswith("1 position(s) have z-slices and one timepoint: 'A'") and "ingest.axes" in lines[0]
+    assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
+    assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")
+    assert preflight.folder_warnings({"C": plans["C"]}, results=tmp_path / "new") == []
+
+
+@pytest.mark.parametrize(("pixel", "override", "warned"), [
+    (2.0, None, False), (0.5, None, False), (0.1, None, True), (None, 0.1, True), (20.0, None, True), (None, None, False),
+], ids=["same", "4x-finer", "20x-finer", "override", "10x-coarser", "unknown"])
+def test_scale_warnings_flag_a_resampling_that_suggests_a_wrong_pixel_size(pixel, override, warned) -> None:
+    """A pixel size 20 times too small shrank 128-px frames to 6 px with no word on the console (C47)."""
+    plans = {"A": _plan("A", (4, 1, 512, 512), pixel)}
+    lines = preflight.scale_warnings(plans, model_pixel_size_um=2.0,
+                                     overrides=PhysicalSizes(pixel_size_um=override))
+    assert bool(lines) == warned
+    if warned:
+        assert "ingest.pixel_size_um" in lines[0] and "'A' (512 x 512 px at" in lines[0]

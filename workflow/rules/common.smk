@@ -522,8 +522,24 @@ def announce_units():
         config["ingest"]["pixel_size_um"], config["ingest"]["time_interval_s"]
     )
     if workflow.is_main_process:
-        for line in preflight.unit_warnings(POSITIONS, overrides=overrides):
+        lines = preflight.unit_warnings(POSITIONS, overrides=overrides)
+        lines += preflight.folder_warnings(POSITIONS, results=OUT)
+        lines += preflight.scale_warnings(
+            POSITIONS, model_pixel_size_um=model_pixel_size(), overrides=overrides
+        )
+        for line in lines:
             print(f"spheroseg: {line}", file=sys.stderr)
+
+
+def model_pixel_size():
+    """The pixel size predict resamples frames to: the card's, when rescale is auto and the
+    model and its card exist before any job (not a model that training or an import makes)."""
+    if config["predict"]["rescale"] != "auto" or config["training"]["enabled"]:
+        return None
+    if model_package() is not None:
+        return None
+    card = Path(model_path()).with_suffix(".json")
+    return json.loads(card.read_text(encoding="utf-8"))["input"].get("pixel_size_um")
 
 
 def announce_uncorrected():
