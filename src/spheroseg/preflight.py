@@ -486,6 +486,8 @@ def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: fl
     """Console lines about positions that predict would resample to the model's pixel size
     by more than `largest_factor` either way, or to frames with a side below `smallest_side`
     pixels: most often a wrong ``ingest.pixel_size_um`` (empty if none)."""
+    from spheroseg.inference.rescale import RESCALE_TOLERANCE
+
     if model_pixel_size_um is None:
         return []
     odd = []
@@ -495,6 +497,8 @@ def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: fl
             continue
         factor = pixel / model_pixel_size_um
         sides = [round(side * factor) for side in plan.shape[-2:]]
+        if abs(factor - 1) <= RESCALE_TOLERANCE:  # predicted as it is
+            continue
         if min(sides) < smallest_side or not 1 / largest_factor <= factor <= largest_factor:
             odd.append(f"{plan.name!r} ({plan.shape[-2]} x {plan.shape[-1]} px at {pixel:g} um/px "
                        f"-> {sides[0]} x {sides[1]} px)")

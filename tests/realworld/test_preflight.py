@@ -439,5 +439,7 @@ def test_scale_warnings_flag_a_resampling_that_suggests_a_wrong_pixel_size(pixel
     lines = preflight.scale_warnings(plans, model_pixel_size_um=2.0,
                                      overrides=PhysicalSizes(pixel_size_um=override))
     assert bool(lines) == warned
+    small = {"A": _plan("A", (4, 1, 32, 32), 2.0)}  # a small crop at the model's scale is not resampled
+    assert preflight.scale_warnings(small, model_pixel_size_um=2.0) == []
     if warned:
         assert "ingest.pixel_size_um" in lines[0] and "'A' (512 x 512 px at" in lines[0]
