@@ -246,6 +246,58 @@ def test_check_annotations(tmp_path: Path, make, match: str) -> None:
         preflight.check_annotations(make(tmp_path))
 
 
+SHEETS = {
+    "good": "position\tcondition\nA\tctl\nB\tdrug\n",
+    "wrong-columns": "well\tgroup\nA\tctl\nB\tdrug\n",
+    "commas": "position,condition\nA,ctl\nB,drug\n",
+    "duplicate": "position\tcondition\nA\tctl\nA\tdrug\nB\tdrug\n",
+    "empty": "",
+    "partial": "position\tcondition\nA\tctl\n",
+    "ghosts": "position\tcondition\nX\tctl\nY\tdrug\n",
+}
+
+
+@pytest.mark.parametrize(("sheet", "match"), [
+    (None, r"sample sheet must be an existing file, got no such file '.*missing.tsv' "
+           r"\(config key 'samples'\)"),
+    ("folder", r"sample sheet must be an existing file, got a folder .*\(config key 'samples'\)"),
+    ("wrong-columns", r"columns must include \['position', 'condition'\], got \['well', 'group'\] "
+                      r"\(config key 'samples', in .*wrong-columns.tsv\)"),
+    ("commas", r"got \['position,condition'\] \(config key 'samples', in .*commas.tsv\)"),
+    ("duplicate", r"once in the sample sheet, got 'A' more than once \(config key 'samples'"),
+    ("empty", r"must have a header row, got an empty file \(config key 'samples', in .*empty"),
+    ("partial", r"every position of the experiment must be in the sample sheet, got 1 of 2 "
+                r"missing: 'B' \(config key 'samples', in .*partial.tsv\)"),
+    ("ghosts", r"got 2 of 2 missing: 'A', 'B' \(config key 'samples', in .*ghosts.tsv\)"),
+    ("latin-1", r"sample sheet must be UTF-8 text .*\(config key 'samples', in .*latin-1.tsv\)"),
+], ids=["missing", "folder", "wrong-columns", "commas", "duplicate", "empty", "partial",
+        "ghosts", "latin-1"])
+def test_check_samples_refuses(tmp_path: Path, sheet: str | None, match: str) -> None:
+    path = tmp_path / f"{sheet or 'missing'}.tsv"
+    if sheet == "folder":
+        path.mkdir()
+    elif sheet == "latin-1":
+        path.write_bytes("position\tcondition\nA\tcontr\u00f4le\nB\tdrug\n".encode("latin-1"))
+    elif sheet is not None:
+        path.write_text(SHEETS[sheet])
+    with pytest.raises(ValueError, match=match):
+        preflight.check_samples(path, {"A": plan("A"), "B": plan("B")})
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    (SHEETS["good"], []),
+    ("\ufeffposition\tcondition\r\nA\tctl\r\nB\tdrug\r\n", []),
+    (SHEETS["good"] + "C\tdrug\nA 1\tctl\n",
+     ["the sample sheet lists 2 position(s) that the experiment does not have, ignored: "
+      "'C', 'A 1' (config key 'samples', in {path})"]),
+], ids=["good", "byte-order-mark", "unknown-positions"])
+def test_check_samples_accepts(tmp_path: Path, text: str, lines: list[str]) -> None:
+    path = tmp_path / "samples.tsv"
+    path.write_text(text, encoding="utf-8")
+    found = preflight.check_samples(path, {"A": plan("A"), "B": plan("B")})
+    assert found == [line.format(path=path) for line in lines]
+
+
 def test_check_snakemake_path() -> None:
     preflight.check_snakemake_path("results", "results")
     preflight.check_snakemake_path(None, "samples")
