@@ -199,15 +199,25 @@ def test_union_columns_and_single_frame_time() -> None:
 
 
 def test_aggregate_cli_mixes_units(tmp_path: Path) -> None:
-    (tmp_path / "a.csv").write_text("experiment,position,timepoint,time_s,object_id,area_um2\n"
-                                    "e,A,1,60.000000,1,2.0\n")
-    (tmp_path / "b.csv").write_text("experiment,position,timepoint,time_frame,object_id,area_px2\n"
-                                    "e,B,0,0,1,8.0\n")
+    import csv
+
+    from spheroseg.measure import metric_columns
+
+    um = metric_columns(pixel_size_um=0.5, time_interval_s=60.0)
+    px = metric_columns(pixel_size_um=None, time_interval_s=None)
+    (tmp_path / "a.csv").write_text(",".join(um) + "\ne,A,1,60.000000,1,2.0"
+                                    + ",1" * (len(um) - 6) + "\n")
+    (tmp_path / "b.csv").write_text(",".join(px) + "\ne,B,0,0,1,8.0" + ",1" * (len(px) - 6) + "\n")
     assert main(["aggregate", "--output", str(tmp_path / "all.csv"),
                  str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 0
-    assert (tmp_path / "all.csv").read_text() == (
-        "experiment,position,timepoint,time_s,time_frame,object_id,area_um2,area_px2\n"
-        "e,A,1,60.000000,,1,2.0,\ne,B,0,0.000000,0,1,,8.0\n")
+    with open(tmp_path / "all.csv", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert header == union_columns([um, px])
+    assert header[:6] == ["experiment", "position", "timepoint", "time_s", "time_frame", "object_id"]
+    got = [{name: row[header.index(name)] for name in ("time_s", "time_frame", "area_um2", "area_px2")}
+           for row in rows]
+    assert got == [{"time_s": "60.000000", "time_frame": "", "area_um2": "2.0", "area_px2": ""},
+                   {"time_s": "0.000000", "time_frame": "0", "area_um2": "", "area_px2": "8.0"}]
 
 
 # --- checks of config keys against the data -----------------------------------------
