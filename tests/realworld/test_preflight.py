@@ -256,6 +256,14 @@ def test_check_annotations(tmp_path: Path, make, match: str) -> None:
         preflight.check_annotations(make(tmp_path))
 
 
+def test_plan_refuses_a_gap_in_pattern_timepoints(tmp_path: Path) -> None:
+    for t in (0, 1, 3):
+        tifffile.imwrite(tmp_path / f"P1_t{t}.tif", frames(1, seed=t), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"files of position 'P1' must be consecutive timepoints "
+                       r".*got no file for timepoint\(s\) 2 .*config key 'ingest.pattern'"):
+        preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.tif")
+
+
 SHEETS = {
     "good": "position\tcondition\nA\tctl\nB\tdrug\n",
     "wrong-columns": "well\tgroup\nA\tctl\nB\tdrug\n",
