@@ -244,6 +244,7 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
     tifffile.imwrite(folder / "odd.tif", np.zeros((2, 3, 4, 4), "uint8"), metadata={"axes": "EPYX"})
     tifffile.imwrite(folder / "five.tif", np.zeros((2, 3, 4, 8, 8), "uint16"), photometric="rgb",
                      planarconfig="separate")  # axes QQSYX: a bare 5-D stack of 4-sample planes
+    tifffile.imwrite(folder / "bits.tif", good[:, :, :] > 500)  # a 1-bit (bilevel) stack: a mask
     return {
         "truncated": ([folder / "truncated.tif"], r"(truncated|corrupt).*\(in .*truncated\.tif\)"),
         "truncated-half": ([folder / "half.ome.tif"], r"complete TIFF, got a truncated or corrupt file.*half\.ome\.tif"),
@@ -258,11 +259,12 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
         "ambiguous-5d": ([folder / "five.tif"], r"Set ingest\.axes .* to one letter per file axis \(5 axes\) from "
                                                 r"t, c, z, y, x, each at most once \(in .*five\.tif\)"),
         "no-files": ([], "at least one image file"),
+        "one-bit": ([folder / "bits.tif"], r"image must have 8 or more bits per sample, got 1-bit planes .*bits\.tif"),
     }
 
 
 BAD_CASES = ["truncated", "truncated-half", "non-image", "empty-file", "mixed-shapes", "mixed-dtypes",
-             "stacks-as-timepoints", "unsupported-axes", "ambiguous-5d", "no-files"]
+             "stacks-as-timepoints", "unsupported-axes", "ambiguous-5d", "no-files", "one-bit"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=BAD_CASES)

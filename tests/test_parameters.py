@@ -50,6 +50,19 @@ def test_every_schema_key_has_a_default_and_a_description(key, spec):
     assert "default" in spec and spec.get("description"), key
 
 
+#: JSON-schema keywords the config schema uses; any other key in a spec is a YAML slip (an
+#: unquoted comma in a flow mapping cut a description and made its tail a key).
+SCHEMA_KEYWORDS = {"type", "default", "description", "minimum", "maximum", "exclusiveMinimum",
+                   "exclusiveMaximum", "enum", "items", "minItems", "maxItems", "pattern",
+                   "additionalProperties", "properties", "required", "minLength", "uniqueItems",
+                   "minProperties", "oneOf", "anyOf"}
+
+
+@pytest.mark.parametrize(("key", "spec"), schema_keys(SCHEMA), ids=[key for key, _ in schema_keys(SCHEMA)])
+def test_every_schema_key_uses_only_schema_keywords(key, spec):
+    assert set(spec) <= SCHEMA_KEYWORDS, (key, sorted(set(spec) - SCHEMA_KEYWORDS))
+
+
 def test_config_yaml_shows_exactly_the_schema_defaults():
     assert CONFIG == schema_defaults(SCHEMA)
 

@@ -34,9 +34,11 @@ from spheroseg.ingest import (
     discover_positions,
     inspect_series,
 )
+from spheroseg.ingest.sources import check_timepoint_files
 
 # 2: LIF frame intervals come from the file's T dimension (version 1 summaries have none).
-CACHE_VERSION = 2
+# 3: summaries record the dtype (per-timepoint files are checked against each other).
+CACHE_VERSION = 3
 RECORD_NAME = "experiment.json"
 # Characters that cannot appear in a series' part of a position (folder) name.
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]+")
@@ -95,7 +97,8 @@ def folder_name(name: str) -> str:
 def _layout_record(layout: TiffLayout) -> dict[str, Any]:
     """JSON-ready summary of a layout (for the cache)."""
     return {"series": layout.series, "series_name": layout.series_name,
-            "shape": list(layout.shape), "pixel_size_um": layout.sizes.pixel_size_um,
+            "shape": list(layout.shape), "dtype": str(layout.dtype),
+            "pixel_size_um": layout.sizes.pixel_size_um,
             "time_interval_s": layout.sizes.time_interval_s}
 
 
@@ -156,7 +159,12 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
     answers, changed = {}, False
     for path in paths:
         key = os.path.abspath(path)
-        stat = os.stat(key)
+        try:
+            stat = os.stat(key)
+        except OSError as err:
+            what = ("a link to a missing file" if os.path.islink(key) else "a file that vanished") \
+                if isinstance(err, FileNotFoundError) else f"one that cannot be read ({err.strerror})"
+            raise IngestError(f"file must be readable, got {what} (in {key})") from err
         stamp = [stat.st_size, stat.st_mtime_ns, axes]
         entry = entries.get(key)
         if not isinstance(entry, dict) or entry.get("stamp") != stamp:
@@ -215,7 +223,7 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
     OME-TIFF of several stage positions from ``bfconvert``, the scenes of a multi-position
     ND2, CZI or LIF file) gives one position per series,
     named ``<file position>_<series name>`` (``_s<index>`` when names are missing or
-    repeated). With a pattern, the first file of each position is inspected.
+    repeated). With a pattern, every file of a position is inspected and must match the first.
 
     Parameters
     ----------
@@ -241,9 +249,12 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
     """
     found = {name: [str(path) for path in paths]
              for name, paths in discover_positions(folder, pattern=pattern).items()}
-    summaries = inspect_files([paths[0] for paths in found.values()], axes=axes, cache=cache)
+    summaries = inspect_files([path for paths in found.values() for path in paths], axes=axes, cache=cache)
     plans: dict[str, PositionPlan] = {}
     for name, paths in found.items():
+        if len(paths) > 1:  # one file per timepoint: each must match the first
+            check_timepoint_files([(path, summaries[os.path.abspath(path)][0]["shape"],
+                                    summaries[os.path.abspath(path)][0]["dtype"]) for path in paths])
         for plan in _plans_of(name, paths, summaries[os.path.abspath(paths[0])]):
             if plan.name in plans:
                 raise ValueError(
@@ -313,16 +324,51 @@ def check_channel(plans: Mapping[str, PositionPlan], channel: int) -> None:
                 f"{plan.name!r}), got {channel} (in {plan.files[0]})")
 
 
-def check_model(path: str | os.PathLike[str], *, key: str = "model") -> None:
-    """Raise unless `path` is a model file with its JSON card beside it."""
+def check_model(path: str | os.PathLike[str], *, key: str = "model",
+                positions: Mapping[str, PositionPlan] | None = None) -> None:
+    """Raise unless `path` is a TorchScript model file whose JSON card beside it is valid and
+    matches it (SHA-256), and, given `positions`, whose input channels every position has.
+
+    Reads the card and hashes the model file; torch is not imported (a loadable archive is
+    recognised by its ``code/`` and ``constants.pkl`` entries).
+    """
+    from spheroseg.modelcard import read_verified_card
+
     model = Path(path)
-    card = model.with_suffix(".json")
+    card_path = model.with_suffix(".json")
     if not model.is_file():
         raise ValueError(f"{key} must be an existing TorchScript model file (with its JSON "
                          f"card beside it), got {str(path)!r} (config key '{key}')")
-    if not card.is_file():
+    if not card_path.is_file():
         raise ValueError(f"{key} must have its JSON model card beside it, got no "
-                         f"{card.name!r} (config key '{key}', in {model.parent})")
+                         f"{card_path.name!r} (config key '{key}', in {model.parent})")
+    try:
+        card = read_verified_card(model)
+    except ValueError as err:
+        raise ValueError(f"{err} (config key '{key}')") from err
+    if not _is_torchscript_archive(model):
+        raise ValueError(f"{key} must be a TorchScript file (torch.jit.save), got a file that is "
+                         f"not one (config key '{key}', in {model})")
+    wanted = card["input"]["channels"]
+    for plan in (positions or {}).values():
+        if wanted not in (1, plan.channels):
+            raise ValueError(
+                f"input.channels must be 1 or the {plan.channels} channel(s) of position "
+                f"{plan.name!r}, got {wanted} (the model does not fit the data; config key "
+                f"'{key}', in {card_path})")
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """Whether `path` is a zip archive laid out as ``torch.jit.save`` writes it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return (any("/code/" in name for name in names)
+            and any(name.endswith("/constants.pkl") for name in names))
 
 
 def check_annotations(folder: str | None, *, val_names: Sequence[str] = ()) -> None:
@@ -389,6 +435,21 @@ def check_snakemake_path(value: str | None, key: str) -> None:
     if value is not None and ("{" in value or "}" in value):
         raise ValueError(f"{key} must not contain '{{' or '}}' (Snakemake reads them as "
                          f"wildcards), got {value!r} (config key '{key}')")
+
+
+def check_output_folder(value: str | None, key: str) -> None:
+    """Raise if a configured output folder, or a folder above it, is a file.
+
+    Examples
+    --------
+    >>> check_output_folder("results/new", "results")
+    """
+    if value is None:
+        return
+    for folder in (Path(value), *Path(value).parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{key} must be a folder (or not exist yet), got {value!r}, where "
+                             f"{str(folder)!r} is a file (config key '{key}')")
 
 
 def unit_warnings(plans: Mapping[str, PositionPlan], *,

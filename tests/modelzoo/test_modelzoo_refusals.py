@@ -141,7 +141,10 @@ def test_package_whose_files_do_not_hold_is_refused(change, message, tiny_packag
     ("model.zip", b"not a zip", r"model package must be a valid bioimage.io model description"),
     ("rdf.yaml", b"type: dataset\nname: x\n", r"model package must be a valid bioimage.io model description"),
     ("model.pt", b"", r"model package must be a .zip, rdf.yaml or \*.bioimageio.yaml, got"),
-], ids=["not-a-zip", "not-a-model", "not-a-package"])
+    ("rdf.yaml", b"not: [valid", r"model package must be a YAML model description, got a file that does not "
+                                 r"parse: .* \(in .*rdf.yaml\)"),
+    ("rdf.yaml", b"name: \xe9t\xe9\n", r"YAML model description, got a file that does not parse: .*utf-8"),
+], ids=["not-a-zip", "not-a-model", "not-a-package", "not-yaml", "not-utf8"])
 def test_files_that_are_not_model_packages_are_refused(name, content, message, tmp_path, bioimageio_core):
     from spheroseg.modelzoo.importer import check_package
 

@@ -73,6 +73,39 @@ def test_plan_with_pattern_counts_files_as_frames(tmp_path: Path) -> None:
     assert plans["A"].frames == 3 and len(plans["A"].files) == 3
 
 
+@pytest.mark.parametrize(("odd", "match"), [
+    (lambda path: tifffile.imwrite(path, frames(1, size=12), photometric="minisblack"),
+     r"files of one position must share shape and dtype, got \(1, 12, 12\) uint16 but \(1, 16, 16\) "
+     r"uint16 in 'A_t0.tif' \(in .*A_t2.tif\)"),
+    (lambda path: tifffile.imwrite(path, frames(1, dtype="uint8"), photometric="minisblack"),
+     r"share shape and dtype, got \(1, 16, 16\) uint8 but \(1, 16, 16\) uint16 .*A_t2.tif"),
+    (lambda path: path.write_bytes(path.read_bytes()[:300]), r"A_t2.tif"),
+], ids=["other-shape", "other-dtype", "truncated"])
+def test_plan_with_pattern_reads_every_file_not_only_the_first(tmp_path: Path, odd, match) -> None:
+    """A bad file in the middle of a time-lapse stops the plan (before any job), not the
+    ingest job after every other position has run (workflow audit F4)."""
+    for t in range(4):
+        tifffile.imwrite(tmp_path / f"A_t{t}.tif", frames(1, seed=t), photometric="minisblack")
+    odd(tmp_path / "A_t2.tif")
+    with pytest.raises((ValueError, IngestError), match=match):
+        preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.tif")
+
+
+def test_plan_names_a_broken_link_in_the_folder(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "A.tif", frames(2), photometric="minisblack")
+    (tmp_path / "B.tif").symlink_to(tmp_path / "moved" / "B.tif")
+    with pytest.raises(IngestError, match=r"file must be readable, got a link to a missing file \(in .*B.tif\)"):
+        preflight.plan_experiment(tmp_path)
+
+
+def test_output_folders_must_not_be_files(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    preflight.check_output_folder(str(tmp_path / "new" / "results"), "results")
+    with pytest.raises(ValueError, match=r"results must be a folder \(or not exist yet\), got .*afile/sub.*, where "
+                                         r".*afile' is a file \(config key 'results'\)"):
+        preflight.check_output_folder(str(tmp_path / "afile" / "sub"), "results")
+
+
 def test_plan_cache_skips_unchanged_files_and_rereads_changed_ones(tmp_path, monkeypatch) -> None:
     folder, cache = tmp_path / "exp", tmp_path / "cache" / "preflight.json"
     folder.mkdir()
@@ -242,8 +275,47 @@ def test_check_model(tmp_path: Path) -> None:
     (tmp_path / "m.pt").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"JSON model card .*'m.json'.*'training.init'"):
         preflight.check_model(tmp_path / "m.pt", key="training.init")
-    (tmp_path / "m.json").write_text("{}")
-    preflight.check_model(tmp_path / "m.pt")
+    shipped = Path(__file__).resolve().parents[2] / "models" / "default.pt"
+    preflight.check_model(shipped)
+
+
+@pytest.mark.parametrize(("spoil", "match"), [
+    (lambda model, card: card.write_text("{not json"), r"model card is not valid JSON: .*m.json\) \(config key 'model'\)"),
+    (lambda model, card: card.write_text("[1, 2]"), r"m.json.*\(config key 'model'\)"),
+    (lambda model, card: model.write_bytes(model.read_bytes() + b"x"),
+     r"model file .*m.pt does not match its card: SHA-256 is .* \(config key 'model'\)"),
+    (lambda model, card: _recard(model, card, b"PK not a model"),
+     r"model must be a TorchScript file \(torch.jit.save\), got a file that is not one \(config key 'model', in .*m.pt\)"),
+    (lambda model, card: _recard(model, card, None, channels=3),
+     r"input.channels must be 1 or the 1 channel\(s\) of position 'A', got 3 \(the model does not fit the data; "
+     r"config key 'model', in .*m.json\)"),
+], ids=["card-not-json", "card-a-list", "model-changed", "not-torchscript", "channels"])
+def test_check_model_reads_the_card_and_the_model_before_any_job(tmp_path: Path, spoil, match) -> None:
+    """A model that does not fit its card or the data stops the workflow when the DAG is
+    built, naming `model` (workflow audit), not in the tile or predict job after ingest."""
+    import shutil
+
+    shipped = Path(__file__).resolve().parents[2] / "models"
+    model, card = tmp_path / "m.pt", tmp_path / "m.json"
+    shutil.copy(shipped / "default.pt", model)
+    shutil.copy(shipped / "default.json", card)
+    positions = {"A": preflight.PositionPlan("A", ("A.tif",), 0, (2, 1, 8, 8), None, None)}
+    preflight.check_model(model, positions=positions)
+    spoil(model, card)
+    with pytest.raises(ValueError, match=match):
+        preflight.check_model(model, positions=positions)
+
+
+def _recard(model: Path, card: Path, content: bytes | None, *, channels: int | None = None) -> None:
+    """Replace the model's bytes (if given) and rewrite its card to match, channels changed."""
+    from spheroseg.modelcard import write_card
+
+    if content is not None:
+        model.write_bytes(content)
+    document = json.loads(card.read_text())
+    if channels is not None:
+        document["input"]["channels"] = channels
+    write_card(document, model)
 
 
 @pytest.mark.parametrize(("make", "match"), [

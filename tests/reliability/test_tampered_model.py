@@ -137,8 +137,12 @@ def test_workflow_stops_at_a_tampered_model(baseline, faults, tmp_path):
     shutil.copy(faults.model_file(), model)
     shutil.copy(faults.model_file().with_suffix(".json"), model.with_suffix(".json"))
     model.write_bytes(model.read_bytes() + b"tampered")
+    position = workdir / "results" / "demo" / faults.POSITION
+    before = {name: (position / name).read_bytes() for name in ("tiles.json", "logs/tile.log")}
     result = faults.run(workdir, faults.write_config(workdir, model=str(model)), "--forcerun", "tile", check=False)
     assert result.returncode != 0
-    log = (workdir / "results" / "demo" / faults.POSITION / "logs" / "tile.log").read_text(encoding="utf-8")
-    assert "does not match its card" in log and str(model) in log, log[-2000:]
-    assert not (workdir / "results" / "demo" / faults.POSITION / "tiles.json").exists()
+    # refused when the DAG is built, before any job: no tile job ran, the earlier plan is untouched
+    assert "does not match its card" in result.stderr and str(model) in result.stderr, result.stderr[-2000:]
+    assert "(config key 'model')" in result.stderr
+    assert "rule tile" not in result.stderr
+    assert {name: (position / name).read_bytes() for name in before} == before

@@ -40,6 +40,15 @@ def cli_scalar(text, kinds):
     return parsed if isinstance(parsed, allowed) else text
 
 
+def enum_kind(choice):
+    """The schema type name of one enum choice (strings need no coercion)."""
+    if isinstance(choice, bool):
+        return "boolean"
+    if choice is None:
+        return "null"
+    return "number" if isinstance(choice, (int, float)) else "string"
+
+
 def coerce_cli_values(values, schema):
     """Turn strings from nested `--config key='{a: 1}'` overrides (parsed by Snakemake as
     strings) into the numbers, booleans or nulls that the schema asks for."""
@@ -49,6 +58,8 @@ def coerce_cli_values(values, schema):
         )
         kinds = spec.get("type", [])
         kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not kinds and "enum" in spec:  # e.g. rescale: [auto, "off", false]
+            kinds = [enum_kind(choice) for choice in spec["enum"]]
         if isinstance(value, dict):
             coerce_cli_values(value, spec)
         elif isinstance(value, list) and isinstance(spec.get("items"), dict):
@@ -135,7 +146,8 @@ def plan_positions():
 
 
 def check_config_paths():
-    """Config paths become Snakemake file patterns: refuse braces in them."""
+    """Config paths become Snakemake file patterns: refuse braces in them; the folders the
+    workflow writes into must not be files."""
     paths = {
         "results": config["results"],
         "model": config["model"],
@@ -147,6 +159,8 @@ def check_config_paths():
     }
     for key, value in paths.items():
         preflight.check_snakemake_path(value, key)
+    for key in ("results", "training.models_dir", "demo.folder"):
+        preflight.check_output_folder(paths[key], key)
     for name in config["demo"]["positions"] if DEMO else []:
         preflight.check_snakemake_path(name, "demo.positions")
     if config["ingest"]["axes"] is not None:
@@ -164,7 +178,7 @@ def check_before_any_job():
         # A bioimage.io package is checked by imported_model_path; its model is made by a job.
         model = model_path()
         if model_package() is None:
-            preflight.check_model(model)
+            preflight.check_model(model, positions=positions)
     else:
         check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)

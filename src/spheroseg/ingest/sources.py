@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from spheroseg.ingest.tiff import IngestError, TiffLayout, inspect_tiff_series
 from spheroseg.ingest.tiff import iter_frames as iter_tiff_frames
@@ -84,19 +87,29 @@ def plan_position(files: Sequence[str | os.PathLike[str]], *, series: int = 0,
     if not files:
         raise IngestError("files must list at least one image file, got none")
     layouts = tuple(inspect_series(path, axes=axes, only=series)[0] for path in files)
-    if len(layouts) == 1:
-        return layouts
-    first = layouts[0]
-    for layout in layouts:
-        if layout.shape[0] != 1:
+    if len(layouts) > 1:
+        check_timepoint_files([(layout.path, layout.shape, layout.dtype) for layout in layouts])
+    return layouts
+
+
+def check_timepoint_files(files: Sequence[tuple[Path, tuple[int, ...], Any]]) -> None:
+    """Raise unless per-timepoint files, as (path, shape, dtype) in time order, hold one
+    timepoint each and share shape and dtype.
+
+    Raises
+    ------
+    IngestError
+        Naming the first file that does not match.
+    """
+    first_path, first_shape, first_dtype = files[0]
+    for path, shape, dtype in files:
+        if shape[0] != 1:
             raise IngestError(
-                f"each per-timepoint file must hold one timepoint, got {layout.shape[0]} "
-                f"(in {layout.path})"
+                f"each per-timepoint file must hold one timepoint, got {shape[0]} (in {path})"
             )
-        if layout.shape != first.shape or layout.dtype != first.dtype:
+        if tuple(shape) != tuple(first_shape) or np.dtype(dtype) != np.dtype(first_dtype):
             raise IngestError(
                 f"files of one position must share shape and dtype, got "
-                f"{layout.shape[1:]} {layout.dtype} but {first.shape[1:]} {first.dtype} in "
-                f"{first.path.name!r} (in {layout.path})"
+                f"{tuple(shape[1:])} {np.dtype(dtype)} but {tuple(first_shape[1:])} "
+                f"{np.dtype(first_dtype)} in {Path(first_path).name!r} (in {path})"
             )
-    return layouts

@@ -183,6 +183,10 @@ def _check_plane(number: int, page: Any, series: Any, path: Path) -> None:
 def _check_data_in_file(series: Any, path: Path) -> None:
     """Raise if any plane of the series is missing, inconsistent or beyond end of file."""
     plane_bytes = series.keyframe.nbytes
+    if getattr(series.keyframe, "bitspersample", 8) < 8:
+        raise IngestError(f"image must have 8 or more bits per sample, got "
+                          f"{series.keyframe.bitspersample}-bit planes (a 1-bit TIFF is a mask, not "
+                          f"microscopy; save the image itself) (in {path})")
     if plane_bytes > MAX_PLANE_BYTES or min(series.shape, default=0) < 1:
         raise IngestError(f"image planes must have 1 to {MAX_PLANE_BYTES} bytes, got shape "
                           f"{series.shape} {series.dtype} (in {path})")

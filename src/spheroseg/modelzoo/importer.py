@@ -56,6 +56,8 @@ def read_description(package: str | os.PathLike[str]) -> Any:
         raise PackageError(f"model package must be a .zip, rdf.yaml or *.bioimageio.yaml, got {str(path)!r}")
     if not path.is_file():
         raise PackageError(f"model package not found: {path}")
+    if path.suffix != ".zip":
+        _check_yaml(path)
     spec = require("bioimageio.spec")
     try:
         return spec.load_model_description(path, perform_io_checks=False, format_version="latest")
@@ -63,6 +65,19 @@ def read_description(package: str | os.PathLike[str]) -> Any:
         reason = " ".join(str(err).split())
         raise PackageError(f"model package must be a valid bioimage.io model description, got: "
                            f"{reason} (in {path})") from err
+
+
+def _check_yaml(path: Path) -> None:
+    """Raise a PackageError naming `path` unless it is UTF-8 YAML (the spec's own parser
+    raises errors of its YAML library that say neither)."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = " ".join(str(err).split())
+        raise PackageError(f"model package must be a YAML model description, got a file that does "
+                           f"not parse: {reason} (in {path})") from err
 
 
 def _local_file(file_descr: Any, *, role: str, source: str) -> Any:

@@ -1,0 +1,25 @@
+"""Config values given on the command line (``--config key='{...}'``) and configured paths,
+checked when the DAG is built (dry runs: no job runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.mark.parametrize("value", ["false", "off", "auto"], ids=["false", "off", "auto"])
+def test_rescale_choices_the_docs_name_are_accepted_from_the_command_line(tmp_path, run_snakemake, value):
+    """config/README.md allows ``false`` for predict.rescale; `--config` hands it over as a
+    string, which the schema's enum must still accept (workflow audit C42)."""
+    result = run_snakemake(tmp_path, "-n", "--config", f"predict={{rescale: {value}}}", check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+
+
+def test_a_results_path_that_is_a_file_is_refused_before_any_job(tmp_path, run_snakemake):
+    (tmp_path / "afile").write_text("x")
+    result = run_snakemake(tmp_path, "-n", "--config", f"results={tmp_path / 'afile'}", check=False)
+    assert result.returncode != 0
+    console = result.stdout + result.stderr  # snakemake's runner merges them
+    assert "results must be a folder (or not exist yet)" in console and "(config key 'results')" in console
+    assert "Traceback" not in console and "NotADirectoryError" not in console
