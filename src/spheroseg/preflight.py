@@ -371,10 +371,13 @@ def _is_torchscript_archive(path: Path) -> bool:
             and any(name.endswith("/constants.pkl") for name in names))
 
 
-def check_annotations(folder: str | None, *, val_names: Sequence[str] = ()) -> None:
-    """Raise unless `folder` holds image/mask pairs (``training.annotations``) and every name
-    of `val_names` (``training.val_names``) is one of them, with one left for training."""
-    from spheroseg.training.data import find_annotation_pairs, split_pairs
+def check_annotations(folder: str | None, *, val_names: Sequence[str] = (), mask_kind: str = "auto",
+                      allow_empty: bool = False) -> None:
+    """Raise unless `folder` holds image/mask pairs (``training.annotations``) that training
+    can read (sizes agree, masks binarise and, unless `allow_empty`, hold foreground) and
+    every name of `val_names` (``training.val_names``) is one of them, with one left for
+    training. Reads every pair: annotation sets are a few frames."""
+    from spheroseg.training.data import find_annotation_pairs, load_pair, split_pairs
 
     if folder is None:
         raise ValueError("training.annotations must name a folder of image/mask pairs when "
@@ -382,8 +385,10 @@ def check_annotations(folder: str | None, *, val_names: Sequence[str] = ()) -> N
                          "'training.annotations')")
     try:
         pairs = find_annotation_pairs(folder)
+        for pair in pairs:
+            load_pair(pair, mask_kind=mask_kind, allow_empty=allow_empty)
     except ValueError as err:
-        raise ValueError(f"training.annotations: {err}") from err
+        raise ValueError(f"training.annotations: {err} (config key 'training.annotations')") from err
     if val_names:
         try:
             split_pairs(pairs, val_names=list(val_names))

@@ -80,3 +80,32 @@ def test_check_annotations_checks_validation_names(tmp_path, names, match):
     preflight.check_annotations(str(folder), val_names=["001"])
     with pytest.raises(ValueError, match=match):
         preflight.check_annotations(str(folder), val_names=names)
+
+
+@pytest.mark.parametrize(("spoil", "match"), [
+    (lambda folder: tifffile.imwrite(folder / "masks" / "002.tif", np.zeros((16, 16), np.uint8)),
+     r"training.annotations: image and mask must have the same size, got \(32, 32\) .*002.tif and \(16, 16\)"),
+    (lambda folder: (folder / "masks" / "002.tif").write_bytes(b""), r"training.annotations: could not read .*002.tif"),
+    (lambda folder: tifffile.imwrite(folder / "masks" / "002.tif", np.zeros((32, 32), np.uint8)),
+     r"no foreground anywhere .*002.tif.*config key 'training.allow_empty_masks'"),
+], ids=["other-size", "zero-byte", "empty-mask"])
+def test_check_annotations_reads_every_pair_before_any_job(tmp_path, spoil, match):
+    """What the train job would refuse is refused when the DAG is built (workflow audit T06-T08)."""
+    folder = annotations(tmp_path / "annotations")
+    spoil(folder)
+    with pytest.raises(ValueError, match=match):
+        preflight.check_annotations(str(folder))
+
+
+def test_an_empty_mask_passes_when_allowed(tmp_path):
+    folder = annotations(tmp_path / "annotations")
+    tifffile.imwrite(folder / "masks" / "002.tif", np.zeros((32, 32), np.uint8))
+    preflight.check_annotations(str(folder), allow_empty=True)
+
+
+def test_reversed_percentiles_stop_the_run_before_any_job(tmp_path):
+    result = dry_run(tmp_path, {"recipe": "custom", "percentiles": [99.8, 1.0]})
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "training.percentiles must be [low, high] with low < high, got [99.8, 1.0]" in console, console[-2000:]
+    assert not (tmp_path / "results").exists()

@@ -117,8 +117,11 @@ def test_a_later_propose_never_overwrites_a_corrected_mask(loop):
     ({"propose": {"n": 0}}, r"propose.*\bn\b|minimum"),
     ({"training": {"recipe": "fast"}}, r"recipe"),
     ({"propose": {"n": 2}}, r"training\.annotations"),
-], ids=["n-zero", "unknown-recipe", "no-annotation-folder"])
+    ({"training": {"annotations": "afile"}}, r"training\.annotations must be a folder .*'afile' is a file "
+                                              r"\(config key 'training\.annotations'\)"),
+], ids=["n-zero", "unknown-recipe", "no-annotation-folder", "annotation-folder-is-a-file"])
 def test_bad_config_is_refused_with_the_key_named(tmp_path, run_snakemake, sections, match):
+    (tmp_path / "afile").write_text("not a folder")
     config = _config(tmp_path, "bad.yaml", **sections)
     result = run_snakemake(tmp_path, "--configfile", config, "-n", "propose", check=False)
     assert result.returncode != 0

@@ -198,8 +198,17 @@ def check_samples(positions):
 def check_training():
     """The annotations, the validation names and the model training starts from."""
     preflight.check_annotations(
-        config["training"]["annotations"], val_names=config["training"]["val_names"]
+        config["training"]["annotations"],
+        val_names=config["training"]["val_names"],
+        mask_kind=config["training"]["mask_kind"],
+        allow_empty=config["training"]["allow_empty_masks"],
     )
+    low, high = config["training"]["percentiles"]
+    if not low < high:
+        raise ValueError(
+            f"training.percentiles must be [low, high] with low < high, got {[low, high]} "
+            "(config key 'training.percentiles')"
+        )
     init = training_settings()["init"]
     if init is None:
         return
@@ -592,12 +601,18 @@ onerror:
 
 
 def proposal_inputs(wildcards):
-    """What propose reads of every position; refuses a missing annotation folder key."""
-    if config["training"]["annotations"] is None:
+    """What propose reads of every position; refuses a missing annotation folder key, or
+    one that names a file."""
+    folder = config["training"]["annotations"]
+    if folder is None:
         raise WorkflowError(
             "training.annotations must name the folder to write proposed frames into, "
             "got null (config key 'training.annotations')"
         )
+    try:
+        preflight.check_output_folder(folder, "training.annotations")
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
     return [
         f"{OUT}/{position}/{name}"
         for position in POSITIONS

@@ -12,8 +12,10 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
-def resolve_device(name: str) -> Any:
+def resolve_device(name: str, *, key: str = "predict.device") -> Any:
     """Return the torch device for ``auto`` (CUDA if present), ``cuda``, ``cuda:N`` or ``cpu``.
+
+    `key` is the config key that set `name`, for messages.
 
     Raises
     ------
@@ -24,12 +26,13 @@ def resolve_device(name: str) -> Any:
 
     kind, _, number = str(name).partition(":")
     if kind not in DEVICES or (number and (kind != "cuda" or not number.isdigit())):
-        raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {name!r}")
+        raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {name!r} (config key '{key}')")
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda" and (not torch.cuda.is_available() or int(number or 0) >= torch.cuda.device_count()):
         raise ValueError(
-            f"device must be a CUDA device torch can see ({torch.cuda.device_count()} visible), got {name!r}"
+            f"device must be a CUDA device torch can see ({torch.cuda.device_count()} visible), got {name!r} "
+            f"(config key '{key}')"
         )
     return torch.device(name)
 

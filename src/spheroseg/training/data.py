@@ -300,7 +300,8 @@ def load_pair(pair: AnnotationPair, *, mask_kind: str = "auto", allow_empty: boo
     if not allow_empty and not mask.any():
         raise AnnotationError(
             f"masks must contain foreground, got a mask with no foreground anywhere (in {pair.mask_path}); "
-            f"remove the pair or allow empty masks"
+            f"remove the pair or allow empty masks (spheroseg train --allow-empty-masks, config key "
+            f"'training.allow_empty_masks')"
         )
     return image, mask
 

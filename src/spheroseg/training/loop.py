@@ -85,10 +85,16 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; other names are passed to torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``"auto"`` -> CUDA if available, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` if torch sees it.
+
+    Raises
+    ------
+    ValueError
+        As `spheroseg.inference.device.resolve_device`, naming ``training.device``.
+    """
+    from spheroseg.inference.device import resolve_device as checked_device
+
+    return checked_device(name, key="training.device")
 
 
 def lr_factor(step: int, *, total: int, warmup: int, final: float) -> float:
