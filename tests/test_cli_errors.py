@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from spheroseg.cli import describe_os_error, main
+from spheroseg.measure import metric_columns
 
 
 def test_output_folder_blocked_by_a_file_is_named(tmp_path, capsys):
     (tmp_path / "plain").write_text("x")
     metrics = tmp_path / "m.csv"
-    metrics.write_text("experiment,position,timepoint,object_id\ne,p,0,1\n")
+    metrics.write_text(",".join(metric_columns(pixel_size_um=None, time_interval_s=None)) + "\n")
     assert main(["aggregate", "--output", str(tmp_path / "plain" / "all.csv"), str(metrics)]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"spheroseg aggregate: error: {tmp_path / 'plain'} must be a folder, got a file of that name in the way"

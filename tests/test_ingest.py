@@ -397,13 +397,28 @@ def test_real_spheroid_image_round_trip(tmp_path):
     assert meta.dtype == np.uint8 and meta.shape[-2:] == (1440, 1920)
 
 
-def test_discover_warns_about_timepoint_gaps(tmp_path, caplog):
-    for t in (0, 1, 3):
+@pytest.mark.parametrize(("pattern", "names", "match"), [
+    ("{position}_t{timepoint}.tif", ["A_t0.tif", "A_t1.tif", "A_t3.tif", "B_t0.tif"],
+     r"ingest.pattern files of position 'A' must be consecutive timepoints \(.*a gap would "
+     r"shift every later time\), got no file for timepoint\(s\) 2 between 'A_t0.tif' and "
+     r"'A_t3.tif' \(config key 'ingest.pattern', in .*\)$"),
+    ("{position}/t{timepoint}.tif", ["A/t001.tif", "A/t002.tif", "A/t012.tif"],
+     r"position 'A' .* timepoint\(s\) 3, 4, 5, 6, 7, 8, 9, 10 and 1 more between 'A/t001.tif' "
+     r"and 'A/t012.tif'"),
+], ids=["one-missing", "many-missing-in-subfolder"])
+def test_discover_refuses_timepoint_gaps(tmp_path, pattern, names, match):
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=match):
+        ingest.discover_positions(tmp_path, pattern=pattern)
+
+
+def test_discover_takes_consecutive_timepoints_from_any_start(tmp_path):
+    for t in (1, 2, 3, 10, 4, 5, 6, 7, 8, 9):
         (tmp_path / f"A_t{t}.tif").write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="spheroseg.ingest"):
-        positions = ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
-    assert [p.name for p in positions["A"]] == ["A_t0.tif", "A_t1.tif", "A_t3.tif"]
-    assert any("have gaps" in record.getMessage() for record in caplog.records)
+    positions = ingest.discover_positions(tmp_path, pattern="{position}_t{timepoint}.tif")
+    assert [p.name for p in positions["A"]] == [f"A_t{t}.tif" for t in range(1, 11)]
 
 
 @pytest.mark.parametrize("workers", [0, -5, 1.5], ids=["zero", "negative", "fraction"])

@@ -41,13 +41,34 @@ def test_read_samples_strips_spaces_and_skips_blank_lines(tmp_path):
         "ragged", "empty-condition", "empty-position", "duplicate-position"])
 def test_read_samples_errors(tmp_path, text, match):
     path = _sheet(tmp_path, text)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as caught:
         read_samples(path)
+    assert str(caught.value).endswith(f"(config key 'samples', in {path})")
 
 
-def test_read_samples_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="must be an existing file.*config key 'samples'"):
-        read_samples(tmp_path / "nope.tsv")
+@pytest.mark.parametrize(("name", "match"), [
+    ("nope.tsv", r"must be an existing file, got no such file '.*nope.tsv' \(config key 'samples'\)"),
+    (".", r"must be an existing file, got a folder '.*' \(config key 'samples'\)"),
+], ids=["missing", "folder"])
+def test_read_samples_missing_file(tmp_path, name, match):
+    with pytest.raises(ValueError, match=match):
+        read_samples(tmp_path / name)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_read_samples_accepts_a_byte_order_mark(tmp_path, newline):
+    path = tmp_path / "samples.tsv"
+    path.write_bytes(f"\ufeffposition\tcondition{newline}A\tctl{newline}".encode())
+    assert read_samples(path).to_dict("list") == {"position": ["A"], "condition": ["ctl"]}
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"], ids=["latin-1", "utf-16"])
+def test_read_samples_names_file_and_key_for_other_encodings(tmp_path, encoding):
+    path = tmp_path / "samples.tsv"
+    path.write_bytes("position\tcondition\nA\tcontr\u00f4le\n".encode(encoding))
+    with pytest.raises(ValueError, match=r"sample sheet must be UTF-8 text .*got bytes that are "
+                       r"not \(.* at byte \d+\) \(config key 'samples', in .*samples.tsv\)"):
+        read_samples(path)
 
 
 SAMPLES = pd.DataFrame({"position": ["p0", "p1"], "condition": ["ctrl", "drug"],

@@ -9,8 +9,8 @@ the DAG of a large folder stays fast on the second run.
 
 - `plan_experiment`: the positions of an experiment folder, one per image file (or per pattern
   group), one per series of a multi-series file, with shape and physical sizes.
-- `check_channel`, `check_model`, `check_annotations`, `check_snakemake_path`: config keys
-  against the data.
+- `check_channel`, `check_model`, `check_annotations`, `check_samples`,
+  `check_snakemake_path`: config keys against the data.
 - `unit_warnings`: which positions lack a pixel size or a frame interval, said once.
 - `check_experiment_record` / `write_experiment_record`: ``results/<name>/experiment.json``
   remembers the source folder, so a second folder with the same name cannot overwrite it.
@@ -394,6 +394,45 @@ def check_annotations(folder: str | None, *, val_names: Sequence[str] = (), mask
             split_pairs(pairs, val_names=list(val_names))
         except ValueError as err:
             raise ValueError(f"training.val_names: {err} (in {folder})") from err
+
+
+def check_samples(path: str | os.PathLike[str], plans: Mapping[str, PositionPlan]
+                  ) -> list[str]:
+    """Raise unless the sample sheet (``samples``) is readable and lists every position;
+    return console lines about its positions that the experiment does not have.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The sample sheet (`spheroseg.report.samples.read_samples`).
+    plans : mapping of str to PositionPlan
+        The experiment's positions (their names are those of the metrics).
+
+    Returns
+    -------
+    list of str
+        One line naming the sheet's unknown positions (ignored by the report: a sheet may
+        describe a whole plate), or none.
+
+    Raises
+    ------
+    ValueError
+        If `read_samples` refuses the sheet, or a position of the experiment is not in it.
+    """
+    from spheroseg.report.samples import read_samples
+
+    listed = read_samples(path)["position"].tolist()
+    names = [plan.name for plan in plans.values()]
+    missing = [name for name in names if name not in listed]
+    if missing:
+        raise ValueError(f"every position of the experiment must be in the sample sheet, got "
+                         f"{len(missing)} of {len(names)} missing: {_names(missing)} "
+                         f"(config key 'samples', in {path})")
+    unknown = [name for name in listed if name not in names]
+    if not unknown:
+        return []
+    return [f"the sample sheet lists {len(unknown)} position(s) that the experiment does not "
+            f"have, ignored: {_names(unknown)} (config key 'samples', in {path})"]
 
 
 def check_snakemake_path(value: str | None, key: str) -> None:

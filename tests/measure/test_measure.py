@@ -425,7 +425,13 @@ def test_measure_cli_bad_channel_is_one_line_error(tmp_path: Path, capsys) -> No
 
 # --- aggregate ---------------------------------------------------------------------------
 
-HEADER = "experiment,position,timepoint,time_s,object_id,area_um2\n"
+COLUMNS = metric_columns(pixel_size_um=1.0, time_interval_s=60.0)
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def row(start: str) -> str:
+    """A CSV row of HEADER: `start` (experiment ... area_um2), then zeros."""
+    return start + ",0" * (len(COLUMNS) - start.count(",") - 1) + "\n"
 
 
 def aggregate(tmp_path: Path, *tables: str) -> int:
@@ -440,12 +446,26 @@ def aggregate(tmp_path: Path, *tables: str) -> int:
 
 
 def test_aggregate_sorts_and_keeps_values_verbatim(tmp_path: Path) -> None:
-    b = HEADER + "e,B,0,0.000000,1,2.500000\n"
-    a = HEADER + "e,A,10,60.000000,1,1.000000\ne,A,2,12.000000,1,1.100000\n"
+    b = HEADER + row("e,B,0,0.000000,1,2.500000")
+    a = HEADER + row("e,A,10,60.000000,1,1.000000") + row("e,A,2,12.000000,1,1.100000")
     assert aggregate(tmp_path, b, a, HEADER) == 0
     assert (tmp_path / "all.csv").read_text() == (
-        HEADER + "e,A,2,12.000000,1,1.100000\ne,A,10,60.000000,1,1.000000\n"
-        "e,B,0,0.000000,1,2.500000\n")
+        HEADER + row("e,A,2,12.000000,1,1.100000") + row("e,A,10,60.000000,1,1.000000")
+        + row("e,B,0,0.000000,1,2.500000"))
+
+
+@pytest.mark.parametrize(("pixel_size_um", "time_interval_s"),
+                         [(0.5, 60.0), (0.5, None), (None, 60.0), (None, None)],
+                         ids=["um-s", "um-frame", "px-s", "px-frame"])
+def test_aggregate_takes_every_header_measure_writes(tmp_path: Path, pixel_size_um,
+                                                     time_interval_s) -> None:
+    columns = metric_columns(pixel_size_um=pixel_size_um, time_interval_s=time_interval_s)
+    header = ",".join(columns) + "\n"
+    assert aggregate(tmp_path, header + row("e,A,0,0,1,2.0")) == 0
+    assert (tmp_path / "all.csv").read_text() == header + row("e,A,0,0,1,2.0")
+
+
+CUT = ",".join(COLUMNS[:13])  # a file cut inside its header: experiment ... aspect_ratio
 
 
 @pytest.mark.parametrize(
@@ -453,12 +473,22 @@ def test_aggregate_sorts_and_keeps_values_verbatim(tmp_path: Path) -> None:
     [
         (("",), "must have a header row"),
         (("experiment,position,time_s\n",), "metrics CSV must have the columns"),
-        ((HEADER + "e,A,0,0\n",), "row 2 must have 6 fields, got 4"),
-        ((HEADER + "e,A,x,0,1,2\n",), "timepoint and object_id must be integers"),
-        ((HEADER + "e,A,0,0,1,2\n", HEADER + "e,A,0,0,1,3\n"), "must appear once"),
+        ((HEADER + "e,A,0,0\n",), "row 2 must have 22 fields, got 4"),
+        ((HEADER + row("e,A,x,0,1,2"),), "timepoint and object_id must be integers"),
+        ((HEADER + row("e,A,0,0,1,2"), HEADER + row("e,A,0,0,1,3")), "must appear once"),
         ((b"\xe0\xff\x00 not text",), "metrics CSV must be UTF-8 text, got bytes that are not"),
+        ((HEADER + row("e,A,0,0,1,2"), CUT + ",ecc"),
+         "metrics CSV header must be one that spheroseg measure writes (22 columns, 'experiment' "
+         "to 'is_main_body'), got 'ecc' in column 14 where 'eccentricity' belongs; remove the file "
+         "and run again to have measure write it anew (in "),
+        ((HEADER + row("e,A,0,0,1,2"), CUT + "\n"),
+         "got only 13 of its 22 columns, ending with 'aspect_ratio'"),
+        ((HEADER.replace("\n", ",note\n"),), "got 'note' in column 23 after its last column 'is_main_body'"),
+        (("experiment,position,timepoint,time_s,object_id,area_um2\ne,A,0,0,1,2\n",),
+         "got only 6 of its 22 columns, ending with 'area_um2'"),
     ],
-    ids=["empty", "missing-column", "short-row", "bad-int", "duplicate", "binary"],
+    ids=["empty", "missing-column", "short-row", "bad-int", "duplicate", "binary",
+         "cut-in-header", "cut-at-comma", "extra-column", "foreign-header"],
 )
 def test_aggregate_errors(tmp_path: Path, capsys, tables: tuple[str, ...], match: str) -> None:
     assert aggregate(tmp_path, *tables) == 1

@@ -232,15 +232,25 @@ def test_union_columns_and_single_frame_time() -> None:
 
 
 def test_aggregate_cli_mixes_units(tmp_path: Path) -> None:
-    (tmp_path / "a.csv").write_text("experiment,position,timepoint,time_s,object_id,area_um2\n"
-                                    "e,A,1,60.000000,1,2.0\n")
-    (tmp_path / "b.csv").write_text("experiment,position,timepoint,time_frame,object_id,area_px2\n"
-                                    "e,B,0,0,1,8.0\n")
+    import csv
+
+    from spheroseg.measure import metric_columns
+
+    um = metric_columns(pixel_size_um=0.5, time_interval_s=60.0)
+    px = metric_columns(pixel_size_um=None, time_interval_s=None)
+    (tmp_path / "a.csv").write_text(",".join(um) + "\ne,A,1,60.000000,1,2.0"
+                                    + ",1" * (len(um) - 6) + "\n")
+    (tmp_path / "b.csv").write_text(",".join(px) + "\ne,B,0,0,1,8.0" + ",1" * (len(px) - 6) + "\n")
     assert main(["aggregate", "--output", str(tmp_path / "all.csv"),
                  str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 0
-    assert (tmp_path / "all.csv").read_text() == (
-        "experiment,position,timepoint,time_s,time_frame,object_id,area_um2,area_px2\n"
-        "e,A,1,60.000000,,1,2.0,\ne,B,0,0.000000,0,1,,8.0\n")
+    with open(tmp_path / "all.csv", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert header == union_columns([um, px])
+    assert header[:6] == ["experiment", "position", "timepoint", "time_s", "time_frame", "object_id"]
+    got = [{name: row[header.index(name)] for name in ("time_s", "time_frame", "area_um2", "area_px2")}
+           for row in rows]
+    assert got == [{"time_s": "60.000000", "time_frame": "", "area_um2": "2.0", "area_px2": ""},
+                   {"time_s": "0.000000", "time_frame": "0", "area_um2": "", "area_px2": "8.0"}]
 
 
 # --- checks of config keys against the data -----------------------------------------
@@ -316,6 +326,66 @@ def _recard(model: Path, card: Path, content: bytes | None, *, channels: int | N
 def test_check_annotations(tmp_path: Path, make, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         preflight.check_annotations(make(tmp_path))
+
+
+def test_plan_refuses_a_gap_in_pattern_timepoints(tmp_path: Path) -> None:
+    for t in (0, 1, 3):
+        tifffile.imwrite(tmp_path / f"P1_t{t}.tif", frames(1, seed=t), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"files of position 'P1' must be consecutive timepoints "
+                       r".*got no file for timepoint\(s\) 2 .*config key 'ingest.pattern'"):
+        preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.tif")
+
+
+SHEETS = {
+    "good": "position\tcondition\nA\tctl\nB\tdrug\n",
+    "wrong-columns": "well\tgroup\nA\tctl\nB\tdrug\n",
+    "commas": "position,condition\nA,ctl\nB,drug\n",
+    "duplicate": "position\tcondition\nA\tctl\nA\tdrug\nB\tdrug\n",
+    "empty": "",
+    "partial": "position\tcondition\nA\tctl\n",
+    "ghosts": "position\tcondition\nX\tctl\nY\tdrug\n",
+}
+
+
+@pytest.mark.parametrize(("sheet", "match"), [
+    (None, r"sample sheet must be an existing file, got no such file '.*missing.tsv' "
+           r"\(config key 'samples'\)"),
+    ("folder", r"sample sheet must be an existing file, got a folder .*\(config key 'samples'\)"),
+    ("wrong-columns", r"columns must include \['position', 'condition'\], got \['well', 'group'\] "
+                      r"\(config key 'samples', in .*wrong-columns.tsv\)"),
+    ("commas", r"got \['position,condition'\] \(config key 'samples', in .*commas.tsv\)"),
+    ("duplicate", r"once in the sample sheet, got 'A' more than once \(config key 'samples'"),
+    ("empty", r"must have a header row, got an empty file \(config key 'samples', in .*empty"),
+    ("partial", r"every position of the experiment must be in the sample sheet, got 1 of 2 "
+                r"missing: 'B' \(config key 'samples', in .*partial.tsv\)"),
+    ("ghosts", r"got 2 of 2 missing: 'A', 'B' \(config key 'samples', in .*ghosts.tsv\)"),
+    ("latin-1", r"sample sheet must be UTF-8 text .*\(config key 'samples', in .*latin-1.tsv\)"),
+], ids=["missing", "folder", "wrong-columns", "commas", "duplicate", "empty", "partial",
+        "ghosts", "latin-1"])
+def test_check_samples_refuses(tmp_path: Path, sheet: str | None, match: str) -> None:
+    path = tmp_path / f"{sheet or 'missing'}.tsv"
+    if sheet == "folder":
+        path.mkdir()
+    elif sheet == "latin-1":
+        path.write_bytes("position\tcondition\nA\tcontr\u00f4le\nB\tdrug\n".encode("latin-1"))
+    elif sheet is not None:
+        path.write_text(SHEETS[sheet])
+    with pytest.raises(ValueError, match=match):
+        preflight.check_samples(path, {"A": plan("A"), "B": plan("B")})
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    (SHEETS["good"], []),
+    ("\ufeffposition\tcondition\r\nA\tctl\r\nB\tdrug\r\n", []),
+    (SHEETS["good"] + "C\tdrug\nA 1\tctl\n",
+     ["the sample sheet lists 2 position(s) that the experiment does not have, ignored: "
+      "'C', 'A 1' (config key 'samples', in {path})"]),
+], ids=["good", "byte-order-mark", "unknown-positions"])
+def test_check_samples_accepts(tmp_path: Path, text: str, lines: list[str]) -> None:
+    path = tmp_path / "samples.tsv"
+    path.write_text(text, encoding="utf-8")
+    found = preflight.check_samples(path, {"A": plan("A"), "B": plan("B")})
+    assert found == [line.format(path=path) for line in lines]
 
 
 def test_check_snakemake_path() -> None:

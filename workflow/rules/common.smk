@@ -173,6 +173,7 @@ def check_before_any_job():
     check_config_paths()
     positions = plan_positions()
     preflight.check_channel(positions, config["ingest"]["channel"])
+    check_samples(positions)
     if not config["training"]["enabled"]:
         # A bioimage.io package is checked by imported_model_path; its model is made by a job.
         model = model_path()
@@ -182,6 +183,16 @@ def check_before_any_job():
         check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
     return positions
+
+
+def check_samples(positions):
+    """The sample sheet, if any, against the positions; says once which of its positions the
+    experiment does not have."""
+    if config["samples"] is None:
+        return
+    lines = preflight.check_samples(config["samples"], positions)
+    for line in lines if workflow.is_main_process else []:
+        print(f"spheroseg: {line}", file=sys.stderr)
 
 
 def check_training():

@@ -28,12 +28,14 @@ def register(subparsers: Any) -> None:
 
 
 def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a metrics CSV, checked for the key columns and row lengths.
+    """Header and rows of a metrics CSV, checked for the key columns, the header that
+    ``spheroseg measure`` writes and row lengths.
 
     Raises
     ------
     ValueError
-        If the file is empty, lacks a key column or has a row of the wrong length.
+        If the file is empty, lacks a key column, its header is not one that measure writes
+        (a file cut inside its header) or a row has the wrong length.
     """
     try:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -48,6 +50,7 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list
     if missing:
         raise ValueError(f"metrics CSV must have the columns {list(KEY_COLUMNS)}, "
                          f"got {header!r} (in {path})")
+    _check_header(header, path)
     integers = [header.index("timepoint"), header.index("object_id")]
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
@@ -57,6 +60,37 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list
             raise ValueError(f"timepoint and object_id must be integers >= 0, got "
                              f"{[row[i] for i in integers]!r} in row {number} (in {path})")
     return header, rows
+
+
+def _header_difference(header: list[str], known: list[list[str]]) -> str:
+    """Where `header` departs from the nearest of the `known` headers, in words."""
+
+    def agreeing(columns: list[str]) -> int:
+        return next((i for i, (a, b) in enumerate(zip(header, columns)) if a != b),
+                    min(len(header), len(columns)))
+
+    nearest = max(known, key=agreeing)
+    index = agreeing(nearest)
+    if index == len(header):
+        return f"only {len(header)} of its {len(nearest)} columns, ending with {header[-1]!r}"
+    if index == len(nearest):
+        return f"{header[index]!r} in column {index + 1} after its last column {nearest[-1]!r}"
+    return f"{header[index]!r} in column {index + 1} where {nearest[index]!r} belongs"
+
+
+def _check_header(header: list[str], path: str | os.PathLike[str]) -> None:
+    """Raise unless `header` is a metrics header that measure writes (µm or px, s or frames):
+    a file cut inside its header has no rows and would drop its position silently."""
+    from spheroseg.measure.tables import metric_columns
+
+    known = [metric_columns(pixel_size_um=pixel, time_interval_s=interval)
+             for pixel in (1.0, None) for interval in (1.0, None)]
+    if header in known:
+        return
+    raise ValueError(f"metrics CSV header must be one that spheroseg measure writes "
+                     f"({len(known[0])} columns, {known[0][0]!r} to {known[0][-1]!r}), got "
+                     f"{_header_difference(header, known)}; remove the file and run again to "
+                     f"have measure write it anew (in {path})")
 
 
 def union_columns(headers: list[list[str]]) -> list[str]:

@@ -110,7 +110,8 @@ def discover_positions(
     ------
     ValueError
         If the folder does not exist, holds no image file, the pattern matches nothing, two
-        files give the same position (and timepoint), or the pattern is invalid.
+        files give the same position (and timepoint), the timepoints of a position have a
+        gap, or the pattern is invalid.
     """
     folder = Path(experiment_dir)
     if not folder.is_dir():
@@ -161,9 +162,22 @@ def _positions_by_pattern(folder: Path, pattern: str) -> dict[str, list[Path]]:
         raise ValueError(f"pattern must match at least one file, got none for {pattern!r} "
                          f"(in {folder})")
     for name, files in found.items():
-        numbers = sorted(files)
-        if numbers[-1] - numbers[0] + 1 != len(numbers):
-            LOG.warning("position %r: timepoints %d..%d have gaps (%d files); frames are "
-                        "stored consecutively, so times after a gap are shifted", name,
-                        numbers[0], numbers[-1], len(numbers))
+        _check_consecutive(name, files, folder)
     return {name: [files[t] for t in sorted(files)] for name, files in sorted(found.items())}
+
+
+def _check_consecutive(name: str, files: dict[int, Path], folder: Path) -> None:
+    """Raise if the timepoint numbers of a position's files have a gap: frames are stored in
+    order, so every time after the gap would be shifted."""
+    numbers = sorted(files)
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if not missing:
+        return
+    shown = ", ".join(map(str, missing[:8])) + (f" and {len(missing) - 8} more"
+                                                  if len(missing) > 8 else "")
+    first, last = (files[t].relative_to(folder).as_posix() for t in (numbers[0], numbers[-1]))
+    raise ValueError(
+        f"ingest.pattern files of position {name!r} must be consecutive timepoints (frames are "
+        f"stored in order, so a gap would shift every later time), got no file for "
+        f"timepoint(s) {shown} between {first!r} and {last!r} (config key 'ingest.pattern', "
+        f"in {folder})")

@@ -18,24 +18,29 @@ REQUIRED_COLUMNS = ("position", "condition")
 RESERVED_COLUMNS = ("experiment", "timepoint", "time_s", "time_frame", "object_id")
 
 
+def _where(path: str | os.PathLike[str]) -> str:
+    """Where a sheet error is: the workflow's config key and the file."""
+    return f"config key 'samples', in {path}"
+
+
 def _check_columns(columns: list[str], path: str | os.PathLike[str]) -> None:
     """Raise unless the header has the required columns, no empty or duplicated names."""
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise ValueError(f"sample sheet columns must include {list(REQUIRED_COLUMNS)}, "
-                         f"got {columns!r} (in {path})")
+                         f"got {columns!r} ({_where(path)})")
     blank = [index + 1 for index, name in enumerate(columns) if not name.strip()]
     if blank:
         raise ValueError(f"sample sheet column names must not be empty, got an empty name "
-                         f"in column {blank[0]} (in {path})")
+                         f"in column {blank[0]} ({_where(path)})")
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     if duplicated:
         raise ValueError(f"sample sheet column names must be unique, got {duplicated!r} "
-                         f"more than once (in {path})")
+                         f"more than once ({_where(path)})")
     reserved = [name for name in columns if name in RESERVED_COLUMNS]
     if reserved:
         raise ValueError(f"sample sheet columns must not redefine metrics columns "
-                         f"{list(RESERVED_COLUMNS)}, got {reserved!r} (in {path})")
+                         f"{list(RESERVED_COLUMNS)}, got {reserved!r} ({_where(path)})")
 
 
 def _check_values(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -44,11 +49,11 @@ def _check_values(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         empty = table.index[table[name].str.strip() == ""].tolist()
         if empty:
             raise ValueError(f"sample sheet {name} must not be empty, got an empty value "
-                             f"in row {empty[0] + 2} (in {path})")
+                             f"in row {empty[0] + 2} ({_where(path)})")
     duplicated = table["position"][table["position"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"each position must appear once in the sample sheet, got "
-                         f"{duplicated[0]!r} more than once (in {path})")
+                         f"{duplicated[0]!r} more than once ({_where(path)})")
 
 
 def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -68,25 +73,34 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If the file is missing, empty or not tab-separated as expected, a required column is
-        missing, a column name is empty, duplicated or reserved for the metrics, a position or
-        condition is empty, a position is listed twice or a row has the wrong number of fields.
+        If the file is missing, empty, not UTF-8 text (a byte-order mark is fine) or not
+        tab-separated as expected, a required column is missing, a column name is empty,
+        duplicated or reserved for the metrics, a position or condition is empty, a position
+        is listed twice or a row has the wrong number of fields. Messages name the file and
+        the config key ``samples``.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"sample sheet must be an existing file, got {str(path)!r} "
+        found = "a folder" if path.is_dir() else "no such file"
+        raise ValueError(f"sample sheet must be an existing file, got {found} {str(path)!r} "
                          f"(config key 'samples')")
-    with open(path, encoding="utf-8") as handle:
-        lines = [line.rstrip("\r\n") for line in handle if line.strip()]
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column name
+        with open(path, encoding="utf-8-sig") as handle:
+            lines = [line.rstrip("\r\n") for line in handle if line.strip()]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"sample sheet must be UTF-8 text (save it with UTF-8 encoding), got "
+                         f"bytes that are not ({err.reason} at byte {err.start}) "
+                         f"({_where(path)})") from err
     if not lines:
-        raise ValueError(f"sample sheet must have a header row, got an empty file (in {path})")
+        raise ValueError(f"sample sheet must have a header row, got an empty file "
+                         f"({_where(path)})")
     columns = [name.strip() for name in lines[0].split("\t")]
     _check_columns(columns, path)
     rows = [line.split("\t") for line in lines[1:]]
     for number, row in enumerate(rows, start=2):
         if len(row) != len(columns):
-            raise ValueError(f"sample sheet row {number} must have {len(columns)} "
-                             f"tab-separated fields like the header, got {len(row)} (in {path})")
+            raise ValueError(f"sample sheet row {number} must have {len(columns)} tab-separated "
+                             f"fields like the header, got {len(row)} ({_where(path)})")
     table = pd.DataFrame([[value.strip() for value in row] for row in rows], columns=columns,
                          dtype=str)
     _check_values(table, path)
