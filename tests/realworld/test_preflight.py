@@ -112,8 +112,8 @@ def test_plan_cache_skips_unchanged_files_and_rereads_changed_ones(tmp_path, mon
     tifffile.imwrite(folder / "A.tif", frames(2), photometric="minisblack")
     assert preflight.plan_experiment(folder, cache=cache)["A"].frames == 2
     calls = []
-    real = preflight.inspect_series
-    monkeypatch.setattr(preflight, "inspect_series",
+    real = preflight.plan.inspect_series
+    monkeypatch.setattr(preflight.plan, "inspect_series",
                         lambda path, **kw: calls.append(path) or real(path, **kw))
     assert preflight.plan_experiment(folder, cache=cache)["A"].frames == 2
     assert calls == []

@@ -1,0 +1,109 @@
+"""Console notes said once before any job: what can run but may not be what was meant."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from spheroseg.ingest import PhysicalSizes
+from spheroseg.preflight.plan import PositionPlan
+from spheroseg.preflight.record import RECORD_NAME
+
+def unit_warnings(plans: Mapping[str, PositionPlan], *,
+                  overrides: PhysicalSizes = PhysicalSizes()) -> list[str]:
+    """Console lines about positions without pixel size or frame interval (empty if none)."""
+    lines = []
+    if overrides.pixel_size_um is None:
+        missing = [plan.name for plan in plans.values() if plan.pixel_size_um is None]
+        if missing:
+            lines.append(
+                f"{len(missing)} of {len(plans)} position(s) have no pixel size in their "
+                f"metadata: {names_text(missing)}. Their objects are filtered by "
+                f"segment.min_area_px instead of segment.min_area_um2 and measured in pixels, "
+                f"and the model sees them at their own scale (predict.rescale needs a pixel "
+                f"size); set ingest.pixel_size_um (micrometres) to measure in micrometres.")
+    if overrides.time_interval_s is None:
+        series = [plan for plan in plans.values() if plan.frames > 1]
+        missing = [plan.name for plan in series if plan.time_interval_s is None]
+        if missing:
+            lines.append(
+                f"{len(missing)} of {len(series)} time series have no frame interval in their "
+                f"metadata: {names_text(missing)}. Their time is in frames (column time_frame); "
+                f"set ingest.time_interval_s (seconds) for time in seconds.")
+    return lines
+
+
+def folder_warnings(plans: Mapping[str, PositionPlan], *,
+                    results: str | os.PathLike[str]) -> list[str]:
+    """Console lines about a folder that runs but may not be what was meant (empty if none):
+    positions whose frames are z-slices (max-projected into one frame), positions named like
+    annotation masks, and positions of an earlier run (``results/experiment.json``) whose
+    files are gone."""
+    lines = []
+    slices = [plan.name for plan in plans.values()
+              if len(plan.shape) == 5 and plan.shape[2] > 1 and plan.frames == 1]
+    if slices:
+        lines.append(
+            f"{len(slices)} position(s) have z-slices and one timepoint: {names_text(slices)}. Each "
+            f"is max-projected into one frame; if the slices are timepoints (ImageJ saves a "
+            f"plain stack as slices), set ingest.axes, e.g. 'tyx'.")
+    masks = [plan.name for plan in plans.values() if plan.name.lower().endswith("_mask")]
+    if masks:
+        lines.append(
+            f"{len(masks)} position(s) are named like annotation masks: {names_text(masks)}. They "
+            f"are segmented and measured as images; annotation pairs belong in "
+            f"training.annotations, not in the experiment folder.")
+    gone = sorted(set(_recorded_positions(results)) - {plan.name for plan in plans.values()})
+    if gone:
+        lines.append(
+            f"{len(gone)} position(s) of an earlier run are no longer in the experiment folder: "
+            f"{names_text(gone)}. Their results stay in {results} but are left out of the "
+            f"experiment's tables and report.")
+    return lines
+
+
+def _recorded_positions(results: str | os.PathLike[str]) -> list[str]:
+    """Position names that ``results/experiment.json`` lists (none if it is absent or unreadable)."""
+    try:
+        document = json.loads((Path(results) / RECORD_NAME).read_text(encoding="utf-8"))
+        return [str(name) for name in document["positions"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: float | None,
+                   overrides: PhysicalSizes = PhysicalSizes(), smallest_side: int = 64,
+                   largest_factor: float = 8.0) -> list[str]:
+    """Console lines about positions that predict would resample to the model's pixel size
+    by more than `largest_factor` either way, or to frames with a side below `smallest_side`
+    pixels: most often a wrong ``ingest.pixel_size_um`` (empty if none)."""
+    from spheroseg.inference.rescale import RESCALE_TOLERANCE
+
+    if model_pixel_size_um is None:
+        return []
+    odd = []
+    for plan in plans.values():
+        pixel = overrides.pixel_size_um or plan.pixel_size_um
+        if pixel is None:
+            continue
+        factor = pixel / model_pixel_size_um
+        sides = [round(side * factor) for side in plan.shape[-2:]]
+        if abs(factor - 1) <= RESCALE_TOLERANCE:  # predicted as it is
+            continue
+        if min(sides) < smallest_side or not 1 / largest_factor <= factor <= largest_factor:
+            odd.append(f"{plan.name!r} ({plan.shape[-2]} x {plan.shape[-1]} px at {pixel:g} um/px "
+                       f"-> {sides[0]} x {sides[1]} px)")
+    if not odd:
+        return []
+    return [f"{len(odd)} position(s) would be resampled to the model's {model_pixel_size_um:g} um/px by "
+            f"a large factor: {', '.join(odd[:4])}{' and more' if len(odd) > 4 else ''}. Check "
+            f"ingest.pixel_size_um (or the files' pixel size); predict.rescale: off predicts at the "
+            f"image's own scale."]
+
+
+def names_text(names: Sequence[str], *, shown: int = 8) -> str:
+    """Up to `shown` names, quoted, then how many more."""
+    text = ", ".join(repr(name) for name in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")

@@ -1,0 +1,288 @@
+"""The positions of an experiment folder, planned from file headers (cached)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spheroseg.ingest import (
+    IngestError,
+    MissingReaderError,
+    TiffLayout,
+    discover_positions,
+    inspect_series,
+)
+from spheroseg.ingest.sources import check_timepoint_files
+
+# 2: LIF frame intervals come from the file's T dimension (version 1 summaries have none).
+# 3: summaries record the dtype (per-timepoint files are checked against each other).
+CACHE_VERSION = 3
+# Characters that cannot appear in a series' part of a position (folder) name.
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]+")
+
+
+@dataclass(frozen=True)
+class PositionPlan:
+    """One position as the workflow will ingest it.
+
+    Attributes
+    ----------
+    name : str
+        Position name, as in the metrics CSVs and plots.
+    files : tuple of str
+        Its raw file(s): one stack, or one file per timepoint.
+    series : int
+        Series (OME image) of each file that holds the position.
+    shape : tuple of int
+        ``(T, C, [Z,] Y, X)`` after ingest.
+    pixel_size_um, time_interval_s : float or None
+        From the file metadata; None if the file does not say.
+    """
+
+    name: str
+    files: tuple[str, ...]
+    series: int
+    shape: tuple[int, ...]
+    pixel_size_um: float | None
+    time_interval_s: float | None
+
+    @property
+    def frames(self) -> int:
+        """Number of timepoints."""
+        return self.shape[0]
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return self.shape[1]
+
+
+def folder_name(name: str) -> str:
+    """Folder (and Snakemake wildcard) name for an experiment or position name.
+
+    Snakemake reads ``{...}`` in any path as a wildcard and has no escape for it, so braces
+    become parentheses in folder names; the metrics and plots keep the real name.
+
+    Examples
+    --------
+    >>> folder_name("run {1}")
+    'run (1)'
+    """
+    return name.replace("{", "(").replace("}", ")")
+
+
+def _layout_record(layout: TiffLayout) -> dict[str, Any]:
+    """JSON-ready summary of a layout (for the cache)."""
+    return {"series": layout.series, "series_name": layout.series_name,
+            "shape": list(layout.shape), "dtype": str(layout.dtype),
+            "pixel_size_um": layout.sizes.pixel_size_um,
+            "time_interval_s": layout.sizes.time_interval_s}
+
+
+def _load_cache(path: Path | None) -> dict[str, Any]:
+    """The cached file summaries, or an empty cache if absent, unreadable or outdated."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
+        return {}
+    files = document.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _save_cache(path: Path | None, entries: dict[str, Any]) -> None:
+    """Write the cache atomically, keeping entries whose file still exists; never raises."""
+    from spheroseg.atomic import write_text
+
+    if path is None:
+        return
+    kept = {name: entry for name, entry in entries.items() if os.path.exists(name)}
+    try:
+        write_text(path, json.dumps({"version": CACHE_VERSION, "files": kept}))
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None = None,
+                  cache: str | os.PathLike[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Series summaries of image files (TIFF, ND2, CZI, LIF) from their headers, cached by
+    size and mtime.
+
+    Parameters
+    ----------
+    paths : sequence of str or PathLike
+        The files.
+    axes : str, optional
+        ``ingest.axes`` (part of the cache key).
+    cache : str or PathLike, optional
+        JSON file that remembers earlier answers.
+
+    Returns
+    -------
+    dict of str to list of dict
+        Absolute path -> one summary per series (``series``, ``series_name``, ``shape``,
+        ``pixel_size_um``, ``time_interval_s``).
+
+    Raises
+    ------
+    IngestError
+        The first unreadable, truncated or ambiguous file (cached too, until it changes).
+    """
+    cache_path = None if cache is None else Path(cache)
+    entries = _load_cache(cache_path)
+    answers, changed = {}, False
+    for path in paths:
+        key = os.path.abspath(path)
+        try:
+            stat = os.stat(key)
+        except OSError as err:
+            what = ("a link to a missing file" if os.path.islink(key) else "a file that vanished") \
+                if isinstance(err, FileNotFoundError) else f"one that cannot be read ({err.strerror})"
+            raise IngestError(f"file must be readable, got {what} (in {key})") from err
+        stamp = [stat.st_size, stat.st_mtime_ns, axes]
+        entry = entries.get(key)
+        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+            entry, changed = _inspect_entry(key, axes, stamp), True
+            entries[key] = entry
+        answers[key] = entry
+    if changed:
+        _save_cache(cache_path, entries)
+    for key, entry in answers.items():
+        if "error" in entry:
+            raise IngestError(entry["error"])
+    return {key: entry["series"] for key, entry in answers.items()}
+
+
+def _inspect_entry(path: str, axes: str | None, stamp: list[Any]) -> dict[str, Any]:
+    """Cache entry of one file: its series summaries, or the error reading it."""
+    try:
+        layouts = inspect_series(path, axes=axes)
+    except MissingReaderError:
+        raise  # not cached: installing the readers fixes it
+    except IngestError as err:
+        return {"stamp": stamp, "error": str(err)}
+    return {"stamp": stamp, "series": [_layout_record(layout) for layout in layouts]}
+
+
+def _series_labels(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Name part of each series: its metadata name if all are distinct, else s0, s1, ..."""
+    names = [_UNSAFE_NAME.sub("_", str(record["series_name"])).strip() for record in records]
+    if all(names) and len(set(names)) == len(names):
+        return names
+    return [f"s{record['series']}" for record in records]
+
+
+def _plans_of(name: str, files: Sequence[str], records: Sequence[Mapping[str, Any]]
+              ) -> list[PositionPlan]:
+    """One plan per series of a position's (first) file; T counts all files."""
+    labels = _series_labels(records) if len(records) > 1 else [None]
+    plans = []
+    for label, record in zip(labels, records):
+        shape = tuple(record["shape"])
+        if len(files) > 1:
+            shape = (len(files), *shape[1:])
+        plans.append(PositionPlan(
+            name=name if label is None else f"{name}_{label}", files=tuple(files),
+            series=int(record["series"]), shape=shape, pixel_size_um=record["pixel_size_um"],
+            time_interval_s=record["time_interval_s"]))
+    return plans
+
+
+def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = None,
+                    axes: str | None = None, cache: str | os.PathLike[str] | None = None
+                    ) -> dict[str, PositionPlan]:
+    """The positions of an experiment folder, read from file headers (no pixel data).
+
+    Each image file (or each pattern group) is a position; a file with several series (an
+    OME-TIFF of several stage positions from ``bfconvert``, the scenes of a multi-position
+    ND2, CZI or LIF file) gives one position per series,
+    named ``<file position>_<series name>`` (``_s<index>`` when names are missing or
+    repeated). With a pattern, every file of a position is inspected and must match the first.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        The experiment folder.
+    pattern : str, optional
+        ``ingest.pattern`` (see `spheroseg.ingest.discover_positions`).
+    axes : str, optional
+        ``ingest.axes``: NGFF letters per file axis, for files whose layout is ambiguous.
+    cache : str or PathLike, optional
+        JSON cache of header summaries (see `inspect_files`).
+
+    Returns
+    -------
+    dict of str to PositionPlan
+        Position name -> plan, sorted by name.
+
+    Raises
+    ------
+    ValueError
+        If discovery fails, a file is unreadable or ambiguous (`IngestError`, naming the file
+        and ``ingest.axes``), or two positions get the same name.
+    """
+    found = {name: [str(path) for path in paths]
+             for name, paths in discover_positions(folder, pattern=pattern).items()}
+    summaries = inspect_files([path for paths in found.values() for path in paths], axes=axes, cache=cache)
+    plans: dict[str, PositionPlan] = {}
+    for name, paths in found.items():
+        if len(paths) > 1:  # one file per timepoint: each must match the first
+            check_timepoint_files([(path, summaries[os.path.abspath(path)][0]["shape"],
+                                    summaries[os.path.abspath(path)][0]["dtype"]) for path in paths])
+        for plan in _plans_of(name, paths, summaries[os.path.abspath(paths[0])]):
+            if plan.name in plans:
+                raise ValueError(
+                    f"position names must be unique, got {plan.name!r} from both "
+                    f"{Path(plans[plan.name].files[0]).name!r} and {Path(paths[0]).name!r} "
+                    f"(in {folder})")
+            plans[plan.name] = plan
+    return dict(sorted(plans.items()))
+
+
+def resolve_position(folder: str | os.PathLike[str], name: str, *, pattern: str | None = None,
+                     axes: str | None = None) -> PositionPlan:
+    """The plan of one position, reading only the files that can hold it.
+
+    Raises
+    ------
+    ValueError
+        If no position has that name (the message lists some that do), or the name is a
+        multi-series file (the message lists its series positions).
+    """
+    found = discover_positions(folder, pattern=pattern)
+    candidates = [base for base in found if name == base or name.startswith(base + "_")]
+    for base in sorted(candidates, key=len, reverse=True):
+        paths = [str(path) for path in found[base]]
+        records = inspect_files(paths[:1], axes=axes)[os.path.abspath(paths[0])]
+        plans = {plan.name: plan for plan in _plans_of(base, paths, records)}
+        if name in plans:
+            return plans[name]
+        if name == base:
+            raise ValueError(
+                f"position must name one series of the multi-series file {Path(paths[0]).name!r}, "
+                f"got {name!r}; use one of {sorted(plans)!r} (in {folder})")
+    known = ", ".join(repr(base) for base in list(found)[:10])
+    raise ValueError(f"position must be one of {known}{' ...' if len(found) > 10 else ''}, "
+                     f"got {name!r} (in {folder})")
+
+
+def position_folders(plans: Mapping[str, PositionPlan]) -> dict[str, PositionPlan]:
+    """Folder name (`folder_name`) -> plan; raise if two positions share a folder."""
+    folders: dict[str, PositionPlan] = {}
+    for plan in plans.values():
+        folder = folder_name(plan.name)
+        if folder in folders:
+            raise ValueError(
+                f"position names must differ in more than braces versus parentheses, got "
+                f"{folders[folder].name!r} and {plan.name!r}; rename one file "
+                f"(in {Path(plan.files[0]).parent})")
+        folders[folder] = plan
+    return folders
