@@ -46,7 +46,7 @@ def test_failure_removes_the_folders_it_made_and_keeps_the_others(tmp_path):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["kept.txt"]
     # a folder that has gained a file meanwhile (another writer's output) stays, with its parents
     with pytest.raises(OutputError):
-        with atomic_path(target) as tmp:
+        with atomic_path(target):
             (target.parent / "other.csv").write_text("x")
             raise OSError(28, "No space left on device")
     assert [p.name for p in target.parent.iterdir()] == ["other.csv"]

@@ -6,12 +6,9 @@ Only lists folder entries and imports nothing heavy, so the Snakefile can call
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
-
-LOG = logging.getLogger("spheroseg.ingest")
 
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
 # Read through bioio (the optional ``vendor`` extra); listed here without importing it, so
