@@ -544,7 +544,8 @@ def announce_units():
 
 def model_pixel_size():
     """The pixel size predict resamples frames to: the card's, when rescale is auto and the
-    model and its card exist before any job (not a model that training or an import makes)."""
+    model and its card exist before any job (not a model that training or an import makes).
+    """
     if config["predict"]["rescale"] != "auto" or config["training"]["enabled"]:
         return None
     if model_package() is not None:
