@@ -23,3 +23,17 @@ def test_a_results_path_that_is_a_file_is_refused_before_any_job(tmp_path, run_s
     console = result.stdout + result.stderr  # snakemake's runner merges them
     assert "results must be a folder (or not exist yet)" in console and "(config key 'results')" in console
     assert "Traceback" not in console and "NotADirectoryError" not in console
+
+
+@pytest.mark.parametrize(("value", "line"), [
+    ("ingest={channel: -1}", "ingest.channel must be >= 0, got -1 (config key 'ingest.channel')"),
+    ("segment={treshold: 0.6}", "segment must have only the keys ["),
+    ("measure={smoothing: gauss}", "measure.smoothing must be one of ['auto', 'none'] or a number >= 0 and < 50, got 'gauss'"),
+], ids=["range", "misspelt-key", "one-of"])
+def test_a_bad_value_is_one_line_naming_the_key(tmp_path, run_snakemake, value, line):
+    """Snakemake's own validation says the same as a 10-20-line jsonschema dump (workflow audit F25)."""
+    result = run_snakemake(tmp_path, "-n", "--config", value, check=False)
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert line in console, console[-2000:]
+    assert "Failed validating" not in console

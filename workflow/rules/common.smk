@@ -75,7 +75,6 @@ with open(
 ) as handle:
     SCHEMA = yaml.safe_load(handle)
 coerce_cli_values(config, SCHEMA)
-validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call the `spheroseg` command. When snakemake was started as .venv/bin/snakemake
 # without activating the environment, put that environment's bin folder on PATH for jobs.
@@ -90,6 +89,12 @@ os.environ.update(SPHEROSEG_ROOT=str(Path(workflow.basedir).resolve()))
 from spheroseg import preflight  # noqa: E402  (after PATH: the same environment)
 from spheroseg.ingest import PhysicalSizes, check_axes_override  # noqa: E402
 from spheroseg.runtime import PARALLEL_MIN_PIXELS  # noqa: E402
+
+# A bad value stops the run with one line naming the key; Snakemake's validate (which also
+# fills in defaults) would say the same as a jsonschema dump of 10-20 lines.
+if preflight.schema_error(config, SCHEMA) is not None:
+    raise WorkflowError(preflight.schema_error(config, SCHEMA))
+validate(config, schema="../schemas/config.schema.yaml")
 
 DEMO = config["experiment"] == "demo"
 EXPERIMENT_DIR = Path(config["demo"]["folder"] if DEMO else config["experiment"])

@@ -31,6 +31,7 @@ from spheroseg.preflight.checks import (
     check_output_folder,
     check_samples,
     check_snakemake_path,
+    schema_error,
 )
 from spheroseg.preflight.notes import folder_warnings, scale_warnings, unit_warnings
 from spheroseg.preflight.plan import (
@@ -48,6 +49,6 @@ __all__ = [
     "CACHE_VERSION", "RECORD_NAME", "PositionPlan", "check_annotations", "check_channel",
     "check_experiment_record", "check_model", "check_output_folder", "check_samples",
     "check_snakemake_path", "folder_name", "folder_warnings", "inspect_files", "plan_experiment",
-    "position_folders", "resolve_position", "scale_warnings", "unit_warnings",
+    "position_folders", "resolve_position", "scale_warnings", "schema_error", "unit_warnings",
     "write_experiment_record",
 ]

@@ -159,3 +159,61 @@ def check_output_folder(value: str | None, key: str) -> None:
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{key} must be a folder (or not exist yet), got {value!r}, where "
                              f"{str(folder)!r} is a file (config key '{key}')")
+
+
+_SCHEMA_EXPECTATIONS = {"minimum": ">= {}", "maximum": "<= {}", "exclusiveMinimum": "> {}",
+                        "exclusiveMaximum": "< {}", "enum": "one of {}", "type": "of type {}",
+                        "pattern": "text matching {!r}", "minItems": "a list of at least {} items",
+                        "maxItems": "a list of at most {} items"}
+
+
+def schema_error(config: Mapping[str, object], schema: Mapping[str, object]) -> str | None:
+    """One line for the config's most relevant violation of the workflow schema, or None.
+
+    Snakemake's own validation reports the same errors as a jsonschema dump of 10 to 20
+    lines; this names the key, what it must be and what it got, in the house form.
+
+    Examples
+    --------
+    >>> schema = {"type": "object", "additionalProperties": False, "properties": {"ingest": {
+    ...     "type": "object", "additionalProperties": False,
+    ...     "properties": {"channel": {"type": "integer", "minimum": 0}}}}}
+    >>> schema_error({"ingest": {"channel": -1}}, schema)
+    "ingest.channel must be >= 0, got -1 (config key 'ingest.channel')"
+    >>> schema_error({"ingest": {"chanel": 1}}, schema)
+    "ingest must have only the keys ['channel'], got unknown 'chanel' (config key 'ingest')"
+    >>> schema_error({"ingest": {"channel": 2}}, schema) is None
+    True
+    >>> schema["properties"]["ingest"]["properties"]["smoothing"] = {"oneOf": [
+    ...     {"type": "string", "enum": ["auto"]}, {"type": "number", "minimum": 0, "exclusiveMaximum": 50}]}
+    >>> schema_error({"ingest": {"smoothing": "gauss"}}, schema)
+    "ingest.smoothing must be one of ['auto'] or a number >= 0 and < 50, got 'gauss' (config key 'ingest.smoothing')"
+    """
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    key = ".".join(str(part) for part in error.absolute_path) or "config"
+    where = f" (config key '{key}')"
+    if error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
+        forms = " or ".join(_schema_form(form) for form in error.parent.validator_value)
+        return f"{key} must be {forms}, got {error.parent.instance!r}{where}"
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        return f"{key} must have only the keys {known}, got unknown {', '.join(map(repr, unknown))}{where}"
+    expectation = _SCHEMA_EXPECTATIONS.get(str(error.validator))
+    if expectation is None:  # a check the table does not phrase: jsonschema's own words
+        return f"{key}: {error.message}{where}"
+    return f"{key} must be {expectation.format(error.validator_value)}, got {error.instance!r}{where}"
+
+
+def _schema_form(schema: Mapping[str, object]) -> str:
+    """One alternative of a oneOf, in words: ``one of ['auto', 'none']``, ``a number >= 0 and < 50``."""
+    if "enum" in schema:
+        return f"one of {schema['enum']}"
+    bounds = [_SCHEMA_EXPECTATIONS[name].format(schema[name]) for name in
+              ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if name in schema]
+    return " and ".join([f"a {schema.get('type', 'value')}", *bounds]).replace(" and ", " ", 1)
