@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 import yaml
 from snakefile_runner import REPO, run_snakemake
 
@@ -46,8 +48,10 @@ def dry_run(tmp_path: Path, profile: str) -> dict[str, list[dict[str, str]]]:
     """Rule name -> resources of each of its jobs in a forced dry run of the demo with training on."""
     annotations = tmp_path / "annotations"
     annotations.mkdir(exist_ok=True)
-    for name in ("a.tif", "a_mask.tif"):
-        (annotations / name).write_bytes(b"")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 1
+    tifffile.imwrite(annotations / "a.tif", (40 + 150 * mask).astype(np.uint8))  # the DAG reads every pair
+    tifffile.imwrite(annotations / "a_mask.tif", mask)
     (tmp_path / "model.pt").write_bytes(b"")
     result = run_snakemake(tmp_path, "--profile", PROFILES / profile, "--dry-run", "--forceall", "--config",
                            "model=model.pt", f"training={{enabled: true, annotations: {annotations}, epochs: 1, recipe: custom}}",
