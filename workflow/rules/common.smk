@@ -92,8 +92,9 @@ from spheroseg.runtime import PARALLEL_MIN_PIXELS  # noqa: E402
 
 # A bad value stops the run with one line naming the key; Snakemake's validate (which also
 # fills in defaults) would say the same as a jsonschema dump of 10-20 lines.
-if preflight.schema_error(config, SCHEMA) is not None:
-    raise WorkflowError(preflight.schema_error(config, SCHEMA))
+CONFIG_PROBLEM = preflight.schema_error(config, SCHEMA)
+if CONFIG_PROBLEM is not None:
+    raise WorkflowError(CONFIG_PROBLEM)
 validate(config, schema="../schemas/config.schema.yaml")
 
 DEMO = config["experiment"] == "demo"

@@ -10,6 +10,7 @@ from pathlib import Path
 from spheroseg.preflight.notes import names_text
 from spheroseg.preflight.plan import PositionPlan
 
+
 def check_channel(plans: Mapping[str, PositionPlan], channel: int) -> None:
     """Raise if ``ingest.channel`` is beyond the channels of any position.
 

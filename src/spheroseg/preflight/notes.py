@@ -11,6 +11,7 @@ from spheroseg.ingest import PhysicalSizes
 from spheroseg.preflight.plan import PositionPlan
 from spheroseg.preflight.record import RECORD_NAME
 
+
 def unit_warnings(plans: Mapping[str, PositionPlan], *,
                   overrides: PhysicalSizes = PhysicalSizes()) -> list[str]:
     """Console lines about positions without pixel size or frame interval (empty if none)."""
@@ -98,7 +99,7 @@ def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: fl
     if not odd:
         return []
     return [f"{len(odd)} position(s) would be resampled to the model's {model_pixel_size_um:g} um/px by "
-            f"a large factor: {', '.join(odd[:4])}{' and more' if len(odd) > 4 else ''}. Check "
+            f"a large factor or to very small frames: {', '.join(odd[:4])}{' and more' if len(odd) > 4 else ''}. Check "
             f"ingest.pixel_size_um (or the files' pixel size); predict.rescale: off predicts at the "
             f"image's own scale."]
 
