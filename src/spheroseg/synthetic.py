@@ -343,6 +343,28 @@ def write_ome_tiff(path: str | os.PathLike[str], images: np.ndarray, *, pixel_si
                          resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um), resolutionunit="MICROMETER")
 
 
+def check_demo_settings(positions: Mapping[str, int], *, n_timepoints: int,
+                        artefact: tuple[str, int] | None = None) -> None:
+    """Raise unless the demo's positions are plain file names and `artefact` names one of
+    them and one of its timepoints (the workflow checks this before any job).
+
+    Examples
+    --------
+    >>> check_demo_settings({"pos0": 1}, n_timepoints=8, artefact=("pos1", 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: artefact must name one of the positions ['pos0'] and a timepoint in [0, 7], got pos1:3 (config key 'demo.artefact')
+    """
+    if not positions:
+        raise ValueError("positions must name at least one position, got {}")
+    for name in positions:
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ValueError(f"position names must be plain file names, got {name!r} (config key 'demo.positions')")
+    if artefact is not None and (artefact[0] not in positions or not 0 <= artefact[1] < n_timepoints):
+        raise ValueError(f"artefact must name one of the positions {sorted(positions)} and a timepoint in "
+                         f"[0, {n_timepoints - 1}], got {artefact[0]}:{artefact[1]} (config key 'demo.artefact')")
+
+
 def write_demo_experiment(
     folder: str | os.PathLike[str], *, positions: Mapping[str, int] = DEMO_POSITIONS,
     n_timepoints: int = 8, shape: tuple[int, int] = (256, 256), seed: int = 0, pixel_size_um: float = 2.0,
@@ -376,10 +398,10 @@ def write_demo_experiment(
     Raises
     ------
     ValueError
-        If `positions` is empty or a body count is invalid.
+        If `positions` is empty, a name is not a plain file name, a body count is invalid, or
+        `artefact` names a position or timepoint the demo does not have.
     """
-    if not positions:
-        raise ValueError("positions must name at least one position, got {}")
+    check_demo_settings(positions, n_timepoints=n_timepoints, artefact=artefact)
     folder = Path(folder)
     truth_folder = folder / GROUND_TRUTH_FOLDER
     truth_folder.mkdir(parents=True, exist_ok=True)

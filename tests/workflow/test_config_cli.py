@@ -37,3 +37,18 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, run_snakemake, value, 
     assert result.returncode != 0
     assert line in console, console[-2000:]
     assert "Failed validating" not in console
+
+
+@pytest.mark.parametrize(("value", "line"), [
+    ("demo={positions: {a/b: 1}}", "position names must be plain file names, got 'a/b' (config key 'demo.positions')"),
+    ("demo={artefact: 'zz:1'}", "artefact must name one of the positions ['pos0', 'pos1'] and a timepoint in [0, 7], "
+                                "got zz:1 (config key 'demo.artefact')"),
+    ("demo={artefact: 'pos0:9'}", "got pos0:9 (config key 'demo.artefact')"),
+], ids=["slash-in-position", "unknown-position", "timepoint-beyond"])
+def test_demo_settings_the_demo_job_would_refuse_or_ignore_stop_the_run(tmp_path, run_snakemake, value, line):
+    """A position 'a/b' failed as a MissingInputException; an artefact naming a position or
+    timepoint the demo lacks was silently not injected (workflow audit D01, D02)."""
+    result = run_snakemake(tmp_path, "-n", "--config", value, check=False)
+    console = result.stdout + result.stderr
+    assert result.returncode != 0 and line in console, console[-2000:]
+    assert not (tmp_path / "resources").exists()

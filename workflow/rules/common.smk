@@ -169,8 +169,23 @@ def check_config_paths():
         preflight.check_output_folder(paths[key], key)
     for name in config["demo"]["positions"] if DEMO else []:
         preflight.check_snakemake_path(name, "demo.positions")
+    if DEMO:
+        check_demo()
     if config["ingest"]["axes"] is not None:
         check_axes_override(config["ingest"]["axes"])
+
+
+def check_demo():
+    """The demo's position names and artefact, which its job would refuse or ignore."""
+    from spheroseg.synthetic import check_demo_settings
+
+    demo, artefact = config["demo"], config["demo"]["artefact"]
+    if artefact is not None:
+        name, _, timepoint = str(artefact).rpartition(":")
+        artefact = (name, int(timepoint) if timepoint.isdigit() else -1)
+    check_demo_settings(
+        demo["positions"], n_timepoints=demo["timepoints"], artefact=artefact
+    )
 
 
 def check_before_any_job():
