@@ -498,6 +498,13 @@ def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> 
     assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
     assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")
     assert preflight.folder_warnings({"C": plans["C"]}, results=tmp_path / "new") == []
+    # a pattern without {timepoint} on per-timepoint files: every file a one-frame position (X31)
+    singles = {f"P1_t{t}": _plan(f"P1_t{t}", (1, 1, 64, 64)) for t in range(4)}
+    lines = preflight.folder_warnings(singles, results=tmp_path / "new", pattern="{position}.tif")
+    assert lines == ["ingest.pattern '{position}.tif' has no {timepoint}, so each of the 4 files is a position of "
+                     "one frame ('P1_t0', 'P1_t1', 'P1_t2' and 1 more); if the files are the timepoints of fewer "
+                     "positions, put {timepoint} in the pattern."]
+    assert preflight.folder_warnings(singles, results=tmp_path / "new", pattern="{position}_t{timepoint}.tif") == []
 
 
 @pytest.mark.parametrize(("pixel", "override", "warned"), [

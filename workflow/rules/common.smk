@@ -555,7 +555,9 @@ def announce_units():
     )
     if workflow.is_main_process:
         lines = preflight.unit_warnings(POSITIONS, overrides=overrides)
-        lines += preflight.folder_warnings(POSITIONS, results=OUT)
+        lines += preflight.folder_warnings(
+            POSITIONS, results=OUT, pattern=config["ingest"]["pattern"]
+        )
         lines += preflight.scale_warnings(
             POSITIONS, model_pixel_size_um=model_pixel_size(), overrides=overrides
         )

@@ -36,13 +36,20 @@ def unit_warnings(plans: Mapping[str, PositionPlan], *,
     return lines
 
 
-def folder_warnings(plans: Mapping[str, PositionPlan], *,
-                    results: str | os.PathLike[str]) -> list[str]:
+def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.PathLike[str],
+                    pattern: str | None = None) -> list[str]:
     """Console lines about a folder that runs but may not be what was meant (empty if none):
     positions whose frames are z-slices (max-projected into one frame), positions named like
-    annotation masks, and positions of an earlier run (``results/experiment.json``) whose
-    files are gone."""
+    annotation masks, positions of an earlier run (``results/experiment.json``) whose files
+    are gone, and an ``ingest.pattern`` without ``{timepoint}`` that makes every file a
+    one-frame position."""
     lines = []
+    if (pattern is not None and "{timepoint}" not in pattern and len(plans) > 1
+            and all(plan.frames == 1 for plan in plans.values())):
+        lines.append(
+            f"ingest.pattern {pattern!r} has no {{timepoint}}, so each of the {len(plans)} files is "
+            f"a position of one frame ({names_text(list(plans), shown=3)}); if the files are the "
+            f"timepoints of fewer positions, put {{timepoint}} in the pattern.")
     slices = [plan.name for plan in plans.values()
               if len(plan.shape) == 5 and plan.shape[2] > 1 and plan.frames == 1]
     if slices:
