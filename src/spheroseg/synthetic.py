@@ -343,6 +343,20 @@ def write_ome_tiff(path: str | os.PathLike[str], images: np.ndarray, *, pixel_si
                          resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um), resolutionunit="MICROMETER")
 
 
+def parse_artefact(text: str) -> tuple[str, int]:
+    """``POSITION:TIMEPOINT`` (the demo's ``artefact`` setting) as ``(position, timepoint)``.
+
+    Examples
+    --------
+    >>> parse_artefact("well A1:3")
+    ('well A1', 3)
+    """
+    name, _, timepoint = text.rpartition(":")
+    if not name or not timepoint.isdigit():
+        raise ValueError(f"artefact must be POSITION:TIMEPOINT, got {text!r}")
+    return name, int(timepoint)
+
+
 def check_demo_settings(positions: Mapping[str, int], *, n_timepoints: int,
                         artefact: tuple[str, int] | None = None) -> None:
     """Raise unless the demo's positions are plain file names and `artefact` names one of

@@ -177,14 +177,13 @@ def check_config_paths():
 
 def check_demo():
     """The demo's position names and artefact, which its job would refuse or ignore."""
-    from spheroseg.synthetic import check_demo_settings
+    from spheroseg.synthetic import check_demo_settings, parse_artefact
 
-    demo, artefact = config["demo"], config["demo"]["artefact"]
-    if artefact is not None:
-        name, _, timepoint = str(artefact).rpartition(":")
-        artefact = (name, int(timepoint) if timepoint.isdigit() else -1)
+    demo = config["demo"]
     check_demo_settings(
-        demo["positions"], n_timepoints=demo["timepoints"], artefact=artefact
+        demo["positions"],
+        n_timepoints=demo["timepoints"],
+        artefact=None if demo["artefact"] is None else parse_artefact(demo["artefact"]),
     )
 
 

@@ -23,10 +23,12 @@ def _position(text: str) -> tuple[str, int]:
 
 def _artefact(text: str) -> tuple[str, int]:
     """Parse ``POSITION:TIMEPOINT``."""
-    name, _, timepoint = text.rpartition(":")
-    if not name or not timepoint.isdigit():
-        raise argparse.ArgumentTypeError(f"artefact must be POSITION:TIMEPOINT, got {text!r}")
-    return name, int(timepoint)
+    from spheroseg.synthetic import parse_artefact
+
+    try:
+        return parse_artefact(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

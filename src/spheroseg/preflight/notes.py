@@ -87,19 +87,17 @@ def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: fl
     """Console lines about positions that predict would resample to the model's pixel size
     by more than `largest_factor` either way, or to frames with a side below `smallest_side`
     pixels: most often a wrong ``ingest.pixel_size_um`` (empty if none)."""
-    from spheroseg.inference.rescale import RESCALE_TOLERANCE
+    from spheroseg.inference.rescale import choose_rescale
 
     if model_pixel_size_um is None:
         return []
     odd = []
     for plan in plans.values():
         pixel = overrides.pixel_size_um or plan.pixel_size_um
-        if pixel is None:
+        grid = choose_rescale(plan.shape[-2:], image_pixel_size_um=pixel, model_pixel_size_um=model_pixel_size_um)
+        if not grid.active:  # predicted as it is: pixel size unknown or within the tolerance
             continue
-        factor = pixel / model_pixel_size_um
-        sides = [round(side * factor) for side in plan.shape[-2:]]
-        if abs(factor - 1) <= RESCALE_TOLERANCE:  # predicted as it is
-            continue
+        factor, sides = pixel / model_pixel_size_um, grid.model_shape
         if min(sides) < smallest_side or not 1 / largest_factor <= factor <= largest_factor:
             odd.append(f"{plan.name!r} ({plan.shape[-2]} x {plan.shape[-1]} px at {pixel:g} um/px "
                        f"-> {sides[0]} x {sides[1]} px)")
