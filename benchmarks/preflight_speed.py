@@ -5,6 +5,11 @@ the main branch's).
 
     python benchmarks/preflight_speed.py --files 300 --pages 200 \\
         [--baseline-snakefile /work/main/Snakefile] [--output benchmarks/preflight_speed_results.md]
+    python benchmarks/preflight_speed.py --per-timepoint --positions 20 --pages 200 ...
+
+With ``--per-timepoint`` the folder holds one single-page TIFF per position and timepoint
+(``P0000_t000.tif`` ...; ``ingest.pattern: '{position}_t{timepoint}.tif'``), ``--positions``
+x ``--pages`` files in all, each of whose headers the first run reads.
 
 Each dry run starts a fresh snakemake process in a fresh working directory (so each
 "first" run has no cache); runs alternate between the variants, and the median is reported.
@@ -35,12 +40,28 @@ def write_folder(folder: Path, *, files: int, pages: int, size: int = 32) -> Non
         tifffile.imwrite(folder / f"well_{index:04d}.tif", stack, photometric="minisblack")
 
 
-def dry_run(snakefile: Path, workdir: Path, folder: Path) -> float:
+def write_timepoint_folder(folder: Path, *, positions: int, timepoints: int,
+                           size: int = 32) -> None:
+    """One single-page TIFF per position and timepoint (`positions` x `timepoints` files)."""
+    folder.mkdir(parents=True)
+    frame = np.random.default_rng(0).integers(0, 4000, (size, size)).astype("uint16")
+    for position in range(positions):
+        for timepoint in range(timepoints):
+            tifffile.imwrite(folder / f"P{position:04d}_t{timepoint:03d}.tif", frame,
+                             photometric="minisblack")
+
+
+def dry_run(snakefile: Path, workdir: Path, folder: Path, per_timepoint: bool = False) -> float:
     """Seconds of one ``snakemake -n`` (quiet) on `folder`; raises if it fails."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if (snakefile.parent / "src" / "spheroseg").is_dir():
+        # a baseline checkout runs with its own package, not the installed one
+        env["PYTHONPATH"] = str(snakefile.parent / "src")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory",
                str(workdir), "-n", "--quiet", "all", "--cores", "1", "--config",
                f"experiment={folder}"]
+    if per_timepoint:
+        command.append("ingest={pattern: '{position}_t{timepoint}.tif'}")
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
     seconds = time.perf_counter() - start
@@ -55,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-timepoint", action="store_true",
+                        help="one file per position and timepoint (ingest.pattern)")
+    parser.add_argument("--positions", type=int, default=20,
+                        help="positions of the --per-timepoint folder")
     parser.add_argument("--baseline-snakefile", type=Path)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -63,16 +88,26 @@ def main(argv: list[str] | None = None) -> int:
         times["baseline: folder listing only"] = []
     with tempfile.TemporaryDirectory(prefix="preflight-speed-") as root:
         folder = Path(root) / "experiment"
-        write_folder(folder, files=args.files, pages=args.pages)
+        if args.per_timepoint:
+            write_timepoint_folder(folder, positions=args.positions, timepoints=args.pages)
+            what = (f"{args.positions} positions x {args.pages} per-timepoint TIFFs "
+                    f"({args.positions * args.pages} files, `ingest.pattern`)")
+        else:
+            write_folder(folder, files=args.files, pages=args.pages)
+            what = f"{args.files} TIFFs x {args.pages} pages"
+        pattern = args.per_timepoint
         for round_ in range(args.rounds):
             work = Path(root) / f"work{round_}"
-            times["headers read (first run)"].append(dry_run(REPO / "Snakefile", work, folder))
-            times["cached (second run)"].append(dry_run(REPO / "Snakefile", work, folder))
+            times["headers read (first run)"].append(
+                dry_run(REPO / "Snakefile", work, folder, pattern))
+            times["cached (second run)"].append(
+                dry_run(REPO / "Snakefile", work, folder, pattern))
             if args.baseline_snakefile is not None:
                 times["baseline: folder listing only"].append(
-                    dry_run(args.baseline_snakefile, Path(root) / f"base{round_}", folder))
+                    dry_run(args.baseline_snakefile, Path(root) / f"base{round_}", folder,
+                            pattern))
     load = os.getloadavg()[0]
-    lines = [f"`snakemake -n` on {args.files} TIFFs x {args.pages} pages ({args.rounds} rounds, "
+    lines = [f"`snakemake -n` on {what} ({args.rounds} rounds, "
              f"median; load average {load:.1f} at the end)", "",
              "| variant | seconds (median) | all rounds |", "|---|---|---|"]
     for name, values in times.items():

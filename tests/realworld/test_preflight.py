@@ -123,6 +123,43 @@ def test_plan_cache_skips_unchanged_files_and_rereads_changed_ones(tmp_path, mon
     assert len(calls) == 1
 
 
+def test_plan_announces_a_long_header_read_once(tmp_path, monkeypatch) -> None:
+    folder, cache = tmp_path / "exp", tmp_path / "preflight.json"
+    folder.mkdir()
+    for timepoint in range(3):
+        tifffile.imwrite(folder / f"A_t{timepoint}.tif", frames(1)[0], photometric="minisblack")
+    monkeypatch.setattr(preflight.plan, "ANNOUNCE_FILES", 3)
+    lines: list[str] = []
+    plan = preflight.plan_experiment(folder, pattern="{position}_t{timepoint}.tif", cache=cache,
+                                     announce=lines.append)
+    assert plan["A"].frames == 3
+    assert lines == [f"reading the headers of 3 files before any job; later runs take them "
+                     f"from {cache}"]
+    preflight.plan_experiment(folder, pattern="{position}_t{timepoint}.tif", cache=cache,
+                              announce=lines.append)
+    assert len(lines) == 1  # all cached: nothing to say
+
+
+def test_plan_keeps_the_headers_read_before_an_interruption(tmp_path, monkeypatch) -> None:
+    folder, cache = tmp_path / "exp", tmp_path / "preflight.json"
+    folder.mkdir()
+    for name in "ABC":
+        tifffile.imwrite(folder / f"{name}.tif", frames(2), photometric="minisblack")
+    monkeypatch.setattr(preflight.plan, "SAVE_EVERY_S", 0.0)
+    real = preflight.plan.inspect_series
+
+    def interrupted_at_c(path, **kwargs):
+        if path.endswith("C.tif"):
+            raise KeyboardInterrupt
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(preflight.plan, "inspect_series", interrupted_at_c)
+    with pytest.raises(KeyboardInterrupt):
+        preflight.plan_experiment(folder, cache=cache)
+    saved = json.loads(cache.read_text(encoding="utf-8"))["files"]
+    assert sorted(Path(name).name for name in saved) == ["A.tif", "B.tif"]
+
+
 def test_plan_names_ingest_axes_for_an_ambiguous_stack(tmp_path: Path) -> None:
     write_bare_stack(tmp_path / "bare.tif", frames(4))  # one page, 4 separate samples
     with pytest.raises(IngestError, match=r"ingest.axes .* 'tyx' for timepoints or 'cyx'.*bare.tif"):

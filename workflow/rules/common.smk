@@ -147,8 +147,15 @@ def plan_positions():
         pattern=config["ingest"]["pattern"],
         axes=config["ingest"]["axes"],
         cache=PREFLIGHT_CACHE,
+        announce=console_note,
     )
     return preflight.position_folders(plans)
+
+
+def console_note(line):
+    """One ``spheroseg:`` line on the console, from the main Snakemake process only."""
+    if workflow.is_main_process:
+        print(f"spheroseg: {line}", file=sys.stderr)
 
 
 def check_config_paths():
@@ -210,9 +217,8 @@ def check_samples(positions):
     experiment does not have."""
     if config["samples"] is None:
         return
-    lines = preflight.check_samples(config["samples"], positions)
-    for line in lines if workflow.is_main_process else []:
-        print(f"spheroseg: {line}", file=sys.stderr)
+    for line in preflight.check_samples(config["samples"], positions):
+        console_note(line)
 
 
 def check_training():
@@ -561,7 +567,7 @@ def announce_units():
             POSITIONS, model_pixel_size_um=model_pixel_size(), overrides=overrides
         )
         for line in lines:
-            print(f"spheroseg: {line}", file=sys.stderr)
+            console_note(line)
 
 
 def model_pixel_size():

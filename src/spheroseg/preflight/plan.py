@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ from spheroseg.ingest.sources import check_timepoint_files
 # 2: LIF frame intervals come from the file's T dimension (version 1 summaries have none).
 # 3: summaries record the dtype (per-timepoint files are checked against each other).
 CACHE_VERSION = 3
+# From this many headers to read (about 1 ms each on a local disk), say so first.
+ANNOUNCE_FILES = 1000
+# While reading many headers, write the cache this often (seconds), so that an interrupted
+# first run keeps what it has read.
+SAVE_EVERY_S = 10.0
 # Characters that cannot appear in a series' part of a position (folder) name.
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]+")
 
@@ -112,7 +118,9 @@ def _save_cache(path: Path | None, entries: dict[str, Any]) -> None:
 
 
 def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None = None,
-                  cache: str | os.PathLike[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+                  cache: str | os.PathLike[str] | None = None,
+                  announce: Callable[[str], None] | None = None
+                  ) -> dict[str, list[dict[str, Any]]]:
     """Series summaries of image files (TIFF, ND2, CZI, LIF) from their headers, cached by
     size and mtime.
 
@@ -124,6 +132,10 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
         ``ingest.axes`` (part of the cache key).
     cache : str or PathLike, optional
         JSON file that remembers earlier answers.
+    announce : callable, optional
+        Called with one line before reading `ANNOUNCE_FILES` or more headers that the cache
+        lacks (about a millisecond each on a local disk). While they are read the cache is
+        written every `SAVE_EVERY_S` seconds.
 
     Returns
     -------
@@ -138,27 +150,36 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
     """
     cache_path = None if cache is None else Path(cache)
     entries = _load_cache(cache_path)
-    answers, changed = {}, False
-    for path in paths:
-        key = os.path.abspath(path)
-        try:
-            stat = os.stat(key)
-        except OSError as err:
-            what = ("a link to a missing file" if os.path.islink(key) else "a file that vanished") \
-                if isinstance(err, FileNotFoundError) else f"one that cannot be read ({err.strerror})"
-            raise IngestError(f"file must be readable, got {what} (in {key})") from err
-        stamp = [stat.st_size, stat.st_mtime_ns, axes]
-        entry = entries.get(key)
-        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
-            entry, changed = _inspect_entry(key, axes, stamp), True
-            entries[key] = entry
-        answers[key] = entry
-    if changed:
+    stamps = {os.path.abspath(path): _stamp(os.path.abspath(path), axes) for path in paths}
+    stale = [key for key, stamp in stamps.items()
+             if not isinstance(entries.get(key), dict) or entries[key].get("stamp") != stamp]
+    if announce is not None and len(stale) >= ANNOUNCE_FILES:
+        where = "" if cache_path is None else f"; later runs take them from {cache_path}"
+        announce(f"reading the headers of {len(stale)} files before any job{where}")
+    saved = time.monotonic()
+    for key in stale:
+        entries[key] = _inspect_entry(key, axes, stamps[key])
+        if time.monotonic() - saved > SAVE_EVERY_S:
+            _save_cache(cache_path, entries)
+            saved = time.monotonic()
+    if stale:
         _save_cache(cache_path, entries)
+    answers = {key: entries[key] for key in stamps}
     for key, entry in answers.items():
         if "error" in entry:
             raise IngestError(entry["error"])
     return {key: entry["series"] for key, entry in answers.items()}
+
+
+def _stamp(path: str, axes: str | None) -> list[Any]:
+    """Cache key of a file: size, modification time and ``ingest.axes``."""
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        what = ("a link to a missing file" if os.path.islink(path) else "a file that vanished") \
+            if isinstance(err, FileNotFoundError) else f"one that cannot be read ({err.strerror})"
+        raise IngestError(f"file must be readable, got {what} (in {path})") from err
+    return [stat.st_size, stat.st_mtime_ns, axes]
 
 
 def _inspect_entry(path: str, axes: str | None, stamp: list[Any]) -> dict[str, Any]:
@@ -197,7 +218,8 @@ def _plans_of(name: str, files: Sequence[str], records: Sequence[Mapping[str, An
 
 
 def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = None,
-                    axes: str | None = None, cache: str | os.PathLike[str] | None = None
+                    axes: str | None = None, cache: str | os.PathLike[str] | None = None,
+                    announce: Callable[[str], None] | None = None
                     ) -> dict[str, PositionPlan]:
     """The positions of an experiment folder, read from file headers (no pixel data).
 
@@ -217,6 +239,8 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
         ``ingest.axes``: NGFF letters per file axis, for files whose layout is ambiguous.
     cache : str or PathLike, optional
         JSON cache of header summaries (see `inspect_files`).
+    announce : callable, optional
+        Told before a long read of uncached headers (see `inspect_files`).
 
     Returns
     -------
@@ -231,7 +255,8 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
     """
     found = {name: [str(path) for path in paths]
              for name, paths in discover_positions(folder, pattern=pattern).items()}
-    summaries = inspect_files([path for paths in found.values() for path in paths], axes=axes, cache=cache)
+    summaries = inspect_files([path for paths in found.values() for path in paths], axes=axes,
+                              cache=cache, announce=announce)
     plans: dict[str, PositionPlan] = {}
     for name, paths in found.items():
         if len(paths) > 1:  # one file per timepoint: each must match the first
