@@ -42,7 +42,6 @@ temporary folder selects three of the four spheroids).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform

@@ -10,7 +10,6 @@ seen as a broken pool instead of taking pytest down.
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import signal
