@@ -473,6 +473,22 @@ def test_unit_warnings_name_the_positions_and_keys() -> None:
     assert preflight.unit_warnings(plans, overrides=PhysicalSizes(1.0, 60.0)) == []
 
 
+def test_unit_warnings_name_the_files_whose_own_value_an_override_replaces() -> None:
+    """Vendor audit F1: a TIFF at 600 s beside an ND2 without an interval; the user sets
+    ingest.time_interval_s for the ND2, and the TIFF's times changed without a word."""
+    plans = {"A1": plan("A1", pixel=0.5, interval=600.0), "nd2": plan("nd2"),
+             "one": plan("one", pixel=2.0, interval=5.0, frames_=1)}
+    pixel, time_ = preflight.unit_warnings(plans, overrides=PhysicalSizes(2.0, 10.6))
+    assert pixel == ("ingest.pixel_size_um (2 um) replaces the value in the metadata of 1 position(s): "
+                     "'A1' (0.5 um). The key holds one value for every position; remove it to keep each "
+                     "file's own.")
+    assert time_.startswith("ingest.time_interval_s (10.6 s) replaces the value in the metadata of 1 "
+                            "position(s): 'A1' (600 s).")  # a one-frame position has no times to change
+    assert preflight.unit_warnings(plans, overrides=PhysicalSizes(0.5, 600.0)) == [
+        "ingest.pixel_size_um (0.5 um) replaces the value in the metadata of 1 position(s): 'one' (2 um). "
+        "The key holds one value for every position; remove it to keep each file's own."]
+
+
 # --- job errors, umask, '$' in titles -----------------------------------------------
 
 
@@ -531,6 +547,11 @@ def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> 
         "D": _plan("D", (5, 1, 64, 64))})
     lines = preflight.folder_warnings(plans, results=tmp_path)
     assert len(lines) == 3
+    # vendor audit F2: a z-stack over time was max-projected without a word
+    stack = {"Z": _plan("Z", (3, 2, 10, 31, 38))}
+    assert preflight.folder_warnings(stack, results=tmp_path / "new") == [
+        "1 position(s) are z-stacks over time: 'Z' (10 planes). Their images keep every plane, but predict, "
+        "segment and measure use each timepoint's maximum projection over z."]
     assert lines[0].startswith("1 position(s) have z-slices and one timepoint: 'A'") and "ingest.axes" in lines[0]
     assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
     assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")

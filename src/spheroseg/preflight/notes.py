@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,8 +15,9 @@ from spheroseg.preflight.record import RECORD_NAME
 
 def unit_warnings(plans: Mapping[str, PositionPlan], *,
                   overrides: PhysicalSizes = PhysicalSizes()) -> list[str]:
-    """Console lines about positions without pixel size or frame interval (empty if none)."""
-    lines = []
+    """Console lines about positions without pixel size or frame interval, and about files
+    whose own value an ``ingest`` override replaces (empty if none)."""
+    lines = _override_warnings(plans, overrides)
     if overrides.pixel_size_um is None:
         missing = [plan.name for plan in plans.values() if plan.pixel_size_um is None]
         if missing:
@@ -36,11 +38,31 @@ def unit_warnings(plans: Mapping[str, PositionPlan], *,
     return lines
 
 
+def _override_warnings(plans: Mapping[str, PositionPlan], overrides: PhysicalSizes) -> list[str]:
+    """Lines naming the positions whose metadata value an override replaces by another."""
+    lines = []
+    for key, unit, value, field, series_only in (
+            ("ingest.pixel_size_um", "um", overrides.pixel_size_um, "pixel_size_um", False),
+            ("ingest.time_interval_s", "s", overrides.time_interval_s, "time_interval_s", True)):
+        if value is None:
+            continue
+        replaced = [f"{plan.name!r} ({getattr(plan, field):g} {unit})" for plan in plans.values()
+                    if getattr(plan, field) is not None and (plan.frames > 1 or not series_only)
+                    and not math.isclose(getattr(plan, field), value, rel_tol=1e-6)]
+        if replaced:
+            lines.append(
+                f"{key} ({value:g} {unit}) replaces the value in the metadata of "
+                f"{len(replaced)} position(s): {', '.join(replaced[:8])}"
+                f"{f' and {len(replaced) - 8} more' if len(replaced) > 8 else ''}. The key "
+                f"holds one value for every position; remove it to keep each file's own.")
+    return lines
+
+
 def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.PathLike[str],
                     pattern: str | None = None) -> list[str]:
     """Console lines about a folder that runs but may not be what was meant (empty if none):
     positions whose frames are z-slices (max-projected into one frame), positions named like
-    annotation masks, positions of an earlier run (``results/experiment.json``) whose files
+    annotation masks, z-stacks over time (max-projected per timepoint), positions of an earlier run (``results/experiment.json``) whose files
     are gone, and an ``ingest.pattern`` without ``{timepoint}`` that makes every file a
     one-frame position."""
     lines = []
@@ -57,6 +79,14 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
             f"{len(slices)} position(s) have z-slices and one timepoint: {names_text(slices)}. Each "
             f"is max-projected into one frame; if the slices are timepoints (ImageJ saves a "
             f"plain stack as slices), set ingest.axes, e.g. 'tyx'.")
+    stacks = [f"{plan.name!r} ({plan.shape[2]} planes)" for plan in plans.values()
+              if len(plan.shape) == 5 and plan.shape[2] > 1 and plan.frames > 1]
+    if stacks:
+        lines.append(
+            f"{len(stacks)} position(s) are z-stacks over time: {', '.join(stacks[:8])}"
+            f"{f' and {len(stacks) - 8} more' if len(stacks) > 8 else ''}. Their images keep "
+            f"every plane, but predict, segment and measure use each timepoint's maximum "
+            f"projection over z.")
     masks = [plan.name for plan in plans.values() if plan.name.lower().endswith("_mask")]
     if masks:
         lines.append(
