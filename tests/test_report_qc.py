@@ -183,11 +183,13 @@ def test_no_object_flags_in_the_metrics_units(pixel_size_um, value, limit, unit,
               "largest_removed_px": [10.0, 120.0, 0.0, 7.5], "min_area_px": 500.0,
               "min_area_um2": None if pixel_size_um is None else 2000.0}
     flags = qc.no_object_flags(record, pixel_size_um=pixel_size_um)
-    # frame 2 has no object, but nothing was removed there: an empty frame, not a filtered one
-    assert [(f["timepoint"], f["flag"]) for f in flags] == [(1, "no_objects"), (3, "no_objects")]
+    # frame 2 has no object and nothing was removed there: nothing passed the threshold
+    # (vendor audit F5: a position the model found nothing in ran without a word)
+    assert [(f["timepoint"], f["flag"]) for f in flags] == [(t, "no_objects") for t in (1, 2, 3)]
     assert (flags[0]["value"], flags[0]["limit"]) == (value, limit)
     assert unit in flags[0]["message"] and key in flags[0]["message"]
     assert "removed all 3 object(s)" in flags[0]["message"]
+    assert flags[1]["value"] == 0.0 and "no pixel passed the threshold (segment.threshold" in flags[1]["message"]
 
 
 def test_no_object_flags_ignore_records_from_before_they_existed():

@@ -21,9 +21,10 @@ every frame, and flagging each would shade every frame.
     The raw frame is constant (every pixel the same value): a blank or padding page, or a
     shutter that did not open; ingest lists such frames in the image's attributes.
 ``no_objects``
-    The size filter of segment removed every object of the frame, so it has no row in the
-    metrics (``value`` is the largest removed area and ``limit`` the minimum area, both in
-    the metrics' area unit; segment records what it removed in the labels' attributes).
+    The frame has no object, so it has no row in the metrics: the size filter of segment
+    removed every object (``value`` is the largest removed area and ``limit`` the minimum
+    area, both in the metrics' area unit; segment records what it removed in the labels'
+    attributes), or no pixel passed the threshold at all (``value`` 0).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ FLAGS = ("area_jump", "appears", "vanishes", "touches_border", "uncertain_frame"
 FLAG_NAMES = {"area_jump": "area jump", "appears": "object appears",
               "vanishes": "object vanishes", "uncertain_frame": "model unsure",
               "touches_border": "touches border", "blank_frame": "blank frame",
-              "no_objects": "no object left (size filter)"}
+              "no_objects": "no object"}
 # Flags that mark a whole frame as suspicious in plots (touches_border marks single points).
 FRAME_FLAGS = ("area_jump", "appears", "vanishes", "uncertain_frame", "blank_frame", "no_objects")
 UNSURE_LOW, UNSURE_HIGH = 0.3, 0.7
@@ -251,7 +252,8 @@ def blank_flags(frames: Sequence[int]) -> list[dict[str, object]]:
 
 def no_object_flags(record: dict[str, object], *,
                     pixel_size_um: float | None) -> list[dict[str, object]]:
-    """Flags for frames whose objects the size filter all removed (``no_objects``).
+    """Flags for frames without an object (``no_objects``): the size filter removed them all,
+    or thresholding found none.
 
     Parameters
     ----------
@@ -274,7 +276,7 @@ def no_object_flags(record: dict[str, object], *,
     ...           "largest_removed_px": [40.0, 120.0, 0.0], "min_area_px": 500.0,
     ...           "min_area_um2": 2000.0}
     >>> [(f["timepoint"], f["value"], f["limit"]) for f in no_object_flags(record, pixel_size_um=2.0)]
-    [(1, 480.0, 2000.0)]
+    [(1, 480.0, 2000.0), (2, 0.0, 2000.0)]
     """
     counts = [record.get(key) for key in ("objects", "removed_objects", "largest_removed_px")]
     if not all(isinstance(values, list) for values in counts):
@@ -290,6 +292,10 @@ def no_object_flags(record: dict[str, object], *,
                                f"the size filter removed all {removed} object(s): the largest "
                                f"had {value:.4g} {unit}, below the minimum of {limit:.4g} {unit} "
                                f"({key})"))
+        elif kept == 0:
+            flags.append(_flag(t, None, "no_objects", 0.0, limit,
+                               "no pixel passed the threshold (segment.threshold, "
+                               "segment.method): the model found nothing to measure"))
     return flags
 
 
@@ -440,9 +446,10 @@ def flagged_timepoints(qc: pd.DataFrame, *, flags: Sequence[str] = FRAME_FLAGS) 
 
 
 def emptied_positions(path: str | os.PathLike[str]) -> list[str]:
-    """Console lines naming the positions with frames the size filter emptied (``no_objects``).
+    """Console lines naming the positions with frames without an object (``no_objects``).
 
-    One line per position: how many frames, which, the largest removed area and the key.
+    One line per position: how many frames, which, and why (the largest removed area and
+    the key, or that nothing passed the threshold).
     Empty when the QC table is missing (a run that did not reach QC) or has no such flag.
 
     Raises
