@@ -548,10 +548,15 @@ def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> 
     lines = preflight.folder_warnings(plans, results=tmp_path)
     assert len(lines) == 3
     # vendor audit F2: a z-stack over time was max-projected without a word
-    stack = {"Z": _plan("Z", (3, 2, 10, 31, 38))}
+    stack = {"Z": _plan("Z", (3, 1, 10, 31, 38))}
     assert preflight.folder_warnings(stack, results=tmp_path / "new") == [
         "1 position(s) are z-stacks over time: 'Z' (10 planes). Their images keep every plane, but predict, "
         "segment and measure use each timepoint's maximum projection over z."]
+    # vendor audit F8: channel 0 of a two-channel file was segmented without a word
+    two = {"C2": _plan("C2", (3, 2, 31, 38)), "C1": _plan("C1", (3, 1, 31, 38))}
+    assert preflight.folder_warnings(two, results=tmp_path / "new", channel=1) == [
+        "1 position(s) have several channels: 'C2' (2). Only channel 1 (counting from 0) is segmented and "
+        "measured; ingest.channel chooses it."]
     assert lines[0].startswith("1 position(s) have z-slices and one timepoint: 'A'") and "ingest.axes" in lines[0]
     assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
     assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")

@@ -561,7 +561,10 @@ def announce_units():
     if workflow.is_main_process:
         lines = preflight.unit_warnings(POSITIONS, overrides=overrides)
         lines += preflight.folder_warnings(
-            POSITIONS, results=OUT, pattern=config["ingest"]["pattern"]
+            POSITIONS,
+            results=OUT,
+            pattern=config["ingest"]["pattern"],
+            channel=config["ingest"]["channel"],
         )
         lines += preflight.scale_warnings(
             POSITIONS, model_pixel_size_um=model_pixel_size(), overrides=overrides

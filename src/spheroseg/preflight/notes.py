@@ -59,10 +59,11 @@ def _override_warnings(plans: Mapping[str, PositionPlan], overrides: PhysicalSiz
 
 
 def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.PathLike[str],
-                    pattern: str | None = None) -> list[str]:
+                    pattern: str | None = None, channel: int = 0) -> list[str]:
     """Console lines about a folder that runs but may not be what was meant (empty if none):
     positions whose frames are z-slices (max-projected into one frame), positions named like
-    annotation masks, z-stacks over time (max-projected per timepoint), positions of an earlier run (``results/experiment.json``) whose files
+    annotation masks, z-stacks over time (max-projected per timepoint), positions with
+    several channels (only `channel` is segmented), positions of an earlier run (``results/experiment.json``) whose files
     are gone, and an ``ingest.pattern`` without ``{timepoint}`` that makes every file a
     one-frame position."""
     lines = []
@@ -87,6 +88,12 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
             f"{f' and {len(stacks) - 8} more' if len(stacks) > 8 else ''}. Their images keep "
             f"every plane, but predict, segment and measure use each timepoint's maximum "
             f"projection over z.")
+    several = [f"{plan.name!r} ({plan.channels})" for plan in plans.values() if plan.channels > 1]
+    if several:
+        lines.append(
+            f"{len(several)} position(s) have several channels: {', '.join(several[:8])}"
+            f"{f' and {len(several) - 8} more' if len(several) > 8 else ''}. Only channel "
+            f"{channel} (counting from 0) is segmented and measured; ingest.channel chooses it.")
     masks = [plan.name for plan in plans.values() if plan.name.lower().endswith("_mask")]
     if masks:
         lines.append(
