@@ -88,8 +88,12 @@ def test_ingest_agrees_with_the_reader(suffix, tmp_path):
         folder = tmp_path / sample.stem
         folder.mkdir()
         shutil.copy(sample, folder / sample.name)
-        plans = list(preflight.plan_experiment(folder).values())
         scenes = list(reader_scenes(sample))
+        if any(pixels is None for _, _, pixels, *_ in scenes):  # the reader cannot read them
+            with pytest.raises(IngestError, match=rf"bioio reads, got .*\(in .*{sample.name}\)"):
+                preflight.plan_experiment(folder)  # so the run stops before any job
+            continue
+        plans = list(preflight.plan_experiment(folder).values())
         assert len(plans) == len(scenes)
         for plan, (index, _, pixels, dims, sizes, interval) in zip(plans, scenes):
             assert plan.series == index
@@ -98,9 +102,6 @@ def test_ingest_agrees_with_the_reader(suffix, tmp_path):
             out = tmp_path / "out" / f"{index}.ome.zarr"
             status = main(["ingest", "--experiment", str(folder), "--position", plan.name,
                            "--output", str(out)])
-            if pixels is None:  # the reader cannot read them: a clean stop, nothing written
-                assert status == 1 and not out.exists()
-                continue
             assert status == 0
             _check_image(out, pixels, dims, sizes, interval)
 
@@ -244,14 +245,46 @@ def test_multi_scene_lif_gives_one_position_per_scene(tmp_path):
     if not LIF.is_file():
         pytest.skip(f"{LIF.name} is absent")
     shutil.copy(LIF, tmp_path / "sweep.lif")
-    plans = preflight.plan_experiment(tmp_path)
-    assert list(plans) == ["sweep_x_y_lambdaEmi", "sweep_x_y_lambdaExc", "sweep_x_y_z_t_lambdaEmi"]
-    assert [plan.series for plan in plans.values()] == [0, 1, 2]
-    assert [plan.pixel_size_um for plan in plans.values()] == [pytest.approx(0.104814428)] * 3
+    # Headers only: plan_experiment also reads the pixels, which bioio-lif cannot (spectral).
+    names = ["sweep_x_y_lambdaEmi", "sweep_x_y_lambdaExc", "sweep_x_y_z_t_lambdaEmi"]
+    plans = [preflight.resolve_position(tmp_path, name) for name in names]
+    assert [plan.name for plan in plans] == names
+    assert [plan.series for plan in plans] == [0, 1, 2]
+    assert [plan.pixel_size_um for plan in plans] == [pytest.approx(0.104814428)] * 3
     with pytest.raises(ValueError, match=r"must name one series of the multi-series file "
                                          r"'sweep.lif', got 'sweep'"):
         preflight.resolve_position(tmp_path, "sweep")
-    assert preflight.resolve_position(tmp_path, "sweep_x_y_lambdaExc").series == 1
+
+
+def _first_bytes(source: Path, size: int | None) -> bytes:
+    """The first `size` bytes of a sample file (all of it for None), or skip if it is absent."""
+    require_reader(source.suffix)
+    if not source.is_file():
+        pytest.skip(f"{source.name} is absent")
+    return source.read_bytes()[:size]
+
+
+@pytest.mark.parametrize(("source", "size", "reason"), [
+    (LIF, None, r"ValueError: axes don't match array"),
+    (CZI, 1_000_000, r"RuntimeError: Not enough data read at offset \d+"),
+    (LIF_SERIES, 150_000, r"OSError: read \d+ bytes, expected \d+"),
+], ids=["spectral-lif", "truncated-czi", "truncated-lif"])
+def test_vendor_pixels_bioio_cannot_read_stop_before_any_job(source, size, reason, tmp_path):
+    from spheroseg.ingest import ingest_position
+
+    broken = tmp_path / "raw" / f"broken{source.suffix}"
+    broken.parent.mkdir()
+    broken.write_bytes(_first_bytes(source, size))
+    cache = tmp_path / "cache.json"
+    message = rf"must be a complete \{source.suffix} image that bioio reads, got {reason}.*\(in .*broken"
+    with pytest.raises(IngestError, match=message) as planned:
+        preflight.plan_experiment(broken.parent, cache=cache)
+    assert "\n" not in str(planned.value)
+    (entry,) = json.loads(cache.read_text())["files"].values()  # remembered until it changes
+    assert entry["error"] == str(planned.value)
+    with pytest.raises(IngestError) as ingested:  # the error the ingest job would give
+        ingest_position([broken], tmp_path / "image.ome.zarr", series=0)
+    assert str(ingested.value).split(": ")[0] == str(planned.value).split(": ")[0]
 
 
 def test_vendor_files_are_positions_without_reading_them(tmp_path):

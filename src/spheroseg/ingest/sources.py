@@ -22,7 +22,8 @@ from spheroseg.ingest.vendor import (
 
 
 def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
-                   only: int | None = None) -> tuple[TiffLayout, ...]:
+                   only: int | None = None, read_last_plane: bool = False
+                   ) -> tuple[TiffLayout, ...]:
     """Layouts of every series (OME image, vendor scene) of a file, from its headers.
 
     Parameters
@@ -33,6 +34,9 @@ def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
         NGFF letters per file axis (``ingest.axes``) replacing the reader's axes.
     only : int, optional
         Index of the one series to inspect.
+    read_last_plane : bool
+        For a vendor file, also read each series' last plane as ingest does (a truncated
+        file fails here); TIFF files are always checked against their size instead.
 
     Returns
     -------
@@ -46,7 +50,7 @@ def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
         lacks the optional readers.
     """
     if is_vendor_file(path):
-        return inspect_vendor_series(path, axes=axes, only=only)
+        return inspect_vendor_series(path, axes=axes, only=only, read_last_plane=read_last_plane)
     return inspect_tiff_series(path, axes=axes, only=only)
 
 

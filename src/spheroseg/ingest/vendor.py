@@ -3,9 +3,10 @@
 ``pip install 'spheroseg[vendor]'``).
 
 Each scene of a file is a series, as each image of an OME-TIFF is: a multi-position file
-gives one position per scene. Headers are read without pixel data (`inspect_vendor_series`);
-frames are read one timepoint at a time (`iter_vendor_frames`), so memory stays at about
-one frame whatever the file's size. bioio imports take seconds, so nothing here is imported
+gives one position per scene. Headers are read without pixel data (`inspect_vendor_series`),
+except, where asked, the last plane of each scene, read as ingest reads it; frames are read
+one timepoint at a time (`iter_vendor_frames`), so memory stays at about one frame whatever
+the file's size. bioio imports take seconds, so nothing here is imported
 unless a folder holds vendor files.
 """
 
@@ -157,19 +158,43 @@ def _scene_roles(image: Any, path: Path, axes: str | None) -> dict[int, str]:
     return _map_axes(order, shape, path)
 
 
-def _scene_layout(image: Any, index: int, path: Path, axes: str | None) -> VendorLayout:
-    """The layout of scene `index` of an open file."""
+def _scene_layout(image: Any, index: int, path: Path, axes: str | None, *,
+                  read_last_plane: bool = False) -> VendorLayout:
+    """The layout of scene `index` of an open file (after reading its last plane, if asked)."""
     image.set_scene(index)
     roles = _scene_roles(image, path, axes)
+    shape = _output_shape(roles, image.dims.shape)
+    if read_last_plane:
+        _read_last_plane(image, roles, shape)
     return VendorLayout(
-        path=path, file_axes=image.dims.order, shape=_output_shape(roles, image.dims.shape),
+        path=path, file_axes=image.dims.order, shape=shape,
         dtype=image.dtype, sizes=_scene_sizes(image, path), series=index,
         series_name=str(image.scenes[index] or ""), axes_override=axes,
     )
 
 
+def _read_block(data: Any, index: tuple[Any, ...]) -> Any:
+    """Pixels of ``data[index]`` from bioio's dask array, computed on the calling thread."""
+    import numpy as np
+
+    return np.asarray(data[index].compute(scheduler="synchronous"))
+
+
+def _read_last_plane(image: Any, roles: dict[int, str], shape: tuple[int, ...]) -> None:
+    """Read the current scene's last plane (last timepoint, last z, every channel) as ingest
+    reads frames, so that pixels past the end of a truncated file, or pixels the reader
+    cannot decode, fail now with ingest's error."""
+    data = image.get_image_dask_data(image.dims.order)
+    index = list(_frame_index(roles, data.ndim, shape[0] - 1))
+    for axis, role in roles.items():
+        if role == "z":
+            index[axis] = slice(-1, None)
+    _read_block(data, tuple(index))
+
+
 def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = None,
-                          only: int | None = None) -> tuple[VendorLayout, ...]:
+                          only: int | None = None,
+                          read_last_plane: bool = False) -> tuple[VendorLayout, ...]:
     """Layouts of every scene of a vendor file (or of scene `only`), from its headers.
 
     Parameters
@@ -180,6 +205,9 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
         NGFF letters, one per bioio dimension (``ingest.axes``), replacing bioio's axes.
     only : int, optional
         Index of the one scene to inspect.
+    read_last_plane : bool
+        Also read the last plane of each scene (last timepoint, last z, every channel) as
+        ingest does, so that a truncated file, or pixels that bioio cannot decode, fail here.
 
     Returns
     -------
@@ -191,7 +219,8 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
     MissingReaderError
         If the ``vendor`` extra (bioio and the format's plugin) is not installed.
     IngestError
-        If the file is unreadable, has unsupported axes, or lacks the scene.
+        If the file is unreadable, has unsupported axes, or lacks the scene (or, with
+        `read_last_plane`, its last plane is unreadable).
     """
     path = Path(path)
     with _opened(path) as image:
@@ -199,7 +228,8 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
         if only is not None and not 0 <= only < scenes:
             raise IngestError(f"series must be in [0, {scenes - 1}], got {only} (in {path})")
         chosen = range(scenes) if only is None else [only]
-        return tuple(_scene_layout(image, index, path, axes) for index in chosen)
+        return tuple(_scene_layout(image, index, path, axes, read_last_plane=read_last_plane)
+                     for index in chosen)
 
 
 def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
@@ -215,8 +245,6 @@ def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
     IngestError
         If the file cannot be read or its layout changed since `inspect_vendor_series`.
     """
-    import numpy as np
-
     with _opened(layout.path) as image:
         image.set_scene(layout.series)
         roles = _scene_roles(image, layout.path, layout.axes_override)
@@ -225,6 +253,5 @@ def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
                               f"(in {layout.path})")
         data = image.get_image_dask_data(image.dims.order)
         for t in range(layout.shape[0]):
-            block = data[_frame_index(roles, data.ndim, t)]
-            plane = np.asarray(block.compute(scheduler="synchronous"))
+            plane = _read_block(data, _frame_index(roles, data.ndim, t))
             yield t, _to_output_frame(plane, roles, layout.shape)
