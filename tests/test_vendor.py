@@ -323,3 +323,45 @@ def test_a_missing_reader_is_not_cached(without_bioio, tmp_path, monkeypatch):
     require_reader(".czi")
     with pytest.raises(IngestError, match=r"must be a complete \.czi image that bioio reads"):
         preflight.plan_experiment(tmp_path, cache=cache)
+
+
+def _tiff_bytes(tmp_path: Path, *, bigtiff: bool) -> bytes:
+    """A small TIFF (or BigTIFF) file's bytes."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "real.tif", np.zeros((3, 8, 8), np.uint8), bigtiff=bigtiff,
+                     photometric="minisblack")
+    return (tmp_path / "real.tif").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("A1.nd2", lambda tmp: b"", r"file must be a \.nd2 image, got an empty file \(0 bytes\)"),
+    ("A1.nd2", lambda tmp: _tiff_bytes(tmp, bigtiff=False),
+     r"file must be the \.nd2 image its name says, got a TIFF file; rename it to A1\.tif"),
+    ("A1.lif", lambda tmp: _tiff_bytes(tmp, bigtiff=True),
+     r"file must be the \.lif image its name says, got a TIFF file; rename it to A1\.tif"),
+    ("A1.nd2", lambda tmp: _first_bytes(ND2, 300_000),
+     r"got ValueError: Invalid ChunkMap signature \(32 zero bytes\) in file 'A1\.nd2'; if the "),
+    ("A1.czi", lambda tmp: _first_bytes(ND2, None),  # the reader's own reason comes whole
+     r"got UnsupportedFileFormatError: bioio-czi.* does not support the image: 'A1\.czi'\. "
+     r"Illegal data detected at offset 0 -> Invalid FileHdr-magic; if the file is fine"),
+], ids=["empty", "tiff-named-nd2", "bigtiff-named-lif", "truncated-nd2", "nd2-named-czi"])
+def test_an_unreadable_vendor_file_is_told_what_it_is(name, content, message, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / name).write_bytes(content(tmp_path))
+    with pytest.raises(IngestError, match=message + r".*\(in .*A1\.") as error:
+        preflight.plan_experiment(tmp_path / "raw")
+    assert "\\x" not in str(error.value) and "b'" not in str(error.value)
+    assert ("OME-TIFF" in str(error.value)) == ("bioio reads" in str(error.value))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("short. reason", "short. reason"),
+    ("First sentence here. Second sentence that goes on", "First sentence here. ..."),
+    ("one two three four five six seven", "one two three four ..."),
+    ("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrst ..."),
+], ids=["short", "sentence", "word", "one-word"])
+def test_a_long_reader_reason_is_cut_after_a_sentence_or_before_a_word(text, expected):
+    from spheroseg.ingest.vendor import _shorten
+
+    assert _shorten(text, 20) == expected

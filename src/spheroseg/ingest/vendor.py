@@ -12,10 +12,12 @@ unless a folder holds vendor files.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,12 @@ EXTRA = "vendor"
 # Loggers of the readers: quiet while headers are read (a CZI without acquisition times
 # logs a traceback before answering "no interval").
 _READER_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_lif")
+# First bytes of a TIFF (little- and big-endian) and of a BigTIFF.
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+# Most characters of a reader's reason quoted in a message (cut at a sentence or a word).
+REASON_CHARS = 200
+# A bytes literal in a reader's message (nd2: "Invalid ChunkMap signature b'\x00...'").
+_BYTES_LITERAL = re.compile(r"b'(?:[^'\\]|\\.)*'" r'|b"(?:[^"\\]|\\.)*"')
 
 
 class MissingReaderError(IngestError):
@@ -78,9 +86,57 @@ def _reader_class(path: Path) -> Any:
             f"OME-TIFF (in {path})") from err
 
 
+def _check_content(path: Path) -> None:
+    """Raise for an empty file, or for a TIFF under a vendor name, before any reader tries."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return  # the reader says why
+    if not head:
+        raise IngestError(f"file must be a {path.suffix} image, got an empty file (0 bytes) "
+                          f"(in {path})")
+    if head in TIFF_MAGIC:
+        raise IngestError(f"file must be the {path.suffix} image its name says, got a TIFF "
+                          f"file; rename it to {path.stem}.tif (in {path})")
+
+
+def _bytes_summary(match: re.Match[str]) -> str:
+    """A bytes literal of a reader's message as its length, e.g. ``(32 zero bytes)``."""
+    try:
+        data = ast.literal_eval(match.group())
+    except (ValueError, SyntaxError):
+        return "(raw bytes)"
+    return f"({len(data)} {'zero ' if data and not data.strip(bytes(1)) else ''}bytes)"
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters after a sentence (else before a word), marked ``...``."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    sentence = head.rfind(". ")
+    if sentence >= limit // 2:
+        return head[: sentence + 1] + " ..."
+    space = head.rfind(" ")
+    return (head[:space] if space > 0 else head[:limit]) + " ..."
+
+
+def _reader_reason(err: Exception, path: Path) -> str:
+    """A reader's reason on one line: bioio's list of the readers' own reasons without its
+    preamble, the file as its name, raw bytes summarised, cut at a sentence or a word."""
+    text = str(err)
+    if "Readers attempted:" in text:
+        text = re.sub(r"^\s*- \w+: ", "", text.split("Readers attempted:", 1)[1], flags=re.M)
+    text = _BYTES_LITERAL.sub(_bytes_summary, text)
+    text = text.replace(os.path.abspath(path), path.name).replace(str(path), path.name)
+    return _shorten(" ".join(text.split()).rstrip("."), REASON_CHARS) or type(err).__name__
+
+
 @contextlib.contextmanager
 def _opened(path: Path) -> Iterator[Any]:
     """A `bioio.BioImage` of `path`; any reader failure becomes an IngestError."""
+    _check_content(path)
     reader = _reader_class(path)
     import bioio
 
@@ -94,10 +150,9 @@ def _opened(path: Path) -> Iterator[Any]:
     except IngestError:
         raise
     except Exception as err:  # reader libraries raise anything on a bad file
-        detail = " ".join(str(err).split())[:200] or type(err).__name__
         raise IngestError(f"file must be a complete {path.suffix} image that bioio reads, got "
-                          f"{type(err).__name__}: {detail}; if the file is fine, export it to "
-                          f"OME-TIFF (Fiji, bfconvert) (in {path})") from err
+                          f"{type(err).__name__}: {_reader_reason(err, path)}; if the file is "
+                          f"fine, export it to OME-TIFF (Fiji, bfconvert) (in {path})") from err
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
