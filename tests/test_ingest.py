@@ -254,7 +254,9 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
                          r"share shape and dtype, got \(1, 4, 8\).*m_t1\.tif"),
         "mixed-dtypes": ([folder / "d_t0.tif", folder / "d_t1.tif"], r"share shape and dtype"),
         "stacks-as-timepoints": ([folder / "s_t0.tif", folder / "s_t1.tif"],
-                                 r"must hold one timepoint, got 3 \(in .*s_t0\.tif\)"),
+                                 r"must hold one timepoint, got 3; without ingest\.pattern .*each "
+                                 r"file is read as a time series of its own \(config key "
+                                 r"'ingest\.pattern', in .*s_t0\.tif\)"),
         "unsupported-axes": ([folder / "odd.tif"], r"axes must be among T, C, Z, Y, X"),
         "ambiguous-5d": ([folder / "five.tif"], r"Set ingest\.axes .* to one letter per file axis \(5 axes\) from "
                                                 r"t, c, z, y, x, each at most once \(in .*five\.tif\)"),

@@ -365,3 +365,15 @@ def test_a_long_reader_reason_is_cut_after_a_sentence_or_before_a_word(text, exp
     from spheroseg.ingest.vendor import _shorten
 
     assert _shorten(text, 20) == expected
+
+
+def test_time_series_files_under_a_per_timepoint_pattern_name_the_pattern(tmp_path):
+    require_reader(".nd2")
+    if not ND2.is_file():
+        pytest.skip(f"{ND2.name} is absent")
+    for name in ("A_t0.nd2", "A_t1.nd2"):  # each holds 3 timepoints
+        shutil.copy(ND2, tmp_path / name)
+    with pytest.raises(IngestError, match=r"must hold one timepoint, got 3; without ingest\.pattern "
+                                          r".*each file is read as a time series of its own "
+                                          r"\(config key 'ingest\.pattern', in .*A_t0\.nd2\)"):
+        preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.nd2")

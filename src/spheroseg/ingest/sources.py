@@ -109,8 +109,9 @@ def check_timepoint_files(files: Sequence[tuple[Path, tuple[int, ...], Any]]) ->
     for path, shape, dtype in files:
         if shape[0] != 1:
             raise IngestError(
-                f"each per-timepoint file must hold one timepoint, got {shape[0]} (in {path})"
-            )
+                f"each per-timepoint file must hold one timepoint, got {shape[0]}; without "
+                f"ingest.pattern (spheroseg ingest --pattern) each file is read as a time "
+                f"series of its own (config key 'ingest.pattern', in {path})")
         if tuple(shape) != tuple(first_shape) or np.dtype(dtype) != np.dtype(first_dtype):
             raise IngestError(
                 f"files of one position must share shape and dtype, got "
