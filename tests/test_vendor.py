@@ -377,3 +377,14 @@ def test_time_series_files_under_a_per_timepoint_pattern_name_the_pattern(tmp_pa
                                           r".*each file is read as a time series of its own "
                                           r"\(config key 'ingest\.pattern', in .*A_t0\.nd2\)"):
         preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.nd2")
+
+
+def test_ingest_axes_of_the_wrong_length_names_bioios_axis_order(tmp_path):
+    require_reader(".nd2")
+    if not ND2.is_file():
+        pytest.skip(f"{ND2.name} is absent")
+    shutil.copy(ND2, tmp_path / "cluster.nd2")
+    with pytest.raises(IngestError, match=r"ingest\.axes must have one letter per axis of the "
+                                          r"file's shape \(3, 2, 10, 31, 38\), whose axes are "
+                                          r"TCZYX in bioio's order, got 'tyx' \(in .*cluster"):
+        preflight.plan_experiment(tmp_path, axes="tyx")

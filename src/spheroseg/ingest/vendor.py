@@ -209,7 +209,7 @@ def _scene_roles(image: Any, path: Path, axes: str | None) -> dict[int, str]:
     """File axis index -> NGFF axis for the current scene: from ``ingest.axes`` or bioio."""
     order, shape = image.dims.order, image.dims.shape
     if axes is not None:
-        return _override_roles(axes, shape, path)
+        return _override_roles(axes, shape, path, file_axes=order, reader="bioio")
     return _map_axes(order, shape, path)
 
 
