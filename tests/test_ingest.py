@@ -211,6 +211,17 @@ def test_discover_errors(tmp_path):
         ingest.discover_positions(tmp_path / "missing")
     with pytest.raises(ValueError, match=r"at least one image file \(\.tif, \.tiff, \.nd2, \.czi, \.lif\), got none \(in "):
         ingest.discover_positions(tmp_path)
+    for well in ("A1", "B1"):  # vendor files in per-well subfolders (audit V28)
+        (tmp_path / well).mkdir()
+        (tmp_path / well / "img.nd2").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"got none directly in it, but 2 in its subfolders; "
+                                         r"ingest\.pattern \(spheroseg ingest --pattern\) such as "
+                                         r"'\{position\}/img\.nd2' reads them \(in "):
+        ingest.discover_positions(tmp_path)
+    assert list(ingest.discover_positions(tmp_path, pattern="{position}/img.nd2")) == ["A1", "B1"]
+    (tmp_path / "B1" / "other.ome.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"but 3 in its subfolders; .* such as '\{position\}/NAME\.nd2'"):
+        ingest.discover_positions(tmp_path)
     (tmp_path / "a.tif").write_bytes(b"")
     (tmp_path / "a.tiff").write_bytes(b"")
     with pytest.raises(ValueError, match="position names must be unique, got 'a'"):
