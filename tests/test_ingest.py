@@ -211,6 +211,17 @@ def test_discover_errors(tmp_path):
         ingest.discover_positions(tmp_path / "missing")
     with pytest.raises(ValueError, match=r"at least one image file \(\.tif, \.tiff, \.nd2, \.czi, \.lif\), got none \(in "):
         ingest.discover_positions(tmp_path)
+    for well in ("A1", "B1"):  # vendor files in per-well subfolders (audit V28)
+        (tmp_path / well).mkdir()
+        (tmp_path / well / "img.nd2").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"got none directly in it, but 2 in its subfolders; "
+                                         r"ingest\.pattern \(spheroseg ingest --pattern\) such as "
+                                         r"'\{position\}/img\.nd2' reads them \(in "):
+        ingest.discover_positions(tmp_path)
+    assert list(ingest.discover_positions(tmp_path, pattern="{position}/img.nd2")) == ["A1", "B1"]
+    (tmp_path / "B1" / "other.ome.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"but 3 in its subfolders; .* such as '\{position\}/NAME\.nd2'"):
+        ingest.discover_positions(tmp_path)
     (tmp_path / "a.tif").write_bytes(b"")
     (tmp_path / "a.tiff").write_bytes(b"")
     with pytest.raises(ValueError, match="position names must be unique, got 'a'"):
@@ -254,7 +265,9 @@ def _write_bad_inputs(folder: Path) -> dict[str, tuple[list[Path], str]]:
                          r"share shape and dtype, got \(1, 4, 8\).*m_t1\.tif"),
         "mixed-dtypes": ([folder / "d_t0.tif", folder / "d_t1.tif"], r"share shape and dtype"),
         "stacks-as-timepoints": ([folder / "s_t0.tif", folder / "s_t1.tif"],
-                                 r"must hold one timepoint, got 3 \(in .*s_t0\.tif\)"),
+                                 r"must hold one timepoint, got 3; without ingest\.pattern .*each "
+                                 r"file is read as a time series of its own \(config key "
+                                 r"'ingest\.pattern', in .*s_t0\.tif\)"),
         "unsupported-axes": ([folder / "odd.tif"], r"axes must be among T, C, Z, Y, X"),
         "ambiguous-5d": ([folder / "five.tif"], r"Set ingest\.axes .* to one letter per file axis \(5 axes\) from "
                                                 r"t, c, z, y, x, each at most once \(in .*five\.tif\)"),

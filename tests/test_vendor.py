@@ -88,8 +88,12 @@ def test_ingest_agrees_with_the_reader(suffix, tmp_path):
         folder = tmp_path / sample.stem
         folder.mkdir()
         shutil.copy(sample, folder / sample.name)
-        plans = list(preflight.plan_experiment(folder).values())
         scenes = list(reader_scenes(sample))
+        if any(pixels is None for _, _, pixels, *_ in scenes):  # the reader cannot read them
+            with pytest.raises(IngestError, match=rf"bioio reads, got .*\(in .*{sample.name}\)"):
+                preflight.plan_experiment(folder)  # so the run stops before any job
+            continue
+        plans = list(preflight.plan_experiment(folder).values())
         assert len(plans) == len(scenes)
         for plan, (index, _, pixels, dims, sizes, interval) in zip(plans, scenes):
             assert plan.series == index
@@ -98,9 +102,6 @@ def test_ingest_agrees_with_the_reader(suffix, tmp_path):
             out = tmp_path / "out" / f"{index}.ome.zarr"
             status = main(["ingest", "--experiment", str(folder), "--position", plan.name,
                            "--output", str(out)])
-            if pixels is None:  # the reader cannot read them: a clean stop, nothing written
-                assert status == 1 and not out.exists()
-                continue
             assert status == 0
             _check_image(out, pixels, dims, sizes, interval)
 
@@ -244,14 +245,46 @@ def test_multi_scene_lif_gives_one_position_per_scene(tmp_path):
     if not LIF.is_file():
         pytest.skip(f"{LIF.name} is absent")
     shutil.copy(LIF, tmp_path / "sweep.lif")
-    plans = preflight.plan_experiment(tmp_path)
-    assert list(plans) == ["sweep_x_y_lambdaEmi", "sweep_x_y_lambdaExc", "sweep_x_y_z_t_lambdaEmi"]
-    assert [plan.series for plan in plans.values()] == [0, 1, 2]
-    assert [plan.pixel_size_um for plan in plans.values()] == [pytest.approx(0.104814428)] * 3
+    # Headers only: plan_experiment also reads the pixels, which bioio-lif cannot (spectral).
+    names = ["sweep_x_y_lambdaEmi", "sweep_x_y_lambdaExc", "sweep_x_y_z_t_lambdaEmi"]
+    plans = [preflight.resolve_position(tmp_path, name) for name in names]
+    assert [plan.name for plan in plans] == names
+    assert [plan.series for plan in plans] == [0, 1, 2]
+    assert [plan.pixel_size_um for plan in plans] == [pytest.approx(0.104814428)] * 3
     with pytest.raises(ValueError, match=r"must name one series of the multi-series file "
                                          r"'sweep.lif', got 'sweep'"):
         preflight.resolve_position(tmp_path, "sweep")
-    assert preflight.resolve_position(tmp_path, "sweep_x_y_lambdaExc").series == 1
+
+
+def _first_bytes(source: Path, size: int | None) -> bytes:
+    """The first `size` bytes of a sample file (all of it for None), or skip if it is absent."""
+    require_reader(source.suffix)
+    if not source.is_file():
+        pytest.skip(f"{source.name} is absent")
+    return source.read_bytes()[:size]
+
+
+@pytest.mark.parametrize(("source", "size", "reason"), [
+    (LIF, None, r"ValueError: axes don't match array"),
+    (CZI, 1_000_000, r"RuntimeError: Not enough data read at offset \d+"),
+    (LIF_SERIES, 150_000, r"OSError: read \d+ bytes, expected \d+"),
+], ids=["spectral-lif", "truncated-czi", "truncated-lif"])
+def test_vendor_pixels_bioio_cannot_read_stop_before_any_job(source, size, reason, tmp_path):
+    from spheroseg.ingest import ingest_position
+
+    broken = tmp_path / "raw" / f"broken{source.suffix}"
+    broken.parent.mkdir()
+    broken.write_bytes(_first_bytes(source, size))
+    cache = tmp_path / "cache.json"
+    message = rf"must be a complete \{source.suffix} image that bioio reads, got {reason}.*\(in .*broken"
+    with pytest.raises(IngestError, match=message) as planned:
+        preflight.plan_experiment(broken.parent, cache=cache)
+    assert "\n" not in str(planned.value)
+    (entry,) = json.loads(cache.read_text())["files"].values()  # remembered until it changes
+    assert entry["error"] == str(planned.value)
+    with pytest.raises(IngestError) as ingested:  # the error the ingest job would give
+        ingest_position([broken], tmp_path / "image.ome.zarr", series=0)
+    assert str(ingested.value).split(": ")[0] == str(planned.value).split(": ")[0]
 
 
 def test_vendor_files_are_positions_without_reading_them(tmp_path):
@@ -290,3 +323,68 @@ def test_a_missing_reader_is_not_cached(without_bioio, tmp_path, monkeypatch):
     require_reader(".czi")
     with pytest.raises(IngestError, match=r"must be a complete \.czi image that bioio reads"):
         preflight.plan_experiment(tmp_path, cache=cache)
+
+
+def _tiff_bytes(tmp_path: Path, *, bigtiff: bool) -> bytes:
+    """A small TIFF (or BigTIFF) file's bytes."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "real.tif", np.zeros((3, 8, 8), np.uint8), bigtiff=bigtiff,
+                     photometric="minisblack")
+    return (tmp_path / "real.tif").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("A1.nd2", lambda tmp: b"", r"file must be a \.nd2 image, got an empty file \(0 bytes\)"),
+    ("A1.nd2", lambda tmp: _tiff_bytes(tmp, bigtiff=False),
+     r"file must be the \.nd2 image its name says, got a TIFF file; rename it to A1\.tif"),
+    ("A1.lif", lambda tmp: _tiff_bytes(tmp, bigtiff=True),
+     r"file must be the \.lif image its name says, got a TIFF file; rename it to A1\.tif"),
+    ("A1.nd2", lambda tmp: _first_bytes(ND2, 300_000),
+     r"got ValueError: Invalid ChunkMap signature \(32 zero bytes\) in file 'A1\.nd2'; if the "),
+    ("A1.czi", lambda tmp: _first_bytes(ND2, None),  # the reader's own reason comes whole
+     r"got UnsupportedFileFormatError: bioio-czi.* does not support the image: 'A1\.czi'\. "
+     r"Illegal data detected at offset 0 -> Invalid FileHdr-magic; if the file is fine"),
+], ids=["empty", "tiff-named-nd2", "bigtiff-named-lif", "truncated-nd2", "nd2-named-czi"])
+def test_an_unreadable_vendor_file_is_told_what_it_is(name, content, message, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / name).write_bytes(content(tmp_path))
+    with pytest.raises(IngestError, match=message + r".*\(in .*A1\.") as error:
+        preflight.plan_experiment(tmp_path / "raw")
+    assert "\\x" not in str(error.value) and "b'" not in str(error.value)
+    assert ("OME-TIFF" in str(error.value)) == ("bioio reads" in str(error.value))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("short. reason", "short. reason"),
+    ("First sentence here. Second sentence that goes on", "First sentence here. ..."),
+    ("one two three four five six seven", "one two three four ..."),
+    ("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrst ..."),
+], ids=["short", "sentence", "word", "one-word"])
+def test_a_long_reader_reason_is_cut_after_a_sentence_or_before_a_word(text, expected):
+    from spheroseg.ingest.vendor import _shorten
+
+    assert _shorten(text, 20) == expected
+
+
+def test_time_series_files_under_a_per_timepoint_pattern_name_the_pattern(tmp_path):
+    require_reader(".nd2")
+    if not ND2.is_file():
+        pytest.skip(f"{ND2.name} is absent")
+    for name in ("A_t0.nd2", "A_t1.nd2"):  # each holds 3 timepoints
+        shutil.copy(ND2, tmp_path / name)
+    with pytest.raises(IngestError, match=r"must hold one timepoint, got 3; without ingest\.pattern "
+                                          r".*each file is read as a time series of its own "
+                                          r"\(config key 'ingest\.pattern', in .*A_t0\.nd2\)"):
+        preflight.plan_experiment(tmp_path, pattern="{position}_t{timepoint}.nd2")
+
+
+def test_ingest_axes_of_the_wrong_length_names_bioios_axis_order(tmp_path):
+    require_reader(".nd2")
+    if not ND2.is_file():
+        pytest.skip(f"{ND2.name} is absent")
+    shutil.copy(ND2, tmp_path / "cluster.nd2")
+    with pytest.raises(IngestError, match=r"ingest\.axes must have one letter per axis of the "
+                                          r"file's shape \(3, 2, 10, 31, 38\), whose axes are "
+                                          r"TCZYX in bioio's order, got 'tyx' \(in .*cluster"):
+        preflight.plan_experiment(tmp_path, axes="tyx")

@@ -209,7 +209,9 @@ def test_ingest_axes_override_reads_a_bare_stack_as_time(tmp_path: Path) -> None
     np.testing.assert_array_equal(ngff.open_array(tmp_path / "o.ome.zarr")[:, 0], data)
 
 
-@pytest.mark.parametrize(("axes", "match"), [("tcyx", "one letter per axis"), ("xy", "y before x"),
+@pytest.mark.parametrize(("axes", "match"), [("tcyx", r"one letter per axis of the file's shape \(4, 16, 16\), whose axes are "
+                                                      r"[A-Z]{3} in tifffile's order, got 'tcyx'"),
+                                             ("xy", "y before x"),
                                              ("ttyx", "at most once")],
                          ids=["wrong-length", "transposed", "repeated"])
 def test_ingest_axes_errors(tmp_path: Path, axes: str, match: str) -> None:

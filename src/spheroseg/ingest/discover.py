@@ -134,9 +134,23 @@ def _positions_by_file(folder: Path) -> dict[str, list[Path]]:
     if not positions:
         raise ValueError(
             f"experiment folder must contain at least one image file (.tif, .tiff, .nd2, "
-            f".czi, .lif), got none (in {folder})"
+            f".czi, .lif), got none{_subfolder_hint(folder)} (in {folder})"
         )
     return dict(sorted(positions.items()))
+
+
+def _subfolder_hint(folder: Path) -> str:
+    """How many image files the subfolders of `folder` hold and a pattern that reads them,
+    or "" if they hold none."""
+    nested = [path for path in _candidate_files(folder, recursive=True)
+              if _strip_suffix(path.name) is not None]
+    if not nested:
+        return ""
+    tails = {"/".join(path.relative_to(folder).parts[1:]) for path in nested}
+    name = nested[0].name
+    tail = tails.pop() if len(tails) == 1 else "NAME" + name[len(_strip_suffix(name) or ""):]
+    return (f" directly in it, but {len(nested)} in its subfolders; ingest.pattern "
+            f"(spheroseg ingest --pattern) such as '{{position}}/{tail}' reads them")
 
 
 def _positions_by_pattern(folder: Path, pattern: str) -> dict[str, list[Path]]:

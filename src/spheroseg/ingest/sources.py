@@ -22,7 +22,8 @@ from spheroseg.ingest.vendor import (
 
 
 def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
-                   only: int | None = None) -> tuple[TiffLayout, ...]:
+                   only: int | None = None, read_last_plane: bool = False
+                   ) -> tuple[TiffLayout, ...]:
     """Layouts of every series (OME image, vendor scene) of a file, from its headers.
 
     Parameters
@@ -33,6 +34,9 @@ def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
         NGFF letters per file axis (``ingest.axes``) replacing the reader's axes.
     only : int, optional
         Index of the one series to inspect.
+    read_last_plane : bool
+        For a vendor file, also read each series' last plane as ingest does (a truncated
+        file fails here); TIFF files are always checked against their size instead.
 
     Returns
     -------
@@ -46,7 +50,7 @@ def inspect_series(path: str | os.PathLike[str], *, axes: str | None = None,
         lacks the optional readers.
     """
     if is_vendor_file(path):
-        return inspect_vendor_series(path, axes=axes, only=only)
+        return inspect_vendor_series(path, axes=axes, only=only, read_last_plane=read_last_plane)
     return inspect_tiff_series(path, axes=axes, only=only)
 
 
@@ -105,8 +109,9 @@ def check_timepoint_files(files: Sequence[tuple[Path, tuple[int, ...], Any]]) ->
     for path, shape, dtype in files:
         if shape[0] != 1:
             raise IngestError(
-                f"each per-timepoint file must hold one timepoint, got {shape[0]} (in {path})"
-            )
+                f"each per-timepoint file must hold one timepoint, got {shape[0]}; without "
+                f"ingest.pattern (spheroseg ingest --pattern) each file is read as a time "
+                f"series of its own (config key 'ingest.pattern', in {path})")
         if tuple(shape) != tuple(first_shape) or np.dtype(dtype) != np.dtype(first_dtype):
             raise IngestError(
                 f"files of one position must share shape and dtype, got "

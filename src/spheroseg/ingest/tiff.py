@@ -103,12 +103,15 @@ def check_axes_override(axes: str) -> str:
     return axes
 
 
-def _override_roles(axes: str, file_shape: Sequence[int], path: Path) -> dict[int, str]:
-    """Map file axes to the NGFF axes named by ``ingest.axes``; size-1 extras are dropped."""
+def _override_roles(axes: str, file_shape: Sequence[int], path: Path, *, file_axes: str,
+                    reader: str) -> dict[int, str]:
+    """Map file axes to the NGFF axes named by ``ingest.axes``; size-1 extras are dropped.
+    `file_axes` and `reader` (whose letters they are) only explain a wrong length."""
     check_axes_override(axes)
     if len(axes) != len(file_shape):
         raise IngestError(f"ingest.axes must have one letter per axis of the file's shape "
-                          f"{tuple(file_shape)}, got {axes!r} (in {path})")
+                          f"{tuple(file_shape)}, whose axes are {file_axes} in {reader}'s order, "
+                          f"got {axes!r} (in {path})")
     return {index: letter for index, (letter, size) in enumerate(zip(axes, file_shape))
             if size > 1 or letter in "yx"}
 
@@ -138,7 +141,8 @@ def _ambiguous_layout(tif: Any, series: Any) -> str | None:
 def _series_roles(tif: Any, series: Any, path: Path, axes: str | None) -> dict[int, str]:
     """File axis index -> NGFF axis for `series`: from ``ingest.axes`` or the file."""
     if axes is not None:
-        return _override_roles(axes, series.shape, path)
+        return _override_roles(axes, series.shape, path, file_axes=series.axes,
+                               reader="tifffile")
     ambiguity = _ambiguous_layout(tif, series)
     if ambiguity is not None:
         raise IngestError(f"{ambiguity} (in {path})")

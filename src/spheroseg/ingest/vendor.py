@@ -3,18 +3,21 @@
 ``pip install 'spheroseg[vendor]'``).
 
 Each scene of a file is a series, as each image of an OME-TIFF is: a multi-position file
-gives one position per scene. Headers are read without pixel data (`inspect_vendor_series`);
-frames are read one timepoint at a time (`iter_vendor_frames`), so memory stays at about
-one frame whatever the file's size. bioio imports take seconds, so nothing here is imported
+gives one position per scene. Headers are read without pixel data (`inspect_vendor_series`),
+except, where asked, the last plane of each scene, read as ingest reads it; frames are read
+one timepoint at a time (`iter_vendor_frames`), so memory stays at about one frame whatever
+the file's size. bioio imports take seconds, so nothing here is imported
 unless a folder holds vendor files.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,12 @@ EXTRA = "vendor"
 # Loggers of the readers: quiet while headers are read (a CZI without acquisition times
 # logs a traceback before answering "no interval").
 _READER_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_lif")
+# First bytes of a TIFF (little- and big-endian) and of a BigTIFF.
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+# Most characters of a reader's reason quoted in a message (cut at a sentence or a word).
+REASON_CHARS = 200
+# A bytes literal in a reader's message (nd2: "Invalid ChunkMap signature b'\x00...'").
+_BYTES_LITERAL = re.compile(r"b'(?:[^'\\]|\\.)*'" r'|b"(?:[^"\\]|\\.)*"')
 
 
 class MissingReaderError(IngestError):
@@ -77,9 +86,57 @@ def _reader_class(path: Path) -> Any:
             f"OME-TIFF (in {path})") from err
 
 
+def _check_content(path: Path) -> None:
+    """Raise for an empty file, or for a TIFF under a vendor name, before any reader tries."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return  # the reader says why
+    if not head:
+        raise IngestError(f"file must be a {path.suffix} image, got an empty file (0 bytes) "
+                          f"(in {path})")
+    if head in TIFF_MAGIC:
+        raise IngestError(f"file must be the {path.suffix} image its name says, got a TIFF "
+                          f"file; rename it to {path.stem}.tif (in {path})")
+
+
+def _bytes_summary(match: re.Match[str]) -> str:
+    """A bytes literal of a reader's message as its length, e.g. ``(32 zero bytes)``."""
+    try:
+        data = ast.literal_eval(match.group())
+    except (ValueError, SyntaxError):
+        return "(raw bytes)"
+    return f"({len(data)} {'zero ' if data and not data.strip(bytes(1)) else ''}bytes)"
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters after a sentence (else before a word), marked ``...``."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    sentence = head.rfind(". ")
+    if sentence >= limit // 2:
+        return head[: sentence + 1] + " ..."
+    space = head.rfind(" ")
+    return (head[:space] if space > 0 else head[:limit]) + " ..."
+
+
+def _reader_reason(err: Exception, path: Path) -> str:
+    """A reader's reason on one line: bioio's list of the readers' own reasons without its
+    preamble, the file as its name, raw bytes summarised, cut at a sentence or a word."""
+    text = str(err)
+    if "Readers attempted:" in text:
+        text = re.sub(r"^\s*- \w+: ", "", text.split("Readers attempted:", 1)[1], flags=re.M)
+    text = _BYTES_LITERAL.sub(_bytes_summary, text)
+    text = text.replace(os.path.abspath(path), path.name).replace(str(path), path.name)
+    return _shorten(" ".join(text.split()).rstrip("."), REASON_CHARS) or type(err).__name__
+
+
 @contextlib.contextmanager
 def _opened(path: Path) -> Iterator[Any]:
     """A `bioio.BioImage` of `path`; any reader failure becomes an IngestError."""
+    _check_content(path)
     reader = _reader_class(path)
     import bioio
 
@@ -93,10 +150,9 @@ def _opened(path: Path) -> Iterator[Any]:
     except IngestError:
         raise
     except Exception as err:  # reader libraries raise anything on a bad file
-        detail = " ".join(str(err).split())[:200] or type(err).__name__
         raise IngestError(f"file must be a complete {path.suffix} image that bioio reads, got "
-                          f"{type(err).__name__}: {detail}; if the file is fine, export it to "
-                          f"OME-TIFF (Fiji, bfconvert) (in {path})") from err
+                          f"{type(err).__name__}: {_reader_reason(err, path)}; if the file is "
+                          f"fine, export it to OME-TIFF (Fiji, bfconvert) (in {path})") from err
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
@@ -153,23 +209,47 @@ def _scene_roles(image: Any, path: Path, axes: str | None) -> dict[int, str]:
     """File axis index -> NGFF axis for the current scene: from ``ingest.axes`` or bioio."""
     order, shape = image.dims.order, image.dims.shape
     if axes is not None:
-        return _override_roles(axes, shape, path)
+        return _override_roles(axes, shape, path, file_axes=order, reader="bioio")
     return _map_axes(order, shape, path)
 
 
-def _scene_layout(image: Any, index: int, path: Path, axes: str | None) -> VendorLayout:
-    """The layout of scene `index` of an open file."""
+def _scene_layout(image: Any, index: int, path: Path, axes: str | None, *,
+                  read_last_plane: bool = False) -> VendorLayout:
+    """The layout of scene `index` of an open file (after reading its last plane, if asked)."""
     image.set_scene(index)
     roles = _scene_roles(image, path, axes)
+    shape = _output_shape(roles, image.dims.shape)
+    if read_last_plane:
+        _read_last_plane(image, roles, shape)
     return VendorLayout(
-        path=path, file_axes=image.dims.order, shape=_output_shape(roles, image.dims.shape),
+        path=path, file_axes=image.dims.order, shape=shape,
         dtype=image.dtype, sizes=_scene_sizes(image, path), series=index,
         series_name=str(image.scenes[index] or ""), axes_override=axes,
     )
 
 
+def _read_block(data: Any, index: tuple[Any, ...]) -> Any:
+    """Pixels of ``data[index]`` from bioio's dask array, computed on the calling thread."""
+    import numpy as np
+
+    return np.asarray(data[index].compute(scheduler="synchronous"))
+
+
+def _read_last_plane(image: Any, roles: dict[int, str], shape: tuple[int, ...]) -> None:
+    """Read the current scene's last plane (last timepoint, last z, every channel) as ingest
+    reads frames, so that pixels past the end of a truncated file, or pixels the reader
+    cannot decode, fail now with ingest's error."""
+    data = image.get_image_dask_data(image.dims.order)
+    index = list(_frame_index(roles, data.ndim, shape[0] - 1))
+    for axis, role in roles.items():
+        if role == "z":
+            index[axis] = slice(-1, None)
+    _read_block(data, tuple(index))
+
+
 def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = None,
-                          only: int | None = None) -> tuple[VendorLayout, ...]:
+                          only: int | None = None,
+                          read_last_plane: bool = False) -> tuple[VendorLayout, ...]:
     """Layouts of every scene of a vendor file (or of scene `only`), from its headers.
 
     Parameters
@@ -180,6 +260,9 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
         NGFF letters, one per bioio dimension (``ingest.axes``), replacing bioio's axes.
     only : int, optional
         Index of the one scene to inspect.
+    read_last_plane : bool
+        Also read the last plane of each scene (last timepoint, last z, every channel) as
+        ingest does, so that a truncated file, or pixels that bioio cannot decode, fail here.
 
     Returns
     -------
@@ -191,7 +274,8 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
     MissingReaderError
         If the ``vendor`` extra (bioio and the format's plugin) is not installed.
     IngestError
-        If the file is unreadable, has unsupported axes, or lacks the scene.
+        If the file is unreadable, has unsupported axes, or lacks the scene (or, with
+        `read_last_plane`, its last plane is unreadable).
     """
     path = Path(path)
     with _opened(path) as image:
@@ -199,7 +283,8 @@ def inspect_vendor_series(path: str | os.PathLike[str], *, axes: str | None = No
         if only is not None and not 0 <= only < scenes:
             raise IngestError(f"series must be in [0, {scenes - 1}], got {only} (in {path})")
         chosen = range(scenes) if only is None else [only]
-        return tuple(_scene_layout(image, index, path, axes) for index in chosen)
+        return tuple(_scene_layout(image, index, path, axes, read_last_plane=read_last_plane)
+                     for index in chosen)
 
 
 def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
@@ -215,8 +300,6 @@ def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
     IngestError
         If the file cannot be read or its layout changed since `inspect_vendor_series`.
     """
-    import numpy as np
-
     with _opened(layout.path) as image:
         image.set_scene(layout.series)
         roles = _scene_roles(image, layout.path, layout.axes_override)
@@ -225,6 +308,5 @@ def iter_vendor_frames(layout: VendorLayout) -> Iterator[tuple[int, Any]]:
                               f"(in {layout.path})")
         data = image.get_image_dask_data(image.dims.order)
         for t in range(layout.shape[0]):
-            block = data[_frame_index(roles, data.ndim, t)]
-            plane = np.asarray(block.compute(scheduler="synchronous"))
+            plane = _read_block(data, _frame_index(roles, data.ndim, t))
             yield t, _to_output_frame(plane, roles, layout.shape)

@@ -2,8 +2,9 @@
 
 The Snakefile calls these while it builds the DAG, so a first run on a real folder stops
 before any compute job with one line naming the file and the config key, instead of failing
-hours later. Planning reads file headers only (TIFF/OME tags, the headers of ND2/CZI/LIF
-files through bioio; never pixel data), and `plan_experiment` caches what it read by file
+hours later. Planning reads file headers (TIFF/OME tags, the headers of ND2/CZI/LIF
+files through bioio) and, of a vendor file, only the last plane of each series (so that a
+truncated file stops here), and `plan_experiment` caches what it read by file
 size and modification time, so that building the DAG of a large folder stays fast on the
 second run; only `check_annotations` reads pixels (the few annotation pairs).
 

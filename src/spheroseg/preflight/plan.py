@@ -22,7 +22,9 @@ from spheroseg.ingest.sources import check_timepoint_files
 
 # 2: LIF frame intervals come from the file's T dimension (version 1 summaries have none).
 # 3: summaries record the dtype (per-timepoint files are checked against each other).
-CACHE_VERSION = 3
+# 4: a vendor file's summary also means its last plane was read (version 3 passed truncated
+#    files and pixels that bioio cannot decode).
+CACHE_VERSION = 4
 # From this many headers to read (about 1 ms each on a local disk), say so first.
 ANNOUNCE_FILES = 1000
 # While reading many headers, write the cache this often (seconds), so that an interrupted
@@ -119,10 +121,10 @@ def _save_cache(path: Path | None, entries: dict[str, Any]) -> None:
 
 def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None = None,
                   cache: str | os.PathLike[str] | None = None,
-                  announce: Callable[[str], None] | None = None
-                  ) -> dict[str, list[dict[str, Any]]]:
-    """Series summaries of image files (TIFF, ND2, CZI, LIF) from their headers, cached by
-    size and mtime.
+                  announce: Callable[[str], None] | None = None,
+                  read_last_plane: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Series summaries of image files (TIFF, ND2, CZI, LIF) from their headers (and the last
+    plane of each vendor series), cached by size and mtime.
 
     Parameters
     ----------
@@ -136,6 +138,10 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
         Called with one line before reading `ANNOUNCE_FILES` or more headers that the cache
         lacks (about a millisecond each on a local disk). While they are read the cache is
         written every `SAVE_EVERY_S` seconds.
+    read_last_plane : bool
+        Read the last plane (last timepoint, last z) of each series of an ND2, CZI or LIF
+        file, as ingest reads it, so that a truncated file or pixels that bioio cannot decode
+        stop the run here (`spheroseg.ingest.inspect_series`); part of the cache key.
 
     Returns
     -------
@@ -150,7 +156,9 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
     """
     cache_path = None if cache is None else Path(cache)
     entries = _load_cache(cache_path)
-    stamps = {os.path.abspath(path): _stamp(os.path.abspath(path), axes) for path in paths}
+    checked = [] if read_last_plane else ["headers only"]
+    stamps = {os.path.abspath(path): _stamp(os.path.abspath(path), axes) + checked
+              for path in paths}
     stale = [key for key, stamp in stamps.items()
              if not isinstance(entries.get(key), dict) or entries[key].get("stamp") != stamp]
     if announce is not None and len(stale) >= ANNOUNCE_FILES:
@@ -158,7 +166,7 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], *, axes: str | None =
         announce(f"reading the headers of {len(stale)} files before any job{where}")
     saved = time.monotonic()
     for key in stale:
-        entries[key] = _inspect_entry(key, axes, stamps[key])
+        entries[key] = _inspect_entry(key, axes, stamps[key], read_last_plane)
         if time.monotonic() - saved > SAVE_EVERY_S:
             _save_cache(cache_path, entries)
             saved = time.monotonic()
@@ -182,10 +190,11 @@ def _stamp(path: str, axes: str | None) -> list[Any]:
     return [stat.st_size, stat.st_mtime_ns, axes]
 
 
-def _inspect_entry(path: str, axes: str | None, stamp: list[Any]) -> dict[str, Any]:
+def _inspect_entry(path: str, axes: str | None, stamp: list[Any],
+                   read_last_plane: bool) -> dict[str, Any]:
     """Cache entry of one file: its series summaries, or the error reading it."""
     try:
-        layouts = inspect_series(path, axes=axes)
+        layouts = inspect_series(path, axes=axes, read_last_plane=read_last_plane)
     except MissingReaderError:
         raise  # not cached: installing the readers fixes it
     except IngestError as err:
@@ -221,7 +230,8 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
                     axes: str | None = None, cache: str | os.PathLike[str] | None = None,
                     announce: Callable[[str], None] | None = None
                     ) -> dict[str, PositionPlan]:
-    """The positions of an experiment folder, read from file headers (no pixel data).
+    """The positions of an experiment folder, read from file headers (and, for vendor files,
+    the last plane of each series, so that a truncated file stops here).
 
     Each image file (or each pattern group) is a position; a file with several series (an
     OME-TIFF of several stage positions from ``bfconvert``, the scenes of a multi-position
@@ -274,7 +284,8 @@ def plan_experiment(folder: str | os.PathLike[str], *, pattern: str | None = Non
 
 def resolve_position(folder: str | os.PathLike[str], name: str, *, pattern: str | None = None,
                      axes: str | None = None) -> PositionPlan:
-    """The plan of one position, reading only the files that can hold it.
+    """The plan of one position, reading only the headers of the files that can hold it
+    (the ingest job reads their pixels next, and `plan_experiment` has read the last planes).
 
     Raises
     ------
@@ -286,7 +297,8 @@ def resolve_position(folder: str | os.PathLike[str], name: str, *, pattern: str 
     candidates = [base for base in found if name == base or name.startswith(base + "_")]
     for base in sorted(candidates, key=len, reverse=True):
         paths = [str(path) for path in found[base]]
-        records = inspect_files(paths[:1], axes=axes)[os.path.abspath(paths[0])]
+        records = inspect_files(paths[:1], axes=axes,
+                                read_last_plane=False)[os.path.abspath(paths[0])]
         plans = {plan.name: plan for plan in _plans_of(base, paths, records)}
         if name in plans:
             return plans[name]
