@@ -1,7 +1,10 @@
 """Human in the loop, simulated on the real spheroids (issue 18).
 
-The 8 images of ``../shared/data/spheroids`` are the frames of an experiment (each its own
-position; day 0 and day 2 are the conditions). The model (``--model``, default
+The 8 images of ``../shared/data/spheroids`` are the frames of an experiment: each spheroid is a
+position, filmed at two timepoints (day 0 and day 2), as a time-lapse holds them (until
+2026-11-28 each image was its own position, with the day as its condition; see
+``loop_normalization.py`` for why the layout matters: the loop's recipe normalises a frame with
+its time series' window). The model (``--model``, default
 ``models/synthetic.pt``, the synthetic-only model that was the default until 2026-11-28: the
 default now has seen every spheroid, so a loop on them must start from a model that has not)
 predicts all of them; ``spheroseg.propose.rank_frames`` picks k
@@ -43,7 +46,8 @@ import tifffile
 import torch
 
 from spheroseg.normalization import normalize_image
-from spheroseg.propose import FrameCandidate, rank_frames
+from spheroseg.normalization import series_window
+from spheroseg.propose import FrameCandidate, neighbour_disagreement, rank_frames, series_spec
 from spheroseg.report.qc import uncertain_share
 from spheroseg.training.evaluate import foreground_scores, predict_logits
 
@@ -69,21 +73,49 @@ def probabilities(model_path: Path, images: dict[str, np.ndarray]) -> dict[str, 
     probabilities back to the image's grid, as ``predict`` with ``rescale: auto`` does."""
     from default_model_benchmark import load, probability_map
 
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    spec = card["input"]["normalization"]
     if PIXEL_SIZE_UM is not None:
+        if spec.get("scope") == "series":
+            sys.exit("--pixel-size-um is not supported for a model that normalises per series")
         model = load(model_path)
         return {name: probability_map(model, image, PIXEL_SIZE_UM) for name, image in images.items()}
-    card = json.loads(model_path.with_suffix(".json").read_text())
+    windows = (series_windows(spec, load_data(), list(images)) if spec.get("scope") == "series" else {})
     model = torch.jit.load(str(model_path), map_location="cpu").eval()
-    return {name: 1 / (1 + np.exp(-predict_logits(model, normalize_image(image, card["input"]["normalization"]),
+    return {name: 1 / (1 + np.exp(-predict_logits(model, normalize_image(image, spec, window=windows.get(name)),
                                                     divisor=card["spatial_divisor"])))
             for name, image in images.items()}
 
 
+DAYS = (0, 2)  # timepoint t of a spheroid's position is day DAYS[t]
+
+
+def series_names(name: str) -> list[str]:
+    """The images of the time series (position) that image `name` belongs to, in time order."""
+    return [f"{name.split('_')[0]}_day{day}" for day in DAYS]
+
+
 def proposed(probs: dict[str, np.ndarray], k: int) -> list[str]:
-    """The k frames spheroseg.propose ranks first (each image a position, its day the condition)."""
-    candidates = [FrameCandidate(name, 0, uncertain_share(p), 0.0, () if (p > 0.5).any() else ("no_objects",),
-                                 condition=name.split("_")[1]) for name, p in probs.items()]
-    return [c.position for c in rank_frames(candidates)[:k]]
+    """The k frames spheroseg.propose ranks first: each spheroid a position whose timepoints are its
+    days; the uncertain share, the disagreement of its masks over time and the no-object flag, as
+    ``spheroseg.propose.score_position`` scores them."""
+    candidates = []
+    for position in sorted({name.split("_")[0] for name in probs}):
+        names = series_names(position)
+        disagreement = neighbour_disagreement([probs[name] > 0.5 for name in names])
+        candidates += [FrameCandidate(position, t, uncertain_share(probs[name]), disagreement[t],
+                                      () if (probs[name] > 0.5).any() else ("no_objects",))
+                       for t, name in enumerate(names)]
+    return [f"{c.position}_day{DAYS[c.timepoint]}" for c in rank_frames(candidates)[:k]]
+
+
+def series_windows(spec: dict, data: dict, names: list[str]) -> dict[str, dict]:
+    """Image name -> the window of its spheroid's time series under `spec` (made series), as
+    ``spheroseg.propose`` records it and predict computes it; empty if the kind has none."""
+    series = series_spec(spec)
+    if series is None:
+        return {}
+    return {name: series_window([data[other][0] for other in series_names(name)], series) for name in names}
 
 
 def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path,
@@ -97,6 +129,15 @@ def fine_tune(model_path: Path, picks: list[str], data: dict, work: Path,
         image, mask = data[name]
         tifffile.imwrite(folder / "images" / f"{name}.tif", image)
         tifffile.imwrite(folder / "masks" / f"{name}.tif", mask.astype(np.uint8))
+    # what propose records beside the pairs: each frame's time-series window under the init
+    # model's normalisation (the recipe uses it when it normalises per series)
+    init_spec = json.loads(model_path.with_suffix(".json").read_text())["input"]["normalization"]
+    windows = series_windows(init_spec, data, picks)
+    if windows:
+        series = series_spec(init_spec)
+        (folder / "proposals.json").write_text(json.dumps({"proposals": {
+            name: {"normalization_window": {"normalization": series, **window}}
+            for name, window in windows.items()}}))
     output = work / "model.pt"
     command = [str(Path(sys.executable).parent / "spheroseg"), "train", "--annotations", str(folder), "--output", str(output),
                "--recipe", "finetune", "--init", str(model_path), "--seed", "0", "--no-progress"]

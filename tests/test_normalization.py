@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spheroseg.normalization import normalize_image, percentiles_of_integers, validate_normalization
+from spheroseg.normalization import normalize_image, percentiles_of_integers, series_window, validate_normalization
 
 
 @pytest.mark.parametrize("kind", ["percentile", "zscore", "none"])
@@ -149,3 +149,65 @@ def test_polarity_is_found_on_synthetic_modalities(modality):
 
 def test_constant_image_robust_is_zero():
     assert not normalize_image(np.full((40, 40), 9, np.uint8), ROBUST).any()
+
+
+# --- series scope ----------------------------------------------------------------------
+
+
+def _body(dtype: str, *, dark: bool = False, top: int = 200, seed: int = 0) -> np.ndarray:
+    """A noisy bright (or dark) square body in a 64 x 64 field."""
+    rng = np.random.default_rng(seed)
+    field = rng.normal(30, 5, (64, 64))
+    field[20:40, 18:44] = top
+    field = np.clip(field, 0, 250)
+    return (250 - field if dark else field).astype(dtype)
+
+
+@pytest.mark.parametrize("spec", [{"kind": "robust"}, {"kind": "percentile"}], ids=["robust", "percentile"])
+@pytest.mark.parametrize(("dtype", "dark"), [("uint8", False), ("uint16", True), ("int16", False),
+                                             ("float32", False)], ids=["uint8", "uint16-dark", "int16", "float32"])
+def test_a_one_frame_series_window_is_the_frame_s_own(spec, dtype, dark):
+    spec = validate_normalization(spec)
+    image = _body(dtype, dark=dark)
+    window = series_window([image], spec)
+    if dtype == "float32":  # a sample of every 16th pixel: close, not equal
+        np.testing.assert_allclose(normalize_image(image, spec, window=window), normalize_image(image, spec), atol=0.02)
+    else:
+        assert np.array_equal(normalize_image(image, spec, window=window), normalize_image(image, spec))
+    assert window["negate"] == (dark and spec["kind"] == "robust")
+
+
+def test_series_window_spans_the_series_so_one_intensity_is_one_value():
+    """Frames that saturate at 160 and at 240 (loop benchmark: day 0 at 194-217, day 2 at 255)."""
+    spec = validate_normalization({"kind": "robust", "scope": "series"})
+    dim, bright = _body("uint8", top=160), _body("uint8", top=240, seed=1)
+    window = series_window([dim, bright], spec)
+    assert window["top"] == 240.0
+    dim_series, bright_series = (normalize_image(frame, spec, window=window) for frame in (dim, bright))
+    assert dim_series[30, 30] == pytest.approx((160 - window["low"]) / (240 - window["low"]))
+    assert normalize_image(dim, spec)[30, 30] == pytest.approx(1.0)  # alone, its own top is 1
+    # the same raw value maps to the same input in both frames
+    assert dim_series[dim == 35][0] == pytest.approx(bright_series[bright == 35][0])
+
+
+def test_series_window_takes_the_polarity_most_frames_show():
+    spec = validate_normalization({"kind": "robust", "scope": "series"})
+    frames = [_body("uint8", dark=True, seed=s) for s in range(2)] + [_body("uint8", seed=2)]
+    assert series_window(frames, spec)["negate"] is True
+    assert series_window(frames[1:], spec)["negate"] is False  # a tie is not dark
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"kind": "robust", "scope": "position"}, r"normalization.scope must be one of \('image', 'series'\), got 'position'"),
+    ({"kind": "zscore", "scope": "series"}, r"scope 'series' needs kind 'percentile' or 'robust', got kind 'zscore'"),
+], ids=["unknown", "zscore"])
+def test_bad_scopes(spec, message):
+    with pytest.raises(ValueError, match=message):
+        validate_normalization(spec, source="card.json")
+
+
+def test_scope_image_is_the_default_and_series_is_kept():
+    assert validate_normalization({"kind": "percentile", "scope": "image"}) == validate_normalization({"kind": "percentile"})
+    assert validate_normalization({"kind": "percentile", "scope": "series"})["scope"] == "series"
+    with pytest.raises(ValueError, match="at least one frame"):
+        series_window([], validate_normalization({"kind": "percentile"}))

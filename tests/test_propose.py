@@ -19,7 +19,10 @@ from spheroseg.propose import (
     propose_frames,
     rank_frames,
     read_record,
+    recorded_windows,
 )
+from spheroseg.modelcard import write_card
+from spheroseg.normalization import series_window, validate_normalization
 from spheroseg.training.data import find_annotation_pairs
 
 
@@ -150,3 +153,33 @@ def test_cli_says_what_it_skipped(tmp_path, capsys):
     assert "proposed 2 frame(s)" in err and "skipped 2 frame(s) whose mask exists" in err
     second = json.loads((tmp_path / "second.json").read_text())
     assert second["written"] == [] and sorted(second["skipped"]) == ["pos0_t0000", "pos0_t0001"]
+
+
+def test_proposals_record_their_position_s_normalisation_window(tmp_path):
+    """A fine-tune with "scope": "series" must see a corrected frame as predict will: normalised
+    with the window of its whole time series, which only propose can see (issue 18)."""
+    position = _position(tmp_path / "results" / "pos0", unsure_frame=2)
+    robust = validate_normalization({"kind": "robust"})
+    propose_frames([position], tmp_path / "ann", n=1, normalization=robust)
+    series = {**robust, "scope": "series"}
+    image = ngff.open_array(position / "image.ome.zarr")
+    expected = series_window([ngff.read_frame(image, t)[np.newaxis] for t in range(4)], series)
+    assert recorded_windows(tmp_path / "ann", series) == {"pos0_t0002": expected}
+    assert expected["top"] == 190.0  # the series' brightest block, not frame 2's alone
+    assert recorded_windows(tmp_path / "ann", {**series, "high": 99.0}) == {}  # another normalisation
+    # without a model card (or with a kind that has no window) nothing is recorded
+    propose_frames([position], tmp_path / "plain", n=1)
+    assert "normalization_window" not in read_record(tmp_path / "plain")["proposals"]["pos0_t0002"]
+
+
+def test_cli_records_the_model_card_s_normalisation(tmp_path):
+    position = _position(tmp_path / "pos0", unsure_frame=1, n_frames=2)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"not read")
+    write_card({"name": "m", "input": {"channels": 1, "normalization": {"kind": "percentile"}},
+                "output": {"kind": "logits", "channels": 1}, "spatial_divisor": 8}, model)
+    assert main(["propose", str(position), "--annotations", str(tmp_path / "ann"), "--n", "1", "--model",
+                 str(model), "--output", str(tmp_path / "out.json")]) == 0
+    (entry,) = read_record(tmp_path / "ann")["proposals"].values()
+    assert entry["normalization_window"]["normalization"] == {"kind": "percentile", "low": 1.0, "high": 99.8,
+                                                              "scope": "series"}

@@ -15,6 +15,13 @@ Kinds (the card's ``input.normalization`` entry):
   hot pixels and noise.
 - ``{"kind": "zscore"}``: ``(x - mean) / std``; ``{"kind": "none"}``: as is.
 
+``percentile`` and ``robust`` take ``"scope": "series"``: the window (polarity, ``p_low``
+and the top) is computed once over every frame of a position (:func:`series_window`) and
+each frame is normalised with it, so that one raw intensity means one input value through a
+time series; without it (``"image"``) each frame has its own window, whose top follows the
+frame's brightest part (``benchmarks/loop_normalization_results.md``: day-0 spheroids that
+saturate at 194-217 against 255 on day 2 came out 1.2-1.3x brighter).
+
 Polarity detection (:func:`objects_are_dark`) looks at which side of the edges is convex:
 compact objects lie inside their outlines whatever the shading, the object size or the
 share of the frame they cover. A frame and its negative (``255 - x``) therefore normalise
@@ -23,12 +30,14 @@ to the same values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 POLARITIES = ("auto", "bright")
+SCOPES = ("image", "series")
 
 
 def _percentile_range(spec: Any, kind: str, source: str) -> dict[str, Any]:
@@ -83,8 +92,11 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
             f"normalization.kind must be one of {NORMALIZATION_KINDS}, got {kind!r} (in {source})"
         )
     if kind in ("zscore", "none"):
+        if spec.get("scope", "image") != "image":
+            raise ValueError(f"normalization.scope 'series' needs kind 'percentile' or 'robust', got "
+                             f"kind {kind!r} (in {source})")
         return {"kind": kind}
-    checked = _percentile_range(spec, kind, source)
+    checked = _percentile_range(spec, kind, source) | _scope(spec, source)
     if kind == "percentile":
         return checked
     block = spec.get("block", 8)
@@ -94,6 +106,111 @@ def validate_normalization(spec: Any, *, source: str = "model card") -> dict[str
     if polarity not in POLARITIES:
         raise ValueError(f"normalization.polarity must be one of {POLARITIES}, got {polarity!r} (in {source})")
     return {**checked, "block": block, "polarity": polarity}
+
+
+def _scope(spec: Any, source: str) -> dict[str, Any]:
+    """``{"scope": "series"}`` for a series-wide window, else nothing (``image`` is the default)."""
+    scope = spec.get("scope", "image")
+    if scope not in SCOPES:
+        raise ValueError(f"normalization.scope must be one of {SCOPES}, got {scope!r} (in {source})")
+    return {"scope": scope} if scope == "series" else {}
+
+
+def series_window(frames: Iterable[np.ndarray], spec: dict[str, Any]) -> dict[str, Any]:
+    """The normalisation window of a whole time series, for ``"scope": "series"``.
+
+    The same rule as one frame's (module docstring) on all frames pooled: the percentiles of
+    every pixel, the top over every frame's blocks, and (robust, ``polarity: auto``) the
+    polarity that most frames show. 8- and 16-bit integer frames are counted exactly (one
+    histogram); other dtypes from every 16th pixel.
+
+    Parameters
+    ----------
+    frames : iterable of ndarray of shape (..., Y, X)
+        The frames (each optionally with a leading channel axis), read one at a time.
+    spec : dict
+        A ``percentile`` or ``robust`` spec (:func:`validate_normalization`).
+
+    Returns
+    -------
+    dict
+        ``{"low": float, "top": float, "negate": bool}`` for :func:`normalize_image`.
+
+    Raises
+    ------
+    ValueError
+        If there is no frame.
+
+    Examples
+    --------
+    >>> spec = {"kind": "percentile", "low": 0.0, "high": 100.0}
+    >>> series_window([np.array([[0, 10]], np.uint8), np.array([[5, 20]], np.uint8)], spec)
+    {'low': 0.0, 'top': 20.0, 'negate': False}
+    """
+    pooled, tops, dark_votes, count = _Pool(), [], 0, 0
+    for frame in frames:
+        frame = np.asarray(frame)
+        pooled.add(frame)
+        count += 1
+        if spec["kind"] == "robust":
+            blocks = block_means(np.asarray(frame, dtype=np.float32), spec["block"])
+            dark = spec["polarity"] == "auto" and objects_are_dark(blocks)
+            dark_votes += dark
+            tops.append((float(blocks.max()), float(-blocks.min())))
+    if count == 0:
+        raise ValueError("frames must hold at least one frame, got none")
+    negate = 2 * dark_votes > count
+    percents = (spec["low"], spec["high"])
+    if negate:
+        low, high = (-value for value in pooled.percentiles((100.0 - percents[0], 100.0 - percents[1])))
+    else:
+        low, high = pooled.percentiles(percents)
+    top = max([high] + [pair[1] if negate else pair[0] for pair in tops])
+    return {"low": float(low), "top": float(top), "negate": bool(negate)}
+
+
+class _Pool:
+    """Pixels of many frames for percentiles: a histogram (8/16-bit integers) or a sample."""
+
+    def __init__(self) -> None:
+        self.counts: np.ndarray | None = None
+        self.offset = 0
+        self.samples: list[np.ndarray] = []
+
+    def add(self, frame: np.ndarray) -> None:
+        """Count one frame's pixels."""
+        if frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2 and not self.samples:
+            self.offset = -(2 ** (8 * frame.dtype.itemsize - 1)) if frame.dtype.kind == "i" else 0
+            counts = np.bincount(frame.ravel().astype(np.int64) - self.offset,
+                                 minlength=2 ** (8 * frame.dtype.itemsize))
+            self.counts = counts if self.counts is None or len(self.counts) != len(counts) else self.counts + counts
+        else:
+            self.samples.append(np.asarray(frame, dtype=np.float64).ravel()[::16])
+
+    def percentiles(self, percents: tuple[float, float]) -> tuple[float, float]:
+        """Linear-interpolated percentiles of the pooled pixels."""
+        if self.samples:
+            low, high = np.percentile(np.concatenate(self.samples), percents)
+            return float(low), float(high)
+        cumulative = np.cumsum(self.counts)
+        size = int(cumulative[-1])
+        positions = np.asarray(percents, dtype=np.float64) / 100.0 * (size - 1)
+        below = np.floor(positions)
+        ranks = np.concatenate([below, np.minimum(below + 1, size - 1)])
+        values = np.searchsorted(cumulative, ranks, side="right").astype(np.float64) + self.offset
+        result = values[:2] + (values[2:] - values[:2]) * (positions - below)
+        return float(result[0]), float(result[1])
+
+
+def apply_window(image: np.ndarray, window: dict[str, Any]) -> np.ndarray:
+    """``(x - low) / (top - low)`` (of ``-x`` if ``negate``) as float32; zeros if ``top <= low``."""
+    data = np.asarray(image, dtype=np.float32)
+    if window["negate"]:
+        data = -data
+    scale = float(window["top"]) - float(window["low"])
+    if not scale > 0.0:
+        return np.zeros(data.shape, dtype=np.float32)
+    return (data - np.float32(window["low"])) / np.float32(scale)
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:
@@ -206,7 +323,8 @@ def _robust(raw: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     return (data - np.float32(low)) / np.float32(scale)
 
 
-def normalize_image(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+def normalize_image(image: np.ndarray, spec: dict[str, Any], *,
+                    window: dict[str, Any] | None = None) -> np.ndarray:
     """Normalise one image (all axes pooled) to float32 as the model card says.
 
     The one normalisation of spheroseg: training normalises its annotation images and
@@ -220,6 +338,9 @@ def normalize_image(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
         One frame (optionally with a leading channel axis).
     spec : dict
         A spec accepted by :func:`validate_normalization`.
+    window : dict, optional
+        The series' window (:func:`series_window`) for a ``"scope": "series"`` spec; without
+        it the image's own window is used.
 
     Returns
     -------
@@ -237,6 +358,8 @@ def normalize_image(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     >>> np.array_equal(normalize_image(bright, spec), normalize_image(255 - bright, spec))
     True
     """
+    if window is not None:
+        return apply_window(image, window)
     image = np.asarray(image)
     kind = spec["kind"]
     if kind == "robust":

@@ -19,7 +19,9 @@ confidently and consistently does not take an annotation from one where it fails
 TIFF, and never overwrites a mask that exists (a corrected one): that frame is skipped and
 the next candidate taken. ``proposals.json`` in the annotation folder records every proposal
 (frame, position, timepoint, score, the proposed mask's SHA-256), so that a later report can
-tell corrected masks from masks left as proposed.
+tell corrected masks from masks left as proposed, and the position's normalisation window
+(:func:`recorded_windows`), so that a model fine-tuned with ``"scope": "series"`` sees the
+frame as predict will.
 """
 
 from __future__ import annotations
@@ -325,8 +327,43 @@ def _frame_pair(results: PositionResults, timepoint: int, channel: int) -> tuple
     return image, mask, ngff.read_metadata(results.image).pixel_size_um
 
 
+def series_spec(normalization: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``"scope": "series"`` form of a model's normalisation, or None if its kind has none."""
+    if normalization is None or normalization.get("kind") not in ("percentile", "robust"):
+        return None
+    return {**normalization, "scope": "series"}
+
+
+def _position_window(results: PositionResults, channel: int, spec: dict[str, Any]) -> dict[str, Any]:
+    """The normalisation window of a position's whole time series, as predict computes it."""
+    from spheroseg import ngff
+    from spheroseg.normalization import series_window
+
+    array = ngff.open_array(results.image)
+    frames, _ = ngff.frames_and_plane(ngff.read_metadata(results.image))
+    return series_window((ngff.read_frame(array, t, channel=channel)[np.newaxis] for t in range(frames)), spec)
+
+
+def recorded_windows(folder: str | os.PathLike[str], normalization: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Pair name -> its position's normalisation window, for the pairs `propose` wrote with a window
+    of exactly this (series) normalisation; other pairs are absent.
+
+    Raises
+    ------
+    ValueError
+        If the folder's record exists but is not a proposals record.
+    """
+    windows = {}
+    for name, entry in read_record(folder)["proposals"].items():
+        window = entry.get("normalization_window") if isinstance(entry, dict) else None
+        if isinstance(window, dict) and window.get("normalization") == dict(normalization):
+            windows[name] = {key: window[key] for key in ("low", "top", "negate")}
+    return windows
+
+
 def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, PositionResults],
-                    annotations: str | os.PathLike[str], *, n: int, channel: int = 0) -> Proposal:
+                    annotations: str | os.PathLike[str], *, n: int, channel: int = 0,
+                    normalization: Mapping[str, Any] | None = None) -> Proposal:
     """Write the first `n` ranked frames whose mask does not exist yet as annotation pairs.
 
     Parameters
@@ -341,6 +378,10 @@ def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, Po
         Frames to write.
     channel : int
         Image channel written.
+    normalization : mapping, optional
+        The normalisation of the model that will be fine-tuned; with a percentile or robust
+        kind each pair's entry records its position's series window
+        (``normalization_window``), which training with ``"scope": "series"`` uses.
 
     Returns
     -------
@@ -353,6 +394,7 @@ def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, Po
     """
     check_count(n)
     layout, proposal = Layout.of(annotations), Proposal()
+    spec, windows = series_spec(normalization), {}
     for candidate in ranked:
         if len(proposal.written) == n:
             break
@@ -363,6 +405,10 @@ def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, Po
         write_tiff(layout.image_path(candidate.name), image, pixel_size_um=pixel_size)
         write_tiff(layout.mask_path(candidate.name), mask, pixel_size_um=pixel_size)
         entry = {key: value for key, value in asdict(candidate).items() if key != "flags"}
+        if spec is not None and candidate.position not in windows:
+            windows[candidate.position] = _position_window(positions[candidate.position], channel, spec)
+        if spec is not None:
+            entry["normalization_window"] = {"normalization": spec, **windows[candidate.position]}
         proposal.written.append({"frame": candidate.name, **entry, "flags": list(candidate.flags),
                                  "score": round(candidate.score, 6),
                                  "proposed_mask_sha256": sha256_of(layout.mask_path(candidate.name))})
@@ -387,7 +433,7 @@ def record_proposals(annotations: str | os.PathLike[str], proposal: Proposal, *,
 
 def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotations: str | os.PathLike[str], *,
                    n: int = 8, channel: int = 0, conditions: Mapping[str, str] | None = None,
-                   model: str | None = None) -> Proposal:
+                   model: str | None = None, normalization: Mapping[str, Any] | None = None) -> Proposal:
     """Rank every frame of the positions and write the `n` neediest new ones for annotation.
 
     Parameters
@@ -405,6 +451,8 @@ def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotatio
         Position name -> condition (sample sheet), for coverage.
     model : str, optional
         The model whose predictions are proposed (recorded).
+    normalization : mapping, optional
+        Its card's normalisation (see `write_proposals`).
 
     Returns
     -------
@@ -422,7 +470,8 @@ def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotatio
     conditions = conditions or {}
     candidates = [c for name, results in positions.items()
                   for c in score_position(results, condition=conditions.get(name))]
-    proposal = write_proposals(rank_frames(candidates), positions, annotations, n=n, channel=channel)
+    proposal = write_proposals(rank_frames(candidates), positions, annotations, n=n, channel=channel,
+                               normalization=normalization)
     record_proposals(annotations, proposal, model=model)
     return proposal
 

@@ -113,6 +113,26 @@ def test_pointwise_model_is_reproduced_through_tile_predict_stitch(tmp_path, til
         np.testing.assert_allclose(np.asarray(result[t], dtype=np.float32), expected.numpy(), atol=1e-3)
 
 
+def test_series_scope_normalises_every_frame_with_the_series_window(tmp_path):
+    """A time series whose second frame is twice as bright: with ``"scope": "series"`` both frames
+    use one window (the series' top), so a raw intensity gives one model input in both."""
+    data = textured_image((2, 1, 96, 120))
+    data[1] = data[1] * 2
+    image = save_image(tmp_path / "image.ome.zarr", data)
+    series = {"kind": "percentile", "low": 0.0, "high": 100.0, "scope": "series"}
+    module = PointwiseProbabilities()
+    model = save_model(module, tmp_path / "model.pt", kind="probabilities", normalization=series)
+    probabilities = run_chain(tmp_path, image, model, tile=64, overlap=0.25)
+    low, top = float(data.min()), float(data.max())
+    result = ngff.open_array(probabilities)
+    for t in range(2):
+        with torch.no_grad():
+            expected = module(torch.from_numpy(((data[t, 0] - low) / (top - low)).astype(np.float32)))
+        np.testing.assert_allclose(np.asarray(result[t], dtype=np.float32), expected.numpy(), atol=1e-3)
+    summary = json.loads((tmp_path / "tiles.zarr" / "zarr.json").read_text())["attributes"]["spheroseg"]
+    assert summary["normalization_window"] == {"low": low, "top": top, "negate": False}
+
+
 def calibrated_unet(seed: int = 0) -> torch.nn.Module:
     """A random U-Net whose batch-norm statistics are fitted to a textured image, in eval mode.
 

@@ -38,6 +38,12 @@ def test_a_normalisation_without_zoo_equivalent_is_refused_not_mis_mapped(kind):
         preprocessing_for({"kind": kind}, source="m.json")
 
 
+def test_a_series_scope_normalisation_is_refused():
+    spec = {"kind": "percentile", "low": 1.0, "high": 99.8, "scope": "series"}
+    with pytest.raises(DescriptionError, match=r"scope must be 'image' .* got 'series'.*\(in m.json\)"):
+        preprocessing_for(spec, source="m.json")
+
+
 @pytest.mark.parametrize(("kind", "steps"), [("logits", [{"id": "sigmoid"}]), ("probabilities", [])],
                          ids=["logits", "probabilities"])
 def test_output_kind_maps_to_postprocessing(kind, steps):

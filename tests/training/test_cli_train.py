@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import shutil
@@ -73,6 +75,29 @@ def test_finetune_recipe_trains_on_all_of_few_pairs(annotations, tmp_path):
     training = read_verified_card(output)["training"]
     assert training["val_names"] == [] and len(training["train_names"]) == 4
     assert training["stop_reason"] == "reached 2 epochs" and training["val_min_pairs"] > 4
+
+
+def test_finetune_recipe_normalises_proposed_frames_with_their_series_window(annotations, tmp_path, caplog):
+    """Issue 18: the loop's recipe takes the time series' window for the frames propose wrote
+    (recorded in proposals.json with the init model's normalisation), the rest alone."""
+    base = tmp_path / "base.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(base), *TINY]) == 0
+    series = {**read_verified_card(base)["input"]["normalization"], "scope": "series"}
+    window = {"normalization": series, "low": 0.0, "top": 5000.0, "negate": False}
+    (annotations / "proposals.json").write_text(json.dumps(
+        {"proposals": {"000": {"normalization_window": window}, "001": {"normalization_window": window}}}))
+    output = tmp_path / "m.pt"
+    with caplog.at_level(logging.INFO, logger="spheroseg.training"):
+        assert main(["train", "--annotations", str(annotations), "--output", str(output), "--init", str(base),
+                     "--recipe", "finetune", *TINY]) == 0
+    assert read_verified_card(output)["input"]["normalization"] == series
+    assert re.search(r"normalization scope series: \d+ of \d+ pair\(s\) have no window", caplog.text)
+    alone = re.search(r"normalised alone: (.*)", caplog.text).group(1).split(", ")
+    assert "000" not in alone and "001" not in alone and "002" in alone
+    plain = tmp_path / "plain.pt"
+    assert main(["train", "--annotations", str(annotations), "--output", str(plain), "--init", str(base),
+                 "--recipe", "finetune", "--normalization-scope", "image", *TINY]) == 0
+    assert "scope" not in read_verified_card(plain)["input"]["normalization"]
 
 
 def test_fine_tuning_keeps_the_init_architecture(annotations, tmp_path):

@@ -264,3 +264,15 @@ def test_sampler_shares_patches_by_area_or_by_source(sampling, expected):
         sample.source = source
     sampler = PatchSampler(samples, size=8, sampling=sampling)
     np.testing.assert_allclose(sampler.probabilities, expected)
+
+
+def test_a_pair_with_its_series_window_is_normalised_with_it(tmp_path, pairs_writer):
+    pairs_writer(tmp_path, 2)
+    pairs = find_annotation_pairs(tmp_path)
+    series = {"kind": "percentile", "low": 1.0, "high": 99.8, "scope": "series"}
+    window = {"low": 0.0, "top": 1000.0, "negate": False}
+    samples = load_samples(pairs, normalization=series, windows={(0, "000"): window})
+    raw = tifffile.imread(pairs[0].image_path).astype(np.float32)
+    np.testing.assert_allclose(samples[0].image, raw / 1000.0, rtol=1e-6)  # the series' window
+    alone = load_samples(pairs[1:], normalization={k: v for k, v in series.items() if k != "scope"})
+    np.testing.assert_array_equal(samples[1].image, alone[0].image)  # no window: normalised alone

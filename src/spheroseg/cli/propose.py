@@ -45,13 +45,23 @@ def _conditions(args: argparse.Namespace) -> dict[str, str]:
     return dict(zip(table["position"], table["condition"], strict=True))
 
 
+def _normalization(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The --model card's normalisation (recorded with each pair's series window), if it has a card."""
+    if not hasattr(args, "model"):
+        return None
+    from spheroseg.modelcard import card_path_for, read_card
+
+    card = card_path_for(args.model)
+    return read_card(card)["input"]["normalization"] if card.is_file() else None
+
+
 def run(args: argparse.Namespace) -> None:
     """Propose frames and write the pairs, the record and the run's list."""
     from spheroseg.atomic import write_text
     from spheroseg.propose import propose_frames
 
     proposal = propose_frames(args.positions, args.annotations, conditions=_conditions(args),
-                              **given(args, ("n", "channel", "model")))
+                              normalization=_normalization(args), **given(args, ("n", "channel", "model")))
     for line in proposal.summary(args.annotations):
         print(f"spheroseg propose: {line}", file=sys.stderr)
     write_text(args.output, json.dumps({"annotations": str(args.annotations), "written": proposal.written,

@@ -20,7 +20,7 @@ NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
                   "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp", "frozen_norm")
 JOB_OPTIONS = ("init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_names", "val_min_pairs",
-               "mask_kind", "allow_empty", "border_weights")
+               "mask_kind", "allow_empty", "border_weights", "normalization_scope")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--normalization-block", type=int, metavar="PX", help="block side of the robust normalisation")
     model.add_argument("--polarity", choices=("auto", "bright"),
                        help="robust normalisation: auto negates images whose objects are darker than the background")
+    model.add_argument("--normalization-scope", choices=("image", "series"),
+                       help="series: one window per time series (pairs written by propose carry their "
+                            "position's; predict computes it over all frames); image: one per frame "
+                            "(default: the normalisation's own, recipe finetune: series)")
     model.add_argument("--pixel-size-um", type=float, help="pixel size of the annotations (recorded in the card)")
     _add_optimisation(parser)
 

@@ -40,7 +40,7 @@ from spheroseg.inference.store import (
     prefetch,
 )
 from spheroseg.modelcard import read_verified_card
-from spheroseg.normalization import normalize_image
+from spheroseg.normalization import normalize_image, series_window
 from spheroseg.progress import Progress, progress
 from spheroseg.runtime import configure_allocator
 from spheroseg.tiling import Stitcher, TilePlan, pad_frame, read_plan, tile_slices
@@ -133,15 +133,22 @@ def _check_plan(plan: TilePlan, meta: Any, card: dict[str, Any], *, image: Path,
         )
 
 
-def _read_frames(
-    array: Any, plan: TilePlan, *, channels: list[int], normalization: dict[str, Any]
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (t, normalised frame padded for the plan) of shape (C, Y', X')."""
+def _raw_frames(array: Any, frames: int, channels: list[int]) -> Iterator[np.ndarray]:
+    """The raw frames of the image, (C, Y, X) each."""
     from spheroseg.ngff import read_frame
 
-    for t in range(plan.frames):
-        frame = np.stack([read_frame(array, t, channel=channel) for channel in channels])
-        yield t, pad_frame(to_model_grid(normalize_image(frame, normalization), plan), plan)
+    for t in range(frames):
+        yield np.stack([read_frame(array, t, channel=channel) for channel in channels])
+
+
+def _read_frames(
+    array: Any, plan: TilePlan, *, channels: list[int], normalization: dict[str, Any],
+    window: dict[str, Any] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (t, normalised frame padded for the plan) of shape (C, Y', X')."""
+    for t, frame in enumerate(_raw_frames(array, plan.frames, channels)):
+        normalized = normalize_image(frame, normalization, window=window)
+        yield t, pad_frame(to_model_grid(normalized, plan), plan)
 
 
 def _tile_batches(
@@ -170,13 +177,14 @@ def _auto_batch_size(plan: TilePlan, device: Any) -> int:
 
 
 def _run_plan(runner: TileModel, array: Any, plan: TilePlan, store: Any, *, channels: list[int],
-              normalization: dict[str, Any]) -> None:
+              normalization: dict[str, Any], window: dict[str, Any] | None = None) -> None:
     """Stream frames through the model: read ahead, compute, write behind."""
     writer = BackgroundWriter()
     assembler = FrameAssembler(store, plan, writer)
     bar = Progress(plan.frames * len(plan.origins), description="tiles", unit="tile",
                    pixels_per_item=plan.tile_shape[0] * plan.tile_shape[1])
-    frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization))
+    frames = prefetch(_read_frames(array, plan, channels=channels, normalization=normalization,
+                                   window=window))
     try:
         for keys, batch in _tile_batches(frames, plan, runner.batch_size):
             assembler.add(keys, runner(batch))
@@ -222,7 +230,9 @@ def predict_tiles(
     -------
     dict
         What ran: device, precision and how it was decided (``precision_decision``),
-        batch size, tiles, seconds; also stored as the tile store's ``spheroseg`` attribute.
+        batch size, tiles, the normalisation window of a ``"scope": "series"`` card
+        (``normalization_window``, computed over all frames first; None: per frame),
+        seconds; also stored as the tile store's ``spheroseg`` attribute.
 
     Raises
     ------
@@ -243,10 +253,13 @@ def predict_tiles(
     runner, card, channels, decision = _load_runner(
         model_path, plan, meta, image=image, channel=channel, device=device,
         precision=precision, batch_size=batch_size, channels_last=channels_last)
+    normalization = card["input"]["normalization"]
+    window = (series_window(_raw_frames(ngff.open_frames(image), plan.frames, channels), normalization)
+              if normalization.get("scope") == "series" else None)
     with atomic_path(output, directory=True) as tmp:
         store = create_tile_store(tmp, plan)
         _run_plan(runner, ngff.open_frames(image), plan, store, channels=channels,
-                  normalization=card["input"]["normalization"])
+                  normalization=normalization, window=window)
         summary = {
             "format": TILES_FORMAT, "device": str(runner.device),
             "precision": precision_name(runner.precision), "precision_decision": decision,
@@ -256,6 +269,7 @@ def predict_tiles(
                       "name": meta.name},
             "rescale": rescale_record(plan, image_pixel_size_um=meta.pixel_size_um,
                                       model_pixel_size_um=card["input"].get("pixel_size_um")),
+            "normalization_window": window,
             "seconds": round(time.perf_counter() - start, 3),
         }
         store.attrs["spheroseg"] = summary

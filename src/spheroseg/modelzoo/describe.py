@@ -55,6 +55,11 @@ def preprocessing_for(normalization: dict[str, Any], *, source: str) -> list[dic
     """
     kind = normalization.get("kind")
     joint = ["channel", *SPATIAL_AXES]
+    if normalization.get("scope") == "series":
+        raise DescriptionError(
+            f"input.normalization.scope must be 'image' to be described for bioimage.io, got "
+            f"'series': the zoo's steps normalise each input tensor alone, not with its time "
+            f"series' window (in {source})")
     if kind == "percentile":
         return [{"id": "scale_range", "kwargs": {
             "axes": joint, "min_percentile": float(normalization["low"]),

@@ -309,6 +309,7 @@ def load_pair(pair: AnnotationPair, *, mask_kind: str = "auto", allow_empty: boo
 def load_samples(
     pairs: list[AnnotationPair], *, normalization: dict, mask_kind: str = "auto",
     allow_empty: bool = False, border_weights: bool = False, pixel_size_um: float | None = None,
+    windows: dict[tuple[int, str], dict] | None = None,
 ) -> list[Sample]:
     """Load, check, resample and normalise every pair; all errors come before any training.
 
@@ -325,6 +326,9 @@ def load_samples(
     pixel_size_um : float, optional
         Training pixel size: pairs with a known, different pixel size are resampled to it
         (:func:`resample_pair`) before normalisation.
+    windows : dict, optional
+        (source, pair name) -> the normalisation window of the pair's time series
+        (``"scope": "series"``); pairs without one use their own window.
 
     Returns
     -------
@@ -348,8 +352,9 @@ def load_samples(
         if pixel_size_um is not None and pair.pixel_size_um is not None and pair.pixel_size_um != pixel_size_um:
             image, mask = resample_pair(image, mask, factor=pair.pixel_size_um / pixel_size_um)
         weight = border_weight_map(mask) if border_weights else None
-        samples.append(Sample(pair.name, normalize_image(image, normalization), mask.astype(np.float32), weight,
-                              source=pair.source))
+        window = (windows or {}).get((pair.source, pair.name))
+        samples.append(Sample(pair.name, normalize_image(image, normalization, window=window),
+                              mask.astype(np.float32), weight, source=pair.source))
     return samples
 
 

@@ -36,8 +36,12 @@ class TrainingJob:
     `init` names an exported model (``.pt`` with its card) to fine-tune; its architecture,
     normalisation and pixel size are then used. `val_fraction` of the pairs validate, but only
     when there are `val_min_pairs` pairs or more (fewer all train, for the whole schedule, with
-    no early stopping), unless `val_names` names them. `provenance` is merged into the card's
-    ``training`` entry (for example how synthetic data were made).
+    no early stopping), unless `val_names` names them. `normalization_scope` (``image`` or
+    ``series``; None keeps the normalisation's own) is applied after the init model's
+    normalisation is taken: with ``series``, each pair that ``propose`` wrote is normalised with
+    its position's window (recorded in the folder's ``proposals.json``), the others alone.
+    `provenance` is merged into the card's ``training`` entry (for example how synthetic data
+    were made).
     """
 
     annotations: Path | tuple[AnnotationSource, ...]
@@ -46,6 +50,7 @@ class TrainingJob:
     depth: int = 3
     base_width: int = 16
     normalization: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
+    normalization_scope: str | None = None
     pixel_size_um: float | None = None
     val_fraction: float = 0.2
     val_names: tuple[str, ...] = ()
@@ -81,7 +86,7 @@ def _file_records(job: TrainingJob, pairs: list[AnnotationPair]) -> list[dict[st
 
 
 def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, files: list[dict],
-                 architecture: dict, init_sha: str | None) -> str:
+                 architecture: dict, init_sha: str | None, windows: dict | None = None) -> str:
     """Digest of data and settings: a checkpoint is resumed only if this matches."""
     settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     payload = {"files": files, "config": settings, "augment": augment.to_dict(), "architecture": architecture,
@@ -89,7 +94,8 @@ def _fingerprint(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
                "val_min_pairs": job.val_min_pairs,
                "mask_kind": job.mask_kind, "border_weights": job.border_weights,
                "normalization": job.normalization, "pixel_size_um": job.pixel_size_um,
-               "sources": [source.pixel_size_um for source in job.sources()]}
+               "sources": [source.pixel_size_um for source in job.sources()],
+               "windows": sorted(f"{key}: {value}" for key, value in (windows or {}).items())}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -107,6 +113,36 @@ def _initial_model(job: TrainingJob, seed: int) -> tuple[UNet, dict[str, Any] | 
     job = replace(job, depth=architecture["depth"], base_width=architecture["base_width"],
                   normalization=card["input"]["normalization"], pixel_size_um=pixel)
     return model, card, job
+
+
+def _with_scope(job: TrainingJob) -> TrainingJob:
+    """The job with `normalization_scope` applied to its (or its init model's) normalisation."""
+    if job.normalization_scope is None:
+        return job
+    if job.normalization_scope == "series" and job.normalization["kind"] not in ("percentile", "robust"):
+        LOGGER.info("normalization scope series: kind %r has no window, normalised per image",
+                    job.normalization["kind"])
+        return job
+    spec = {key: value for key, value in job.normalization.items() if key != "scope"}
+    spec = validate_normalization(spec | {"scope": job.normalization_scope}, source="normalization_scope")
+    return replace(job, normalization=spec)
+
+
+def _series_windows(job: TrainingJob, pairs: list[AnnotationPair]) -> dict[tuple[int, str], dict] | None:
+    """(source, name) -> the series window `propose` recorded for the pair, for a series-scope job;
+    the pairs without one are normalised alone (logged)."""
+    if job.normalization.get("scope") != "series":
+        return None
+    from spheroseg.propose import recorded_windows
+
+    windows = {(index, name): window for index, source in enumerate(job.sources())
+               for name, window in recorded_windows(source.folder, job.normalization).items()}
+    alone = [pair.name for pair in pairs if (pair.source, pair.name) not in windows]
+    if alone:
+        LOGGER.info("normalization scope series: %d of %d pair(s) have no window of their time series "
+                    "(not written by propose with this normalisation) and are normalised alone: %s",
+                    len(alone), len(pairs), ", ".join(alone[:8]))
+    return windows
 
 
 def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, *, progress: bool = True
@@ -135,17 +171,20 @@ def run_training(job: TrainingJob, config: TrainConfig, augment: AugmentConfig, 
     train_pairs, val_pairs = split_pairs(pairs, val_fraction=job.val_fraction, val_names=list(job.val_names),
                                          seed=config.seed, val_min_pairs=job.val_min_pairs)
     model, init_card, job = _initial_model(job, config.seed)
+    job = _with_scope(job)
+    windows = _series_windows(job, pairs)
     if job.pixel_size_um is None and any(p.pixel_size_um is not None for p in pairs):
         raise ValueError("pixel_size_um (the training pixel size) must be given when annotation folders have "
                          "pixel sizes, got None")
     load = dict(normalization=job.normalization, mask_kind=job.mask_kind, allow_empty=job.allow_empty,
-                border_weights=job.border_weights, pixel_size_um=job.pixel_size_um)
+                border_weights=job.border_weights, pixel_size_um=job.pixel_size_um, windows=windows)
     train_samples, val_samples = load_samples(train_pairs, **load), (load_samples(val_pairs, **load) if val_pairs else [])
     config = _fit_patch_size(config, train_samples, divisor=2**job.depth)
     files = _file_records(job, pairs)
     architecture = {"kind": "unet", "depth": job.depth, "base_width": job.base_width,
                     "in_channels": 1, "out_channels": 1}
-    fingerprint = _fingerprint(job, config, augment, files, architecture, init_card and init_card["sha256"])
+    fingerprint = _fingerprint(job, config, augment, files, architecture, init_card and init_card["sha256"],
+                               windows)
     LOGGER.info("training on %d pairs, validating on %d (%s)", len(train_pairs), len(val_pairs),
                 ", ".join(p.name for p in val_pairs) or "none")
     before = _init_scores(model, val_samples, config, divisor=2**job.depth) if init_card else None

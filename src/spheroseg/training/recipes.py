@@ -14,8 +14,11 @@ the data (with 2 pairs, one would validate and one train), so every pair trains,
 schedule, with no early stopping, and the model is the last epoch's. The batch-norm layers
 keep the init model's statistics (``frozen_norm``; their scale and shift still train):
 statistics re-estimated from batches of 4 patches of a few frames are noisy, and with them
-the held-out IoU of the last epoch swung by more than 0.01 with the schedule length. A
-setting given explicitly wins over the recipe's.
+the held-out IoU of the last epoch swung by more than 0.01 with the schedule length. The
+normalisation window is the time series' (``normalization_scope: series``): corrected frames
+that ``propose`` wrote carry their position's window, and predict computes it over all frames,
+so one raw intensity is one input value across a time-lapse
+(``benchmarks/loop_normalization_results.md``). A setting given explicitly wins over the recipe's.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 RECIPES: dict[str, dict[str, Any]] = {
     "custom": {},
     "finetune": {"epochs": 8, "steps_per_epoch": 20, "batch_size": 4, "learning_rate": 5e-4,
-                 "patience": 3, "level": "mild", "val_min_pairs": 5, "frozen_norm": True},
+                 "patience": 3, "level": "mild", "val_min_pairs": 5, "frozen_norm": True,
+                 "normalization_scope": "series"},
 }
 #: Recipes that need a model to start from.
 NEEDS_INIT = ("finetune",)
