@@ -191,15 +191,9 @@ class _Pool:
         """Linear-interpolated percentiles of the pooled pixels."""
         if self.samples:
             low, high = np.percentile(np.concatenate(self.samples), percents)
-            return float(low), float(high)
-        cumulative = np.cumsum(self.counts)
-        size = int(cumulative[-1])
-        positions = np.asarray(percents, dtype=np.float64) / 100.0 * (size - 1)
-        below = np.floor(positions)
-        ranks = np.concatenate([below, np.minimum(below + 1, size - 1)])
-        values = np.searchsorted(cumulative, ranks, side="right").astype(np.float64) + self.offset
-        result = values[:2] + (values[2:] - values[:2]) * (positions - below)
-        return float(result[0]), float(result[1])
+        else:
+            low, high = _counted_percentiles(self.counts, self.offset, percents)
+        return float(low), float(high)
 
 
 def apply_window(image: np.ndarray, window: dict[str, Any]) -> np.ndarray:
@@ -207,10 +201,15 @@ def apply_window(image: np.ndarray, window: dict[str, Any]) -> np.ndarray:
     data = np.asarray(image, dtype=np.float32)
     if window["negate"]:
         data = -data
-    scale = float(window["top"]) - float(window["low"])
+    return _scaled(data, window["low"], window["top"])
+
+
+def _scaled(data: np.ndarray, low: float, top: float) -> np.ndarray:
+    """``(data - low) / (top - low)`` for float32 `data`; zeros if ``top <= low``."""
+    scale = float(top) - float(low)
     if not scale > 0.0:
         return np.zeros(data.shape, dtype=np.float32)
-    return (data - np.float32(window["low"])) / np.float32(scale)
+    return (data - np.float32(low)) / np.float32(scale)
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:
@@ -286,17 +285,22 @@ def _curvature_score(plane: np.ndarray) -> float:
     return float(np.sum(lxx * ly * ly - 2.0 * lxy * lx * ly + lyy * lx * lx))
 
 
-def _integer_percentiles(image: np.ndarray, percents: tuple[float, float]) -> np.ndarray:
-    """``np.percentile(image, percents)`` (linear) for 8/16-bit integer data, from a histogram."""
-    offset = int(image.min())
-    counts = np.bincount(image.ravel().astype(np.int64) - offset)
+def _counted_percentiles(counts: np.ndarray, offset: int, percents: tuple[float, float]) -> np.ndarray:
+    """``np.percentile`` (linear) of the values whose histogram is `counts` (value = index + offset)."""
     cumulative = np.cumsum(counts)
-    positions = np.asarray(percents, dtype=np.float64) / 100.0 * (image.size - 1)
+    size = int(cumulative[-1])
+    positions = np.asarray(percents, dtype=np.float64) / 100.0 * (size - 1)
     below = np.floor(positions)
-    ranks = np.concatenate([below, np.minimum(below + 1, image.size - 1)])
+    ranks = np.concatenate([below, np.minimum(below + 1, size - 1)])
     values = np.searchsorted(cumulative, ranks, side="right").astype(np.float64) + offset
     count = len(percents)
     return values[:count] + (values[count:] - values[:count]) * (positions - below)
+
+
+def _integer_percentiles(image: np.ndarray, percents: tuple[float, float]) -> np.ndarray:
+    """``np.percentile(image, percents)`` (linear) for 8/16-bit integer data, from a histogram."""
+    offset = int(image.min())
+    return _counted_percentiles(np.bincount(image.ravel().astype(np.int64) - offset), offset, percents)
 
 
 def _percentiles(raw: np.ndarray, data: np.ndarray, percents: tuple[float, float], *, negate: bool) -> np.ndarray:
@@ -316,11 +320,7 @@ def _robust(raw: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     if negate:
         data, blocks = -data, -blocks
     low, high = _percentiles(np.asarray(raw), data, (spec["low"], spec["high"]), negate=negate)
-    top = max(float(high), float(blocks.max()))
-    scale = top - float(low)
-    if not scale > 0.0:
-        return np.zeros(data.shape, dtype=np.float32)
-    return (data - np.float32(low)) / np.float32(scale)
+    return _scaled(data, float(low), max(float(high), float(blocks.max())))
 
 
 def normalize_image(image: np.ndarray, spec: dict[str, Any], *,
@@ -390,13 +390,6 @@ def _normalize_integers(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     return data
 
 
-def _order_statistics(image: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Values at 0-based `ranks` of the sorted integer `image`, from a histogram (no sort)."""
-    low = int(image.min())
-    counts = np.bincount((image.ravel().astype(np.int64) - low), minlength=1)
-    return np.searchsorted(np.cumsum(counts), ranks, side="right").astype(np.float64) + low
-
-
 def percentiles_of_integers(image: np.ndarray, percents: tuple[float, float]) -> tuple[float, float]:
     """``np.percentile(image, percents)`` (linear method) for an 8/16-bit integer image, in O(n).
 
@@ -405,9 +398,5 @@ def percentiles_of_integers(image: np.ndarray, percents: tuple[float, float]) ->
     >>> percentiles_of_integers(np.array([[0, 10], [20, 30]], dtype=np.uint8), (50.0, 100.0))
     (15.0, 30.0)
     """
-    positions = np.asarray(percents, dtype=np.float64) / 100.0 * (image.size - 1)
-    below = np.floor(positions)
-    values = _order_statistics(image, np.concatenate([below, np.minimum(below + 1, image.size - 1)]))
-    fraction = positions - below
-    result = values[:2] + (values[2:] - values[:2]) * fraction
-    return float(result[0]), float(result[1])
+    low, high = _integer_percentiles(image, percents)
+    return float(low), float(high)
