@@ -52,9 +52,8 @@ def _override_warnings(plans: Mapping[str, PositionPlan], overrides: PhysicalSiz
         if replaced:
             lines.append(
                 f"{key} ({value:g} {unit}) replaces the value in the metadata of "
-                f"{len(replaced)} position(s): {', '.join(replaced[:8])}"
-                f"{f' and {len(replaced) - 8} more' if len(replaced) > 8 else ''}. The key "
-                f"holds one value for every position; remove it to keep each file's own.")
+                f"{len(replaced)} position(s): {items_text(replaced)}. The key holds one value "
+                f"for every position; remove it to keep each file's own.")
     return lines
 
 
@@ -84,16 +83,15 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
               if len(plan.shape) == 5 and plan.shape[2] > 1 and plan.frames > 1]
     if stacks:
         lines.append(
-            f"{len(stacks)} position(s) are z-stacks over time: {', '.join(stacks[:8])}"
-            f"{f' and {len(stacks) - 8} more' if len(stacks) > 8 else ''}. Their images keep "
-            f"every plane, but predict, segment and measure use each timepoint's maximum "
-            f"projection over z.")
+            f"{len(stacks)} position(s) are z-stacks over time: {items_text(stacks)}. Their "
+            f"images keep every plane, but predict, segment and measure use each timepoint's "
+            f"maximum projection over z.")
     several = [f"{plan.name!r} ({plan.channels})" for plan in plans.values() if plan.channels > 1]
     if several:
         lines.append(
-            f"{len(several)} position(s) have several channels: {', '.join(several[:8])}"
-            f"{f' and {len(several) - 8} more' if len(several) > 8 else ''}. Only channel "
-            f"{channel} (counting from 0) is segmented and measured; ingest.channel chooses it.")
+            f"{len(several)} position(s) have several channels: {items_text(several)}. Only "
+            f"channel {channel} (counting from 0) is segmented and measured; ingest.channel "
+            f"chooses it.")
     masks = [plan.name for plan in plans.values() if plan.name.lower().endswith("_mask")]
     if masks:
         lines.append(
@@ -148,5 +146,10 @@ def scale_warnings(plans: Mapping[str, PositionPlan], *, model_pixel_size_um: fl
 
 def names_text(names: Sequence[str], *, shown: int = 8) -> str:
     """Up to `shown` names, quoted, then how many more."""
-    text = ", ".join(repr(name) for name in names[:shown])
-    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return items_text([repr(name) for name in names], shown=shown)
+
+
+def items_text(items: Sequence[str], *, shown: int = 8) -> str:
+    """Up to `shown` items as they are, comma-separated, then how many more."""
+    text = ", ".join(items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
