@@ -253,13 +253,13 @@ def predict_tiles(
     runner, card, channels, decision = _load_runner(
         model_path, plan, meta, image=image, channel=channel, device=device,
         precision=precision, batch_size=batch_size, channels_last=channels_last)
-    normalization = card["input"]["normalization"]
-    window = (series_window(_raw_frames(ngff.open_frames(image), plan.frames, channels), normalization)
+    normalization, frames = card["input"]["normalization"], ngff.open_frames(image)
+    window = (series_window(_raw_frames(frames, plan.frames, channels), normalization)
               if normalization.get("scope") == "series" else None)
     with atomic_path(output, directory=True) as tmp:
         store = create_tile_store(tmp, plan)
-        _run_plan(runner, ngff.open_frames(image), plan, store, channels=channels,
-                  normalization=normalization, window=window)
+        _run_plan(runner, frames, plan, store, channels=channels, normalization=normalization,
+                  window=window)
         summary = {
             "format": TILES_FORMAT, "device": str(runner.device),
             "precision": precision_name(runner.precision), "precision_decision": decision,
