@@ -63,20 +63,41 @@ def reader_scenes(path: Path):
         except Exception:  # the reader's own limitation (e.g. bioio-lif and spectral scans)
             pixels = None
         yield (index, name, pixels, image.dims, image.physical_pixel_sizes,
-               reader_interval_s(image, path.suffix.lower()))
+               reader_interval_s(image, path))
 
 
-def reader_interval_s(image, suffix: str) -> float | None:
+def reader_interval_s(image, path: Path) -> float | None:
     """The frame interval as the reader states it: bioio's ``time_interval``, or for LIF the
     spacing of bioio-lif's T coordinates (seconds): bioio-lif 2.0 puts it there, not in
-    ``time_interval``."""
+    ``time_interval``; for an ND2 that states none, its frames' acquisition times."""
+    suffix = path.suffix.lower()
     interval = image.time_interval
     if interval is not None:
         return interval.total_seconds()
+    if suffix == ".nd2":
+        return nd2_timestamp_interval_s(path)
     times = image.xarray_dask_data.coords.get("T")
     if suffix != ".lif" or times is None or times.size < 2:
         return None
     return float(np.diff(times.values).mean())
+
+
+def nd2_timestamp_interval_s(path) -> float | None:
+    """An ND2's frame interval from its frames' own acquisition times (nd2's per-frame
+    metadata, not its event table): the upper median step between the z-0 planes of
+    consecutive timepoints; None for one timepoint. For time loops that state no period."""
+    import nd2
+
+    with nd2.ND2File(path) as document:
+        if document.sizes.get("T", 1) < 2:
+            return None
+        starts = {}
+        for frame, loops in enumerate(document.loop_indices):
+            if loops.get("Z", 0) == 0 and loops.get("P", 0) == 0:
+                starts.setdefault(loops["T"], document.frame_metadata(frame).channels[0].time.relativeTimeMs / 1000)
+    ordered = [starts[t] for t in sorted(starts)]
+    steps = sorted(np.diff(ordered))
+    return float(steps[len(steps) // 2])
 
 
 @pytest.mark.parametrize("suffix", list(READERS), ids=[s[1:] for s in READERS])
@@ -147,7 +168,7 @@ def test_czi_time_series_has_its_frames_pixel_size_and_interval(tmp_path):
         == {"name": "t", "type": "time", "unit": "second"}
 
 
-def test_nd2_time_series_has_its_frames_pixel_size_and_no_invented_interval(tmp_path):
+def test_nd2_time_series_has_its_frames_pixel_size_and_its_timestamps_interval(tmp_path):
     from spheroseg.ingest import ingest_position
 
     require_reader(".nd2")
@@ -164,8 +185,11 @@ def test_nd2_time_series_has_its_frames_pixel_size_and_no_invented_interval(tmp_
     assert meta.axes == "tczyx"
     assert meta.shape == (sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]) == (3, 2, 10, 31, 38)
     assert meta.pixel_size_um == pytest.approx(voxel.x) and meta.z_step_um == pytest.approx(voxel.z)
-    # The time loop ran "no delay" (period 0 ms): the file states no interval, so none is stored.
-    assert time_loop.parameters.periodMs == 0 and meta.time_interval_s is None
+    # The time loop ran "no delay" (period 0 ms): the file states no period, so the interval
+    # comes from the frames' own acquisition times (about 10.65 s apart).
+    assert time_loop.parameters.periodMs == 0
+    assert meta.time_interval_s == pytest.approx(nd2_timestamp_interval_s(ND2), abs=1e-5)
+    assert 10.6 < meta.time_interval_s < 10.7
     np.testing.assert_array_equal(np.asarray(ngff.open_array(tmp_path / "image.ome.zarr")),
                                   pixels.transpose(0, 2, 1, 3, 4))
 

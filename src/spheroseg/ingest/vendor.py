@@ -191,7 +191,45 @@ def _lif_frame_interval_s(image: Any) -> float | None:
     return _um((times[-1] - times[0]) / (times.size - 1))
 
 
-def _scene_sizes(image: Any, path: Path) -> PhysicalSizes:
+def _median_step(times: dict[int, float]) -> float | None:
+    """Median step between the times of consecutive timepoints (the upper median, as for an
+    OME-TIFF's ``DeltaT``); None with fewer than two timepoints or a step that is not positive.
+
+    Examples
+    --------
+    >>> _median_step({0: 0.445, 1: 11.086, 2: 21.740})
+    10.654
+    """
+    ordered = [times[t] for t in sorted(times)]
+    steps = sorted(later - earlier for earlier, later in zip(ordered, ordered[1:]))
+    return _um(round(steps[len(steps) // 2], 6)) if steps else None
+
+
+def _nd2_frame_interval_s(path: Path, scene: int) -> float | None:
+    """Seconds per frame from an ND2's per-frame acquisition times, for a time loop that
+    states no period ("no delay": bioio reports none): the median step between the first
+    plane (z 0) of consecutive timepoints of the scene (its ``P Index`` in a multi-position
+    file). None where the file records no times. Reads frame metadata only."""
+    try:
+        import nd2
+
+        with nd2.ND2File(path) as document:
+            if document.sizes.get("T", 1) < 2:
+                return None
+            events = document.events()
+    except Exception:  # a file whose frame metadata cannot be read: no interval, not fatal
+        return None
+    times: dict[int, float] = {}
+    for event in events:
+        time_s, t_index = event.get("Time [s]"), event.get("T Index")
+        if event.get("P Index", scene) != scene or event.get("Z Index", 0) != 0:
+            continue
+        if isinstance(t_index, int | float) and isinstance(time_s, int | float) and math.isfinite(time_s):
+            times[int(t_index)] = min(float(time_s), times.get(int(t_index), math.inf))
+    return _median_step(times)
+
+
+def _scene_sizes(image: Any, path: Path, scene: int = 0) -> PhysicalSizes:
     """Pixel size, frame interval and z step of the current scene (None where unknown)."""
     sizes = image.physical_pixel_sizes
     try:
@@ -202,6 +240,8 @@ def _scene_sizes(image: Any, path: Path) -> PhysicalSizes:
     seconds = _um(seconds)
     if seconds is None and path.suffix.lower() == ".lif":
         seconds = _lif_frame_interval_s(image)
+    if seconds is None and path.suffix.lower() == ".nd2" and image.dims.T > 1:
+        seconds = _nd2_frame_interval_s(path, scene)
     return PhysicalSizes(_um(sizes.X), seconds, _z_step_um(sizes.Z))
 
 
@@ -223,7 +263,7 @@ def _scene_layout(image: Any, index: int, path: Path, axes: str | None, *,
         _read_last_plane(image, roles, shape)
     return VendorLayout(
         path=path, file_axes=image.dims.order, shape=shape,
-        dtype=image.dtype, sizes=_scene_sizes(image, path), series=index,
+        dtype=image.dtype, sizes=_scene_sizes(image, path, index), series=index,
         series_name=str(image.scenes[index] or ""), axes_override=axes,
     )
 

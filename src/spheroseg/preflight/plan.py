@@ -24,7 +24,9 @@ from spheroseg.ingest.sources import check_timepoint_files
 # 3: summaries record the dtype (per-timepoint files are checked against each other).
 # 4: a vendor file's summary also means its last plane was read (version 3 passed truncated
 #    files and pixels that bioio cannot decode).
-CACHE_VERSION = 4
+# 5: an ND2 time loop with no period ("no delay") takes its interval from the frames' own
+#    acquisition times (version 4 summaries have none).
+CACHE_VERSION = 5
 # From this many headers to read (about 1 ms each on a local disk), say so first.
 ANNOUNCE_FILES = 1000
 # While reading many headers, write the cache this often (seconds), so that an interrupted
