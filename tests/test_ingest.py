@@ -440,3 +440,21 @@ def test_workers_below_one_are_refused_before_reading(tmp_path, workers):
     with pytest.raises(ValueError, match=rf"workers must be an integer >= 1, got {workers!r} .*ingest\.workers"):
         ingest.ingest_position([tmp_path / "a.tif"], tmp_path / "image.ome.zarr", workers=workers)
     assert not (tmp_path / "image.ome.zarr").exists()
+
+
+def test_ome_channel_names_reach_the_plan_and_unnamed_channels_stay_unnamed(tmp_path):
+    """Vendor audit F8: a file's channel names appeared nowhere, so nothing said which one was
+    segmented. OME-XML ``Channel/@Name`` is read; tifffile's own channels carry only IDs."""
+    from spheroseg import preflight
+
+    data = _stack((3, 2, 16, 16))
+    tifffile.imwrite(tmp_path / "named.ome.tif", data, ome=True, photometric="minisblack",
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["BF", "H2B-GFP"]}})
+    tifffile.imwrite(tmp_path / "plain.ome.tif", data, ome=True, photometric="minisblack",
+                     metadata={"axes": "TCYX"})
+    assert ingest.inspect_tiff(tmp_path / "named.ome.tif").channel_names == ("BF", "H2B-GFP")
+    assert ingest.inspect_tiff(tmp_path / "plain.ome.tif").channel_names == ()
+    plans = preflight.plan_experiment(tmp_path)
+    assert plans["named"].channel_names == ("BF", "H2B-GFP") and plans["plain"].channel_names == ()
+    lines = preflight.folder_warnings(plans, results=tmp_path / "results", channel=0)
+    assert "'named' (2: 0 'BF' segmented, 1 'H2B-GFP'), 'plain' (2)" in lines[0]

@@ -194,6 +194,34 @@ def test_nd2_time_series_has_its_frames_pixel_size_and_its_timestamps_interval(t
                                   pixels.transpose(0, 2, 1, 3, 4))
 
 
+def test_vendor_channel_names_reach_the_plan_and_the_console_note(tmp_path):
+    """Vendor audit F8: the files' channel names (ND2 '5-FAM/pH 9.0', CZI 'LED555') appeared
+    nowhere, so nothing said which channel was segmented. Expected names come from each
+    format's own library (nd2's metadata, the CZI's XML), not from bioio."""
+    require_reader(".nd2")
+    require_reader(".czi")
+    if not (ND2.is_file() and CZI.is_file()):
+        pytest.skip("a sample file is absent")
+    import nd2
+    from pylibCZIrw import czi
+
+    with nd2.ND2File(ND2) as document:
+        nd2_names = tuple(channel.channel.name for channel in document.metadata.channels)
+    with czi.open_czi(str(CZI)) as document:
+        channels = ElementTree.fromstring(document.raw_metadata).find(".//Information/Image/Dimensions/Channels")
+    czi_names = tuple(channel.get("Name") for channel in channels)
+    assert nd2_names == ("5-FAM/pH 9.0", "FM 4-64/2% CHAPS") and czi_names == ("LED555", "LED470")
+    shutil.copy(ND2, tmp_path / "A.nd2")
+    shutil.copy(CZI, tmp_path / "B.czi")
+    plans = preflight.plan_experiment(tmp_path)
+    assert plans["A"].channel_names == nd2_names and plans["B"].channel_names == czi_names
+    (line,) = [line for line in preflight.folder_warnings(plans, results=tmp_path / "r", channel=1)
+               if "several channels" in line]
+    assert "'A' (2: 0 '5-FAM/pH 9.0', 1 'FM 4-64/2% CHAPS' segmented), 'B' (2: 0 'LED555', 1 'LED470' segmented)" in line
+    record = preflight.write_experiment_record(tmp_path / "r", name="e", source=tmp_path, positions=plans)
+    assert json.loads(record.read_text())["positions"]["B"]["channel_names"] == list(czi_names)
+
+
 def _liffile_image(path: Path) -> dict:
     """Sizes, coordinates (metres, seconds), tile grid and pixels (T, M, Z, C, Y, X) of the
     LIF's only image, from liffile (the library under bioio-lif 2)."""

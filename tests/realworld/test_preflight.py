@@ -559,6 +559,11 @@ def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> 
     assert preflight.folder_warnings(two, results=tmp_path / "new", channel=1) == [
         "1 position(s) have several channels: 'C2' (2). Only channel 1 (counting from 0) is segmented and "
         "measured; ingest.channel chooses it."]
+    # ... and where the file names its channels, the note names them and the segmented one
+    named = {"C2": preflight.PositionPlan("C2", ("C2.czi",), 0, (3, 2, 31, 38), None, None, ("LED555", "LED470"))}
+    assert preflight.folder_warnings(named, results=tmp_path / "new", channel=1) == [
+        "1 position(s) have several channels: 'C2' (2: 0 'LED555', 1 'LED470' segmented). Only channel 1 "
+        "(counting from 0) is segmented and measured; ingest.channel chooses it."]
     assert lines[0].startswith("1 position(s) have z-slices and one timepoint: 'A'") and "ingest.axes" in lines[0]
     assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
     assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")

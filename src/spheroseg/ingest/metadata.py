@@ -92,6 +92,21 @@ def _ome_sizes(xml: str, series: int = 0, name: str = "") -> PhysicalSizes:
     return PhysicalSizes(length("PhysicalSizeX"), interval, length("PhysicalSizeZ"))
 
 
+def read_channel_names(tif: tifffile.TiffFile, series: int = 0) -> list[str]:
+    """The channel names of one series from its OME-XML (``Channel/@Name``, in file order);
+    empty for a TIFF without OME-XML or with unparsable OME-XML."""
+    import xml.etree.ElementTree as ElementTree
+
+    if not (tif.is_ome and tif.ome_metadata) or series >= len(tif.series):
+        return []
+    try:
+        root = ElementTree.fromstring(tif.ome_metadata)
+    except ElementTree.ParseError:
+        return []
+    pixels = _ome_pixels(root, series, tif.series[series].name or "")
+    return [] if pixels is None else [channel.get("Name", "") for channel in pixels.findall("{*}Channel")]
+
+
 def _ome_delta_t(pixels: Any) -> float | None:
     """Median step of the plane ``DeltaT`` values of channel 0, z 0 over time."""
     times = {}

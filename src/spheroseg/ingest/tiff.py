@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spheroseg.ingest.metadata import PhysicalSizes, read_physical_sizes
+from spheroseg.ingest.metadata import PhysicalSizes, read_channel_names, read_physical_sizes
 
 
 # tifffile axis letters mapped onto NGFF axes; I and Q are unnamed page sequences.
 TIFF_AXES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x", "I": "t", "Q": "t"}
 MAX_PLANE_BYTES = 2**31
+# A reader's name for a channel the file does not name (bioio: "Channel:0:1"; OME: "C:1").
+_PLACEHOLDER_CHANNEL = re.compile(r"^(Channel:\d+:\d+|C:?\d+)$", re.IGNORECASE)
 
 
 class IngestError(ValueError):
@@ -45,6 +48,9 @@ class TiffLayout:
     axes_override : str or None
         NGFF axis letters, one per file axis, that replace the reader's guess
         (``ingest.axes``); None keeps the guess.
+    channel_names : tuple of str
+        The file's name of each output channel (OME-XML ``Channel/@Name``, a vendor file's
+        channel names); empty where the file names none, or not one per output channel.
     """
 
     path: Path
@@ -55,11 +61,30 @@ class TiffLayout:
     series: int = 0
     series_name: str = ""
     axes_override: str | None = None
+    channel_names: tuple[str, ...] = ()
 
     @property
     def axes(self) -> str:
         """Output NGFF axes, ``"tcyx"`` or ``"tczyx"``."""
         return "tczyx" if len(self.shape) == 5 else "tcyx"
+
+
+def channel_names_for(names: Sequence[Any], shape: Sequence[int]) -> tuple[str, ...]:
+    """`names` as the output channels' names, if they are one per channel of the output
+    `shape` ``(T, C, ...)`` and at least one is not a reader's placeholder (bioio's
+    ``Channel:0:1``, an empty name); else none.
+
+    Examples
+    --------
+    >>> channel_names_for(["BF", "GFP"], (3, 2, 64, 64)), channel_names_for(["BF"], (3, 2, 64, 64))
+    (('BF', 'GFP'), ())
+    >>> channel_names_for(["Channel:0:0", "Channel:0:1"], (3, 2, 64, 64))
+    ()
+    """
+    cleaned = tuple(str(name).strip() for name in names)
+    if len(cleaned) != shape[1] or all(not name or _PLACEHOLDER_CHANNEL.match(name) for name in cleaned):
+        return ()
+    return cleaned
 
 
 def _map_axes(file_axes: str, file_shape: Sequence[int], path: Path) -> dict[int, str]:
@@ -257,10 +282,12 @@ def _layout(tif: Any, index: int, path: Path, axes: str | None) -> TiffLayout:
     series = tif.series[index]
     roles = _series_roles(tif, series, path, axes)
     _check_data_in_file(series, path)
+    shape = _output_shape(roles, series.shape)
     return TiffLayout(
-        path=path, file_axes=series.axes, shape=_output_shape(roles, series.shape),
+        path=path, file_axes=series.axes, shape=shape,
         dtype=series.dtype, sizes=read_physical_sizes(tif, index), series=index,
         series_name=str(series.name or ""), axes_override=axes,
+        channel_names=channel_names_for(read_channel_names(tif, index), shape),
     )
 
 

@@ -31,6 +31,7 @@ from spheroseg.ingest.tiff import (
     _output_shape,
     _override_roles,
     _to_output_frame,
+    channel_names_for,
 )
 
 # Suffix -> (bioio plugin module, its PyPI name).
@@ -265,7 +266,16 @@ def _scene_layout(image: Any, index: int, path: Path, axes: str | None, *,
         path=path, file_axes=image.dims.order, shape=shape,
         dtype=image.dtype, sizes=_scene_sizes(image, path, index), series=index,
         series_name=str(image.scenes[index] or ""), axes_override=axes,
+        channel_names=channel_names_for(_scene_channel_names(image), shape),
     )
+
+
+def _scene_channel_names(image: Any) -> list[str]:
+    """bioio's channel names of the current scene (empty where the reader has none)."""
+    try:
+        return [str(name) for name in image.channel_names or ()]
+    except Exception:  # a reader that cannot name its channels: unnamed, not fatal
+        return []
 
 
 def _read_block(data: Any, index: tuple[Any, ...]) -> Any:

@@ -86,7 +86,7 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
             f"{len(stacks)} position(s) are z-stacks over time: {items_text(stacks)}. Their "
             f"images keep every plane, but predict, segment and measure use each timepoint's "
             f"maximum projection over z.")
-    several = [f"{plan.name!r} ({plan.channels})" for plan in plans.values() if plan.channels > 1]
+    several = [_channels_item(plan, channel) for plan in plans.values() if plan.channels > 1]
     if several:
         lines.append(
             f"{len(several)} position(s) have several channels: {items_text(several)}. Only "
@@ -105,6 +105,22 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
             f"{names_text(gone)}. Their results stay in {results} but are left out of the "
             f"experiment's tables and report.")
     return lines
+
+
+def _channels_item(plan: PositionPlan, channel: int) -> str:
+    """A position with several channels for the console: its name and channel count, and,
+    where the file names them, each channel's number and name with the segmented one marked.
+
+    Examples
+    --------
+    >>> _channels_item(PositionPlan("A", ("A.czi",), 0, (3, 2, 8, 8), None, None, ("BF", "GFP")), 0)
+    "'A' (2: 0 'BF' segmented, 1 'GFP')"
+    """
+    if not plan.channel_names:
+        return f"{plan.name!r} ({plan.channels})"
+    named = [f"{number} {name!r}{' segmented' if number == channel else ''}"
+             for number, name in enumerate(plan.channel_names)]
+    return f"{plan.name!r} ({plan.channels}: {', '.join(named)})"
 
 
 def _recorded_positions(results: str | os.PathLike[str]) -> list[str]:

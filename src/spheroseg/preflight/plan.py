@@ -26,7 +26,8 @@ from spheroseg.ingest.sources import check_timepoint_files
 #    files and pixels that bioio cannot decode).
 # 5: an ND2 time loop with no period ("no delay") takes its interval from the frames' own
 #    acquisition times (version 4 summaries have none).
-CACHE_VERSION = 5
+# 6: summaries record the files' channel names.
+CACHE_VERSION = 6
 # From this many headers to read (about 1 ms each on a local disk), say so first.
 ANNOUNCE_FILES = 1000
 # While reading many headers, write the cache this often (seconds), so that an interrupted
@@ -52,6 +53,8 @@ class PositionPlan:
         ``(T, C, [Z,] Y, X)`` after ingest.
     pixel_size_um, time_interval_s : float or None
         From the file metadata; None if the file does not say.
+    channel_names : tuple of str
+        The file's name of each channel; empty if it names none.
     """
 
     name: str
@@ -60,6 +63,7 @@ class PositionPlan:
     shape: tuple[int, ...]
     pixel_size_um: float | None
     time_interval_s: float | None
+    channel_names: tuple[str, ...] = ()
 
     @property
     def frames(self) -> int:
@@ -91,7 +95,8 @@ def _layout_record(layout: TiffLayout) -> dict[str, Any]:
     return {"series": layout.series, "series_name": layout.series_name,
             "shape": list(layout.shape), "dtype": str(layout.dtype),
             "pixel_size_um": layout.sizes.pixel_size_um,
-            "time_interval_s": layout.sizes.time_interval_s}
+            "time_interval_s": layout.sizes.time_interval_s,
+            "channel_names": list(layout.channel_names)}
 
 
 def _load_cache(path: Path | None) -> dict[str, Any]:
@@ -224,7 +229,8 @@ def _plans_of(name: str, files: Sequence[str], records: Sequence[Mapping[str, An
         plans.append(PositionPlan(
             name=name if label is None else f"{name}_{label}", files=tuple(files),
             series=int(record["series"]), shape=shape, pixel_size_um=record["pixel_size_um"],
-            time_interval_s=record["time_interval_s"]))
+            time_interval_s=record["time_interval_s"],
+            channel_names=tuple(record.get("channel_names", ()))))
     return plans
 
 

@@ -53,7 +53,8 @@ def check_experiment_record(results: str | os.PathLike[str], *, source: str | os
 def write_experiment_record(results: str | os.PathLike[str], *, name: str,
                             source: str | os.PathLike[str],
                             positions: Mapping[str, PositionPlan]) -> Path:
-    """Write ``results/experiment.json``: experiment name, source folder and positions."""
+    """Write ``results/experiment.json``: experiment name, source folder and positions (their
+    files, series and, where the files name them, channel names)."""
     from spheroseg import __version__
     from spheroseg.atomic import write_text
 
@@ -64,7 +65,8 @@ def write_experiment_record(results: str | os.PathLike[str], *, name: str,
         "spheroseg": __version__,
         "positions": {plan.name: {"folder": folder,
                                   "files": [os.path.abspath(path) for path in plan.files],
-                                  "series": plan.series}
+                                  "series": plan.series,
+                                  **({"channel_names": list(plan.channel_names)} if plan.channel_names else {})}
                       for folder, plan in positions.items()},
     }
     write_text(record, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
