@@ -18,7 +18,8 @@ SYNTHETIC_KINDS = ("demo", "fluorescence", "invasive", "brightfield", "phase")
 NORMALIZATION_KINDS = ("percentile", "robust", "zscore", "none")
 # Options that go to TrainConfig and TrainingJob under their own names.
 CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
-                  "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp", "frozen_norm")
+                  "foreground_fraction", "sampling", "seed", "max_minutes", "device", "amp", "frozen_norm",
+                  "channels_last")
 JOB_OPTIONS = ("init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_names", "val_min_pairs",
                "mask_kind", "allow_empty", "border_weights", "normalization_scope")
 
@@ -106,6 +107,8 @@ def _add_optimisation(parser: argparse.ArgumentParser) -> None:
                        help="checkpoint folder (resumed from if it matches; default NAME.checkpoints, removed on success)")
     group.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     group.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on GPU")
+    group.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                       help="train with NCHW-strided tensors (default: NHWC, the faster convolution layout)")
     group.add_argument("--no-progress", dest="progress", action="store_false",
                        help="no progress bar or progress lines")
     parser.set_defaults(func=run)
