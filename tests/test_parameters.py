@@ -96,7 +96,7 @@ def library_defaults() -> dict[str, Any]:
                 for field in dataclasses.fields(SegmentationOptions)}
     defaults |= {f"training.{name}": field_default(TrainConfig, name) for name in (
         "epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "patience",
-        "foreground_fraction", "seed", "max_minutes", "device", "amp", "frozen_norm")}
+        "foreground_fraction", "seed", "max_minutes", "device", "amp", "frozen_norm", "channels_last")}
     defaults |= {f"training.{name}": field_default(TrainingJob, name) for name in (
         "init", "depth", "base_width", "pixel_size_um", "val_fraction", "val_min_pairs", "mask_kind",
         "border_weights")}

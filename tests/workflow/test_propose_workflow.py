@@ -130,10 +130,11 @@ def test_bad_config_is_refused_with_the_key_named(tmp_path, run_snakemake, secti
 
 
 @pytest.mark.parametrize(("training", "present", "absent"), [
-    ({}, ["--recipe finetune", "--init ", "default.pt"], ["--epochs 40", "--intensity-augment"]),
+    ({}, ["--recipe finetune", "--init ", "default.pt"], ["--epochs 40", "--intensity-augment", "--no-channels-last"]),
     ({"epochs": 5}, ["--recipe finetune", "--epochs 5"], []),
     ({"recipe": "custom"}, ["--recipe custom", "--epochs 40"], ["--init"]),
-], ids=["finetune-from-model", "explicit-key-wins", "custom-from-scratch"])
+    ({"channels_last": False}, ["--recipe finetune", "--no-channels-last"], []),
+], ids=["finetune-from-model", "explicit-key-wins", "custom-from-scratch", "nchw"])
 def test_recipe_reaches_the_train_command(tmp_path, run_snakemake, training, present, absent):
     folder = tmp_path / "annotations"
     for sub in ("images", "masks"):

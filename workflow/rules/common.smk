@@ -352,6 +352,7 @@ _LATER_TRAINING_SETTINGS = {
     "frozen_norm",
     "device",
     "amp",
+    "channels_last",
 }
 
 
@@ -551,6 +552,7 @@ def train_flags(settings):
         border_weights=settings.get("border_weights"),
         allow_empty_masks=settings.get("allow_empty_masks"),
         no_amp=settings.get("amp") is False,
+        no_channels_last=settings.get("channels_last") is False,
         frozen_norm=settings.get("frozen_norm"),
     )
 
