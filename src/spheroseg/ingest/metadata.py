@@ -118,6 +118,18 @@ def _ome_delta_t(pixels: Any) -> float | None:
                 times[int(plane.get("TheT", "0"))] = float(delta) * factor
             except (TypeError, ValueError):
                 continue
+    return median_step(times)
+
+
+def median_step(times: dict[int, float]) -> float | None:
+    """Median step between the times of consecutive timepoints (the upper median), None with
+    fewer than two timepoints or a step that is not positive.
+
+    Examples
+    --------
+    >>> round(median_step({0: 0.445, 1: 11.086, 2: 21.740}), 6)
+    10.654
+    """
     ordered = [times[t] for t in sorted(times)]
     steps = sorted(b - a for a, b in zip(ordered, ordered[1:]))
     return _positive(steps[len(steps) // 2]) if steps else None

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spheroseg.ingest.metadata import PhysicalSizes
+from spheroseg.ingest.metadata import PhysicalSizes, median_step
 from spheroseg.ingest.tiff import (
     IngestError,
     TiffLayout,
@@ -192,20 +192,6 @@ def _lif_frame_interval_s(image: Any) -> float | None:
     return _um((times[-1] - times[0]) / (times.size - 1))
 
 
-def _median_step(times: dict[int, float]) -> float | None:
-    """Median step between the times of consecutive timepoints (the upper median, as for an
-    OME-TIFF's ``DeltaT``); None with fewer than two timepoints or a step that is not positive.
-
-    Examples
-    --------
-    >>> _median_step({0: 0.445, 1: 11.086, 2: 21.740})
-    10.654
-    """
-    ordered = [times[t] for t in sorted(times)]
-    steps = sorted(later - earlier for earlier, later in zip(ordered, ordered[1:]))
-    return _um(round(steps[len(steps) // 2], 6)) if steps else None
-
-
 def _nd2_frame_interval_s(path: Path, scene: int) -> float | None:
     """Seconds per frame from an ND2's per-frame acquisition times, for a time loop that
     states no period ("no delay": bioio reports none): the median step between the first
@@ -227,7 +213,8 @@ def _nd2_frame_interval_s(path: Path, scene: int) -> float | None:
             continue
         if isinstance(t_index, int | float) and isinstance(time_s, int | float) and math.isfinite(time_s):
             times[int(t_index)] = min(float(time_s), times.get(int(t_index), math.inf))
-    return _median_step(times)
+    step = median_step(times)
+    return None if step is None else _um(round(step, 6))
 
 
 def _scene_sizes(image: Any, path: Path, scene: int = 0) -> PhysicalSizes:
