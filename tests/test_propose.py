@@ -155,6 +155,36 @@ def test_cli_says_what_it_skipped(tmp_path, capsys):
     assert second["written"] == [] and sorted(second["skipped"]) == ["pos0_t0000", "pos0_t0001"]
 
 
+def _two_channel_position(folder: Path, *, marked: int) -> Path:
+    """Results like :func:`_position`'s (2 frames) with two image channels; channel `marked`
+    holds 7 + 1000 t."""
+    yy, xx = np.indices((32, 32))
+    disks = np.stack([((yy - 16) ** 2 + (xx - 16) ** 2 <= (6 + t) ** 2) for t in range(2)])
+    image = np.repeat((40 + 150 * disks).astype(np.uint16)[:, None], 2, axis=1)
+    image[:, marked] = 7 + 1000 * np.arange(2)[:, None, None]
+    array = ngff.create_image(folder / "image.ome.zarr", shape=image.shape, dtype=image.dtype, axes="tcyx",
+                              pixel_size_um=2.0, time_interval_s=60.0)
+    for t in range(2):
+        ngff.write_frame(array, t, image[t])
+    _store(folder / "probabilities.ome.zarr", np.where(disks, 0.95, 0.02).astype(np.float32))
+    _store(folder / "image.ome.zarr" / "labels" / "segmentation", disks.astype(np.int32))
+    return folder
+
+
+def test_cli_writes_each_positions_own_channel(tmp_path):
+    """ingest.channel by name can choose channel 1 in one position and 0 in another: the
+    workflow passes one number per position, and each pair's image is that channel."""
+    first = _two_channel_position(tmp_path / "A", marked=1)
+    second = _two_channel_position(tmp_path / "B", marked=0)
+    assert main(["propose", str(first), str(second), "--annotations", str(tmp_path / "ann"), "--n", "4",
+                 "--channel", "1", "0", "--output", str(tmp_path / "out.json")]) == 0
+    layout = Layout.of(tmp_path / "ann")
+    for name in ("A_t0000", "A_t0001", "B_t0000", "B_t0001"):
+        assert np.all(tifffile.imread(layout.image_path(name)) == 7 + 1000 * int(name[-1])), name
+    with pytest.raises(ValueError, match=r"channel must be one number, or one per position \(2\), got 3"):
+        propose_frames([first, second], tmp_path / "other", n=1, channel=[1, 0, 0])
+
+
 def test_proposals_record_their_position_s_normalisation_window(tmp_path):
     """A fine-tune with "scope": "series" must see a corrected frame as predict will: normalised
     with the window of its whole time series, which only propose can see (issue 18)."""

@@ -3,6 +3,7 @@ a small demo with an injected artefact."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -65,3 +66,5 @@ def test_html_report_holds_figures_qc_and_model_card(html_report):
         assert name in text, name
     assert "Quality control" in text and "Positions" in text
     assert "Each position went through these rules" in text  # the top page (workflow/report/workflow.rst)
+    # the montage caption names the channel number the position's rule read (ingest.channel may be a name)
+    assert re.search(r"raw frames \(channel(\s|\\n)+0\)", text)

@@ -362,7 +362,7 @@ def recorded_windows(folder: str | os.PathLike[str], normalization: Mapping[str,
 
 
 def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, PositionResults],
-                    annotations: str | os.PathLike[str], *, n: int, channel: int = 0,
+                    annotations: str | os.PathLike[str], *, n: int, channel: int | Mapping[str, int] = 0,
                     normalization: Mapping[str, Any] | None = None) -> Proposal:
     """Write the first `n` ranked frames whose mask does not exist yet as annotation pairs.
 
@@ -376,8 +376,8 @@ def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, Po
         Annotation folder (``training.annotations``); created if missing.
     n : int
         Frames to write.
-    channel : int
-        Image channel written.
+    channel : int or mapping of str to int
+        Image channel written: one for every position, or by position name.
     normalization : mapping, optional
         The normalisation of the model that will be fine-tuned; with a percentile or robust
         kind each pair's entry records its position's series window
@@ -401,12 +401,13 @@ def write_proposals(ranked: Sequence[FrameCandidate], positions: Mapping[str, Po
         if layout.mask_path(candidate.name).exists():
             proposal.skipped.append(candidate.name)
             continue
-        image, mask, pixel_size = _frame_pair(positions[candidate.position], candidate.timepoint, channel)
+        number = channel if isinstance(channel, int) else channel[candidate.position]
+        image, mask, pixel_size = _frame_pair(positions[candidate.position], candidate.timepoint, number)
         write_tiff(layout.image_path(candidate.name), image, pixel_size_um=pixel_size)
         write_tiff(layout.mask_path(candidate.name), mask, pixel_size_um=pixel_size)
         entry = {key: value for key, value in asdict(candidate).items() if key != "flags"}
         if spec is not None and candidate.position not in windows:
-            windows[candidate.position] = _position_window(positions[candidate.position], channel, spec)
+            windows[candidate.position] = _position_window(positions[candidate.position], number, spec)
         if spec is not None:
             entry["normalization_window"] = {"normalization": spec, **windows[candidate.position]}
         proposal.written.append({"frame": candidate.name, **entry, "flags": list(candidate.flags),
@@ -432,7 +433,7 @@ def record_proposals(annotations: str | os.PathLike[str], proposal: Proposal, *,
 
 
 def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotations: str | os.PathLike[str], *,
-                   n: int = 8, channel: int = 0, conditions: Mapping[str, str] | None = None,
+                   n: int = 8, channel: int | Sequence[int] = 0, conditions: Mapping[str, str] | None = None,
                    model: str | None = None, normalization: Mapping[str, Any] | None = None) -> Proposal:
     """Rank every frame of the positions and write the `n` neediest new ones for annotation.
 
@@ -445,8 +446,9 @@ def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotatio
         Annotation folder (``training.annotations``).
     n : int
         Frames to propose.
-    channel : int
-        Image channel written.
+    channel : int or sequence of int
+        Image channel written: one for every position, or one per folder of `position_folders`
+        (``ingest.channel`` by name can choose a different number in each).
     conditions : mapping of str to str, optional
         Position name -> condition (sample sheet), for coverage.
     model : str, optional
@@ -461,12 +463,18 @@ def propose_frames(position_folders: Sequence[str | os.PathLike[str]], annotatio
     Raises
     ------
     ValueError
-        If `n` is bad, no position is given or a position's results are missing.
+        If `n` is bad, no position is given, a position's results are missing or `channel`
+        does not give one number per position.
     """
     check_count(n)
     if not position_folders:
         raise ValueError("position_folders must name at least one position's results, got none")
+    if not isinstance(channel, int) and len(channel) != len(position_folders):
+        raise ValueError(f"channel must be one number, or one per position ({len(position_folders)}), "
+                         f"got {len(channel)}: {list(channel)}")
     positions = {results.name: results for results in map(PositionResults.from_folder, position_folders)}
+    if not isinstance(channel, int):
+        channel = dict(zip(positions, channel, strict=True))
     conditions = conditions or {}
     candidates = [c for name, results in positions.items()
                   for c in score_position(results, condition=conditions.get(name))]

@@ -303,9 +303,54 @@ def plan(name: str = "A", channels: int = 1, pixel: float | None = None,
 
 
 def test_check_channel() -> None:
-    preflight.check_channel({"A": plan(channels=2)}, 1)
+    assert preflight.check_channel({"A": plan(channels=2)}, 1) == {"A": 1}
     with pytest.raises(ValueError, match=r"ingest.channel must be below 2 .*'B'.*B.tif"):
         preflight.check_channel({"A": plan(channels=3), "B": plan("B", channels=2)}, 2)
+
+
+def named(name: str, *names: str) -> preflight.PositionPlan:
+    """A position plan whose file names its channels."""
+    return preflight.PositionPlan(name, (f"{name}.nd2",), 0, (2, len(names), 8, 8), None, None, names)
+
+
+def test_channel_by_name_chooses_each_positions_own_number() -> None:
+    """Two microscopes put brightfield in different channels: one name finds it in both."""
+    plans = {"A": named("A", "BF", "GFP"), "B": named("B", "mCherry", "GFP", "bf"), "C": plan("C")}
+    assert preflight.check_channel(plans, "GFP") == {"A": 1, "B": 1, "C": 0}
+    # exact first, then ignoring case; an unnamed single-channel file uses its only channel
+    assert preflight.check_channel(plans, "BF") == {"A": 0, "B": 2, "C": 0}
+    # several names: the first that a position has, in the order given
+    plans["D"] = named("D", "Brightfield", "BF")
+    assert preflight.check_channel(plans, ["Brightfield", "BF"]) == {"A": 0, "B": 2, "C": 0, "D": 0}
+    assert preflight.check_channel({"D": plans["D"]}, ["TL", "bf"]) == {"D": 1}
+
+
+@pytest.mark.parametrize(("plans", "channel", "match"), [
+    ({"A": named("A", "BF", "GFP")}, "DAPI",
+     r"^ingest.channel must name a channel of position 'A' \(0 'BF', 1 'GFP'\), got 'DAPI' \(in A.nd2\)$"),
+    ({"A": named("A", "BF", "GFP")}, ["TL", "DAPI"],
+     r"got \['TL', 'DAPI'\] \(in A.nd2\)$"),
+    # 'bf' and 'BF' both match when case is ignored: neither is taken
+    ({"A": named("A", "bf", "BF ", "Bf")}, "BF", r"0 'bf', 1 'BF ', 2 'Bf'\), got 'BF'"),
+    ({"A": plan(channels=2)}, "BF",
+     r"^ingest.channel must be a number for position 'A', whose file does not name its 2 channels, "
+     r"got 'BF' \(in A.tif\)$"),
+], ids=["missing", "none-of-several", "ambiguous-case", "unnamed"])
+def test_channel_by_name_that_a_position_lacks_names_its_file_and_channels(plans, channel, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        preflight.check_channel(plans, channel)
+
+
+def test_the_several_channels_note_marks_the_named_channel_of_each_position(tmp_path: Path) -> None:
+    plans = {"A": named("A", "BF", "GFP"), "B": named("B", "GFP", "BF")}
+    (line,) = [line for line in preflight.folder_warnings(plans, results=tmp_path, channel="BF")
+               if "several channels" in line]
+    assert "'A' (2: 0 'BF' segmented, 1 'GFP'), 'B' (2: 0 'GFP', 1 'BF' segmented)" in line
+    assert "Only the channel named 'BF' is segmented" in line
+    record = preflight.write_experiment_record(tmp_path, name="e", source=tmp_path, positions=plans,
+                                               channels=preflight.check_channel(plans, "BF"))
+    positions = json.loads(record.read_text())["positions"]
+    assert (positions["A"]["channel"], positions["B"]["channel"]) == (0, 1)
 
 
 def test_check_model(tmp_path: Path) -> None:
@@ -558,12 +603,12 @@ def test_folder_warnings_name_what_runs_but_may_not_be_meant(tmp_path: Path) -> 
     two = {"C2": _plan("C2", (3, 2, 31, 38)), "C1": _plan("C1", (3, 1, 31, 38))}
     assert preflight.folder_warnings(two, results=tmp_path / "new", channel=1) == [
         "1 position(s) have several channels: 'C2' (2). Only channel 1 (counting from 0) is segmented and "
-        "measured; ingest.channel chooses it."]
+        "measured; ingest.channel chooses it, by number or name."]
     # ... and where the file names its channels, the note names them and the segmented one
     named = {"C2": preflight.PositionPlan("C2", ("C2.czi",), 0, (3, 2, 31, 38), None, None, ("LED555", "LED470"))}
     assert preflight.folder_warnings(named, results=tmp_path / "new", channel=1) == [
         "1 position(s) have several channels: 'C2' (2: 0 'LED555', 1 'LED470' segmented). Only channel 1 "
-        "(counting from 0) is segmented and measured; ingest.channel chooses it."]
+        "(counting from 0) is segmented and measured; ingest.channel chooses it, by number or name."]
     assert lines[0].startswith("1 position(s) have z-slices and one timepoint: 'A'") and "ingest.axes" in lines[0]
     assert lines[1].startswith("1 position(s) are named like annotation masks: 'B_mask'")
     assert lines[2].startswith("1 position(s) of an earlier run are no longer in the experiment folder: 'D'")

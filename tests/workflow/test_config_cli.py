@@ -26,7 +26,8 @@ def test_a_results_path_that_is_a_file_is_refused_before_any_job(tmp_path, run_s
 
 
 @pytest.mark.parametrize(("value", "line"), [
-    ("ingest={channel: -1}", "ingest.channel must be >= 0, got -1 (config key 'ingest.channel')"),
+    ("ingest={channel: -1}", "ingest.channel must be an integer >= 0 or a non-empty string or a list of non-empty "
+                             "strings, got -1 (config key 'ingest.channel')"),
     ("segment={treshold: 0.6}", "segment must have only the keys ["),
     ("measure={smoothing: gauss}", "measure.smoothing must be one of ['auto', 'none'] or a number >= 0 and < 50, got 'gauss'"),
 ], ids=["range", "misspelt-key", "one-of"])

@@ -60,6 +60,16 @@ def coerce_cli_values(values, schema):
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if not kinds and "enum" in spec:  # e.g. rescale: [auto, "off", false]
             kinds = [enum_kind(choice) for choice in spec["enum"]]
+        if not kinds and "oneOf" in spec:  # e.g. ingest.channel: a number or names
+            kinds = [
+                kind
+                for form in spec["oneOf"]
+                for kind in (
+                    [form["type"]]
+                    if isinstance(form.get("type"), str)
+                    else form.get("type") or map(enum_kind, form.get("enum", []))
+                )
+            ]
         if isinstance(value, dict):
             coerce_cli_values(value, spec)
         elif isinstance(value, list) and isinstance(spec.get("items"), dict):
@@ -196,10 +206,11 @@ def check_demo():
 
 def check_before_any_job():
     """Every check that needs no job: config paths, the data's channels, the model or the
-    annotations, and that the results folder is not another experiment's."""
+    annotations, and that the results folder is not another experiment's. Returns the
+    positions' plans and the channel number ingest.channel chooses in each."""
     check_config_paths()
     positions = plan_positions()
-    preflight.check_channel(positions, config["ingest"]["channel"])
+    channels = preflight.check_channel(positions, config["ingest"]["channel"])
     check_samples(positions)
     if not config["training"]["enabled"]:
         # A bioimage.io package is checked by imported_model_path; its model is made by a job.
@@ -209,7 +220,7 @@ def check_before_any_job():
     else:
         check_training()
     preflight.check_experiment_record(OUT, source=EXPERIMENT_DIR)
-    return positions
+    return positions, channels
 
 
 def check_samples(positions):
@@ -272,6 +283,17 @@ def untracked_sources(wildcards):
         if has_braces(p)
     ]
     return ",".join(stamps)
+
+
+def channel_of(wildcards):
+    """The channel number ingest.channel (a number or channel names) chooses in a position."""
+    return CHANNELS[wildcards.position]
+
+
+def proposal_channels():
+    """--channel of propose: one number for every position, else one per position."""
+    numbers = [CHANNELS[position] for position in POSITIONS]
+    return numbers[0] if len(set(numbers)) == 1 else numbers
 
 
 def position_name(wildcards):
@@ -620,7 +642,7 @@ def final_outputs():
 
 
 try:
-    POSITIONS = check_before_any_job()
+    POSITIONS, CHANNELS = check_before_any_job()
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 announce_units()
@@ -629,7 +651,11 @@ announce_uncorrected()
 
 onstart:
     preflight.write_experiment_record(
-        OUT, name=EXPERIMENT, source=EXPERIMENT_DIR, positions=POSITIONS
+        OUT,
+        name=EXPERIMENT,
+        source=EXPERIMENT_DIR,
+        positions=POSITIONS,
+        channels=CHANNELS,
     )
 
 

@@ -44,7 +44,7 @@ rule predict:
         gpu=1,
     params:
         model_sha256=model_digest,
-        channel=config["ingest"]["channel"],
+        channel=channel_of,
         device=config["predict"]["device"],
         precision=config["predict"]["precision"],
         options=optional_flags(batch_size=config["predict"]["batch_size"])

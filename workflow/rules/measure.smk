@@ -23,7 +23,7 @@ rule measure:
     params:
         experiment=lambda wildcards: EXPERIMENT,
         position=position_name,
-        channel=config["ingest"]["channel"],
+        channel=channel_of,
         smoothing=config["measure"]["smoothing"],
         folder=lambda wildcards, output: Path(output.table).parent,
         labels=lambda wildcards, input: Path(input.image) / "labels" / "segmentation",

@@ -16,7 +16,7 @@ rule propose:
         folders=[f"{OUT}/{position}" for position in POSITIONS],
         annotations=lambda wildcards: config["training"]["annotations"],
         n=config["propose"]["n"],
-        channel=config["ingest"]["channel"],
+        channel=lambda wildcards: proposal_channels(),
         model=lambda wildcards: model_path(),
         options=lambda wildcards: optional_flags(samples=config["samples"]),
     shell:

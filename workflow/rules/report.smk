@@ -106,7 +106,7 @@ rule report_position:
     params:
         title=lambda wildcards: f"{EXPERIMENT} / {position_name(wildcards)}",
         folder=lambda wildcards, output: Path(output.plot).parent,
-        channel=config["ingest"]["channel"],
+        channel=channel_of,
         montage_frames=config["report"]["montage_frames"],
         gif_frames=config["report"]["gif_frames"],
         gif_size=config["report"]["gif_size"],

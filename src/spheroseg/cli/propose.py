@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--annotations", type=Path, required=True, help="annotation folder to write into")
     parser.add_argument("--output", type=Path, required=True, help="JSON file listing this run's proposals")
     parser.add_argument("--n", type=int, help="frames to propose")
-    parser.add_argument("--channel", type=int, help="image channel written")
+    parser.add_argument("--channel", type=int, nargs="+", metavar="CHANNEL",
+                        help="image channel written: one for every position, or one per POSITION_DIR")
     parser.add_argument("--samples", type=Path, help="sample sheet (TSV): conditions to cover")
     parser.add_argument("--model", help="the model whose predictions are proposed (recorded)")
     parser.set_defaults(func=run)
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> None:
     from spheroseg.atomic import write_text
     from spheroseg.propose import propose_frames
 
+    options = given(args, ("n", "channel", "model"))
+    if len(options.get("channel", ())) == 1:
+        options["channel"] = options["channel"][0]
     proposal = propose_frames(args.positions, args.annotations, conditions=_conditions(args),
-                              normalization=_normalization(args), **given(args, ("n", "channel", "model")))
+                              normalization=_normalization(args), **options)
     for line in proposal.summary(args.annotations):
         print(f"spheroseg propose: {line}", file=sys.stderr)
     write_text(args.output, json.dumps({"annotations": str(args.annotations), "written": proposal.written,

@@ -8,25 +8,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from spheroseg.preflight.notes import names_text
-from spheroseg.preflight.plan import PositionPlan
+from spheroseg.preflight.plan import ChannelSpec, PositionPlan, channel_index
 
 
-def check_channel(plans: Mapping[str, PositionPlan], channel: int) -> None:
-    """Raise if ``ingest.channel`` is beyond the channels of any position.
+def check_channel(plans: Mapping[str, PositionPlan], channel: ChannelSpec) -> dict[str, int]:
+    """Position folder -> the channel number ``ingest.channel`` chooses in it
+    (:func:`channel_index`); raises for the first position where it chooses none.
 
     Examples
     --------
     >>> plan = PositionPlan("A", ("A.tif",), 0, (2, 1, 8, 8), None, None)
+    >>> check_channel({"A": plan}, "BF")
+    {'A': 0}
     >>> check_channel({"A": plan}, 1)
     Traceback (most recent call last):
     ...
     ValueError: ingest.channel must be below 1 (the channels of position 'A'), got 1 (in A.tif)
     """
-    for plan in plans.values():
-        if not 0 <= channel < plan.channels:
-            raise ValueError(
-                f"ingest.channel must be below {plan.channels} (the channels of position "
-                f"{plan.name!r}), got {channel} (in {plan.files[0]})")
+    return {folder: channel_index(plan, channel) for folder, plan in plans.items()}
 
 
 def check_model(path: str | os.PathLike[str], *, key: str = "model",
@@ -189,6 +188,10 @@ def schema_error(config: Mapping[str, object], schema: Mapping[str, object]) -> 
     ...     {"type": "string", "enum": ["auto"]}, {"type": "number", "minimum": 0, "exclusiveMaximum": 50}]}
     >>> schema_error({"ingest": {"smoothing": "gauss"}}, schema)
     "ingest.smoothing must be one of ['auto'] or a number >= 0 and < 50, got 'gauss' (config key 'ingest.smoothing')"
+    >>> schema["properties"]["ingest"]["properties"]["channel"] = {"oneOf": [{"type": "integer", "minimum": 0},
+    ...     {"type": "array", "items": {"type": "string", "minLength": 1}}]}
+    >>> schema_error({"ingest": {"channel": ["BF", 3]}}, schema)
+    "ingest.channel must be an integer >= 0 or a list of non-empty strings, got ['BF', 3] (config key 'ingest.channel')"
     """
     import jsonschema
 
@@ -196,11 +199,17 @@ def schema_error(config: Mapping[str, object], schema: Mapping[str, object]) -> 
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return None
+    # Of a failed alternative (oneOf), the alternatives as a whole: a list item's own error
+    # would name the item, not the key.
+    alternatives = next((e for e in (error, error.parent) if e is not None and e.validator in ("oneOf", "anyOf")),
+                        None)
+    if alternatives is not None:
+        error = alternatives
     key = ".".join(str(part) for part in error.absolute_path) or "config"
     where = f" (config key '{key}')"
-    if error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
-        forms = " or ".join(_schema_form(form) for form in error.parent.validator_value)
-        return f"{key} must be {forms}, got {error.parent.instance!r}{where}"
+    if alternatives is not None:
+        forms = " or ".join(_schema_form(form) for form in error.validator_value)
+        return f"{key} must be {forms}, got {error.instance!r}{where}"
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(known))
@@ -215,6 +224,12 @@ def _schema_form(schema: Mapping[str, object]) -> str:
     """One alternative of a oneOf, in words: ``one of ['auto', 'none']``, ``a number >= 0 and < 50``."""
     if "enum" in schema:
         return f"one of {schema['enum']}"
+    if schema.get("type") == "array":
+        return f"a list of {_schema_form(schema.get('items', {}))}s".replace("a list of a ", "a list of ")
+    if schema.get("type") == "string" and schema.get("minLength"):
+        return "a non-empty string"
     bounds = [_SCHEMA_EXPECTATIONS[name].format(schema[name]) for name in
               ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if name in schema]
-    return " and ".join([f"a {schema.get('type', 'value')}", *bounds]).replace(" and ", " ", 1)
+    kind = str(schema.get("type", "value"))
+    article = "an" if kind[0] in "aeiou" else "a"
+    return " and ".join([f"{article} {kind}", *bounds]).replace(" and ", " ", 1)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from spheroseg.ingest import PhysicalSizes
-from spheroseg.preflight.plan import PositionPlan
+from spheroseg.preflight.plan import ChannelSpec, PositionPlan, channel_index
 from spheroseg.preflight.record import RECORD_NAME
 
 
@@ -58,11 +58,11 @@ def _override_warnings(plans: Mapping[str, PositionPlan], overrides: PhysicalSiz
 
 
 def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.PathLike[str],
-                    pattern: str | None = None, channel: int = 0) -> list[str]:
+                    pattern: str | None = None, channel: ChannelSpec = 0) -> list[str]:
     """Console lines about a folder that runs but may not be what was meant (empty if none):
     positions whose frames are z-slices (max-projected into one frame), positions named like
     annotation masks, z-stacks over time (max-projected per timepoint), positions with
-    several channels (only `channel` is segmented), positions of an earlier run (``results/experiment.json``) whose files
+    several channels (only the one ``ingest.channel`` (`channel`) chooses is segmented), positions of an earlier run (``results/experiment.json``) whose files
     are gone, and an ``ingest.pattern`` without ``{timepoint}`` that makes every file a
     one-frame position."""
     lines = []
@@ -86,12 +86,15 @@ def folder_warnings(plans: Mapping[str, PositionPlan], *, results: str | os.Path
             f"{len(stacks)} position(s) are z-stacks over time: {items_text(stacks)}. Their "
             f"images keep every plane, but predict, segment and measure use each timepoint's "
             f"maximum projection over z.")
-    several = [_channels_item(plan, channel) for plan in plans.values() if plan.channels > 1]
+    several = [_channels_item(plan, channel_index(plan, channel))
+               for plan in plans.values() if plan.channels > 1]
     if several:
+        chosen = (f"channel {channel} (counting from 0)" if isinstance(channel, int) else
+                  f"the channel named {channel!r}" if isinstance(channel, str) else
+                  f"the channel named (first found of) {list(channel)!r}")
         lines.append(
             f"{len(several)} position(s) have several channels: {items_text(several)}. Only "
-            f"channel {channel} (counting from 0) is segmented and measured; ingest.channel "
-            f"chooses it.")
+            f"{chosen} is segmented and measured; ingest.channel chooses it, by number or name.")
     masks = [plan.name for plan in plans.values() if plan.name.lower().endswith("_mask")]
     if masks:
         lines.append(

@@ -76,6 +76,65 @@ class PositionPlan:
         return self.shape[1]
 
 
+#: ``ingest.channel``: a channel number (counting from 0), a channel name, or several names
+#: (the first that a position's file has; vendors and microscopes name one channel differently).
+ChannelSpec = int | str | Sequence[str]
+
+
+def channel_index(plan: PositionPlan, channel: ChannelSpec) -> int:
+    """The channel of `plan` that ``ingest.channel`` chooses.
+
+    A number is taken as it is. A name is matched against the file's channel names, exactly
+    first, then ignoring case when that finds one channel; of several names, the first that
+    matches wins. A position with one unnamed channel (a plain TIFF) uses it for any name.
+
+    Raises
+    ------
+    ValueError
+        Naming the position, its file and its channels, if the number is beyond them or no
+        name matches.
+
+    Examples
+    --------
+    >>> plan = PositionPlan("A", ("A.nd2",), 0, (2, 2, 8, 8), None, None, ("DAPI", "Brightfield"))
+    >>> channel_index(plan, 1), channel_index(plan, "brightfield"), channel_index(plan, ["BF", "Brightfield"])
+    (1, 1, 1)
+    >>> channel_index(plan, "BF")
+    Traceback (most recent call last):
+    ...
+    ValueError: ingest.channel must name a channel of position 'A' (0 'DAPI', 1 'Brightfield'), got 'BF' (in A.nd2)
+    """
+    if isinstance(channel, int):
+        if not 0 <= channel < plan.channels:
+            raise ValueError(
+                f"ingest.channel must be below {plan.channels} (the channels of position "
+                f"{plan.name!r}), got {channel} (in {plan.files[0]})")
+        return channel
+    names = [channel] if isinstance(channel, str) else list(channel)
+    if not plan.channel_names:
+        if plan.channels == 1:
+            return 0
+        raise ValueError(
+            f"ingest.channel must be a number for position {plan.name!r}, whose file does not "
+            f"name its {plan.channels} channels, got {_names_given(names)} (in {plan.files[0]})")
+    for name in names:
+        if name in plan.channel_names:
+            return plan.channel_names.index(name)
+        folded = [number for number, known in enumerate(plan.channel_names)
+                  if known.casefold() == name.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+    known = ", ".join(f"{number} {name!r}" for number, name in enumerate(plan.channel_names))
+    raise ValueError(
+        f"ingest.channel must name a channel of position {plan.name!r} ({known}), got "
+        f"{_names_given(names)} (in {plan.files[0]})")
+
+
+def _names_given(names: Sequence[str]) -> str:
+    """The names of ``ingest.channel`` as given: one quoted name, or the list."""
+    return repr(names[0]) if len(names) == 1 else repr(list(names))
+
+
 def folder_name(name: str) -> str:
     """Folder (and Snakemake wildcard) name for an experiment or position name.
 

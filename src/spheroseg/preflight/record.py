@@ -52,9 +52,11 @@ def check_experiment_record(results: str | os.PathLike[str], *, source: str | os
 
 def write_experiment_record(results: str | os.PathLike[str], *, name: str,
                             source: str | os.PathLike[str],
-                            positions: Mapping[str, PositionPlan]) -> Path:
+                            positions: Mapping[str, PositionPlan],
+                            channels: Mapping[str, int] | None = None) -> Path:
     """Write ``results/experiment.json``: experiment name, source folder and positions (their
-    files, series and, where the files name them, channel names)."""
+    files, series, where the files name them, channel names, and, given `channels` (position
+    folder -> number), the channel segmented)."""
     from spheroseg import __version__
     from spheroseg.atomic import write_text
 
@@ -66,7 +68,8 @@ def write_experiment_record(results: str | os.PathLike[str], *, name: str,
         "positions": {plan.name: {"folder": folder,
                                   "files": [os.path.abspath(path) for path in plan.files],
                                   "series": plan.series,
-                                  **({"channel_names": list(plan.channel_names)} if plan.channel_names else {})}
+                                  **({"channel_names": list(plan.channel_names)} if plan.channel_names else {}),
+                                  **({"channel": channels[folder]} if channels is not None else {})}
                       for folder, plan in positions.items()},
     }
     write_text(record, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
