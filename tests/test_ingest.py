@@ -458,3 +458,29 @@ def test_ome_channel_names_reach_the_plan_and_unnamed_channels_stay_unnamed(tmp_
     assert plans["named"].channel_names == ("BF", "H2B-GFP") and plans["plain"].channel_names == ()
     lines = preflight.folder_warnings(plans, results=tmp_path / "results", channel=0)
     assert "'named' (2: 0 'BF' segmented, 1 'H2B-GFP'), 'plain' (2)" in lines[0]
+
+
+def test_ingested_image_names_its_channels_and_gives_display_windows_for_viewers(tmp_path):
+    """The ``omero`` block of NGFF: napari-ome-zarr and OMERO name the channel layers from its
+    labels and set their contrast from the windows; without it every channel was unnamed and
+    shown over the dtype's whole range (a 12-bit camera's image almost black)."""
+    from ome_zarr_models.common.omero import Omero
+
+    rng = np.random.default_rng(0)
+    data = np.stack([rng.integers(100, 200, (3, 300, 300)), rng.integers(2000, 4000, (3, 300, 300))],
+                    axis=1).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "named.ome.tif", data, ome=True, photometric="minisblack",
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["BF", "H2B-GFP"]}})
+    tifffile.imwrite(tmp_path / "plain.tif", data[:, 0], photometric="minisblack")
+    ingest.ingest_position([tmp_path / "named.ome.tif"], tmp_path / "named.ome.zarr")
+    ingest.ingest_position([tmp_path / "plain.tif"], tmp_path / "plain.ome.zarr", pyramid=False)
+    named = Omero.model_validate(ngff.read_attributes(tmp_path / "named.ome.zarr")["ome"]["omero"])
+    assert [channel.model_extra["label"] for channel in named.channels] == ["BF", "H2B-GFP"]
+    for channel, (low, high) in zip(named.channels, [(100, 200), (2000, 4000)], strict=True):
+        window = channel.window
+        assert (window.min, window.max) == (0, 65535)
+        assert low <= window.start < window.end <= high and window.end - window.start > 0.3 * (high - low)
+    (plain,) = Omero.model_validate(ngff.read_attributes(tmp_path / "plain.ome.zarr")["ome"]["omero"]).channels
+    assert "label" not in plain.model_extra
+    assert 100 <= plain.window.start < plain.window.end <= 200
+    np.testing.assert_array_equal(np.asarray(ngff.open_array(tmp_path / "named.ome.zarr")), data)

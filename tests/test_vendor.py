@@ -182,7 +182,13 @@ def test_nd2_time_series_has_its_frames_pixel_size_and_its_timestamps_interval(t
         sizes = document.sizes
         (time_loop,) = [loop for loop in document.experiment if loop.type == "TimeLoop"]
         pixels = document.asarray()  # T, Z, C, Y, X
+        names = [channel.channel.name for channel in document.metadata.channels]
     assert meta.axes == "tczyx"
+    # viewers name the channel layers from the omero labels; each window lies within its channel's data
+    omero = ngff.read_attributes(tmp_path / "image.ome.zarr")["ome"]["omero"]["channels"]
+    assert [channel["label"] for channel in omero] == names == ["5-FAM/pH 9.0", "FM 4-64/2% CHAPS"]
+    for index, channel in enumerate(omero):
+        assert pixels[:, :, index].min() <= channel["window"]["start"] < channel["window"]["end"] <= pixels[:, :, index].max()
     assert meta.shape == (sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]) == (3, 2, 10, 31, 38)
     assert meta.pixel_size_um == pytest.approx(voxel.x) and meta.z_step_um == pytest.approx(voxel.z)
     # The time loop ran "no delay" (period 0 ms): the file states no period, so the interval

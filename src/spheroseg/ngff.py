@@ -881,6 +881,86 @@ def create_levels(
     return levels
 
 
+#: Share of the sampled pixels below ``window.start`` and above ``window.end`` of the
+#: ``omero`` channels (the report's montage uses the same 1st-99.5th percentile grey scale).
+DISPLAY_PERCENTILES = (1.0, 99.5)
+#: Frames sampled for a display window (evenly over time), and the longest side of a sampled
+#: plane (a larger frame contributes evenly spaced pixels).
+DISPLAY_FRAMES = 8
+DISPLAY_SIDE = 512
+
+
+def display_times(frames: int) -> list[int]:
+    """The timepoints :func:`display_windows` samples: up to :data:`DISPLAY_FRAMES`, evenly
+    spaced, first and last included.
+
+    Examples
+    --------
+    >>> display_times(3), display_times(200)
+    ([0, 1, 2], [0, 28, 57, 85, 114, 142, 171, 199])
+    """
+    return sorted({int(t) for t in np.linspace(0, frames - 1, min(frames, DISPLAY_FRAMES)).round()})
+
+
+def display_plane(frame: np.ndarray) -> np.ndarray:
+    """A copy of `frame` (``[c,] [z,] y, x``) with every pixel up to :data:`DISPLAY_SIDE` per
+    side, else evenly spaced ones: what one frame gives :func:`display_windows`."""
+    step = max(1, -(-max(frame.shape[-2:]) // DISPLAY_SIDE))
+    return np.array(frame[..., ::step, ::step])
+
+
+def display_windows(planes: Sequence[np.ndarray], *, channels: bool) -> list[dict[str, float]]:
+    """A display window per channel from sampled frames (:func:`display_plane` of the
+    :func:`display_times` frames): ``start``/``end`` at :data:`DISPLAY_PERCENTILES`,
+    ``min``/``max`` the dtype's range (a float image's sampled range). With `channels`, the
+    planes' first axis is c.
+
+    Examples
+    --------
+    >>> ramp = (np.arange(64 * 64).reshape(64, 64) % 200).astype(np.uint8)
+    >>> display_windows([np.zeros_like(ramp), ramp], channels=False)
+    [{'min': 0.0, 'max': 255.0, 'start': 0.0, 'end': 197.0}]
+    """
+    from spheroseg.normalization import integer_percentiles
+
+    sample = np.stack(planes)  # t, [c,] [z,] y, x
+    windows = []
+    for values in (np.moveaxis(sample, 1, 0) if channels else sample[np.newaxis]):
+        small_integers = values.dtype.kind in "ui" and values.dtype.itemsize <= 2  # from a histogram
+        start, end = (float(v) for v in (integer_percentiles(values, DISPLAY_PERCENTILES) if small_integers
+                                         else np.percentile(values, DISPLAY_PERCENTILES)))
+        if np.issubdtype(values.dtype, np.integer):
+            low, high = float(np.iinfo(values.dtype).min), float(np.iinfo(values.dtype).max)
+        else:
+            low, high = float(np.min(values)), float(np.max(values))
+        windows.append({"min": low, "max": high, "start": start, "end": max(end, start)})
+    return windows
+
+
+def write_channels(path: str | os.PathLike[str], windows: Sequence[Mapping[str, float]],
+                   labels: Sequence[str] = ()) -> None:
+    """Add ``omero`` channel metadata to an NGFF image: each channel's display window
+    (:func:`display_windows`) and name (`labels`, where the file named them), in white, so
+    that viewers (napari-ome-zarr, OMERO) show named channels with a useful contrast.
+
+    Call it inside the ``atomic_path`` block that writes the image.
+
+    Raises
+    ------
+    ValueError
+        If `labels` is neither empty nor one name per window.
+    """
+    import zarr
+    from ome_zarr_models.common.omero import Omero
+
+    if labels and len(labels) != len(windows):
+        raise ValueError(f"labels must name each of the {len(windows)} channel(s), got {list(labels)!r}")
+    channels = [{"color": "FFFFFF", "window": dict(window), "active": True,
+                 **({"label": labels[index]} if labels else {})} for index, window in enumerate(windows)]
+    group = zarr.open_group(store=str(path), mode="r+")
+    group.attrs["ome"] = {**group.attrs["ome"], "omero": _dump(Omero(channels=channels))}
+
+
 def write_pyramid(
     path: str | os.PathLike[str], *, factor: int = 2, min_size: int = 256,
     max_levels: int = 8,

@@ -297,7 +297,7 @@ def _counted_percentiles(counts: np.ndarray, offset: int, percents: tuple[float,
     return values[:count] + (values[count:] - values[:count]) * (positions - below)
 
 
-def _integer_percentiles(image: np.ndarray, percents: tuple[float, float]) -> np.ndarray:
+def integer_percentiles(image: np.ndarray, percents: tuple[float, float]) -> np.ndarray:
     """``np.percentile(image, percents)`` (linear) for 8/16-bit integer data, from a histogram."""
     offset = int(image.min())
     return _counted_percentiles(np.bincount(image.ravel().astype(np.int64) - offset), offset, percents)
@@ -307,8 +307,8 @@ def _percentiles(raw: np.ndarray, data: np.ndarray, percents: tuple[float, float
     """Percentiles of `data` (``raw`` as float32, negated if `negate`); integer `raw` uses a histogram."""
     if raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2:
         if negate:
-            return -_integer_percentiles(raw, (100.0 - percents[0], 100.0 - percents[1]))
-        return _integer_percentiles(raw, percents)
+            return -integer_percentiles(raw, (100.0 - percents[0], 100.0 - percents[1]))
+        return integer_percentiles(raw, percents)
     return np.percentile(data, percents)
 
 
@@ -398,5 +398,5 @@ def percentiles_of_integers(image: np.ndarray, percents: tuple[float, float]) ->
     >>> percentiles_of_integers(np.array([[0, 10], [20, 30]], dtype=np.uint8), (50.0, 100.0))
     (15.0, 30.0)
     """
-    low, high = _integer_percentiles(image, percents)
+    low, high = integer_percentiles(image, percents)
     return float(low), float(high)

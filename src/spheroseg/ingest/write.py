@@ -24,18 +24,25 @@ FRAMES_IN_FLIGHT = 4
 
 
 def _stream_frames(layouts: Sequence[TiffLayout], *, fill_nonfinite: float | None = None,
-                   blank: list[tuple[int, float]] | None = None) -> Iterator[tuple[int, Any]]:
+                   blank: list[tuple[int, float]] | None = None,
+                   display: dict[int, Any] | None = None) -> Iterator[tuple[int, Any]]:
     """All frames of a position: each file's frames, numbered consecutively and checked.
 
     Non-finite pixels raise (or are replaced by `fill_nonfinite`); constant frames are
-    appended to `blank` as ``(t, value)``.
+    appended to `blank` as ``(t, value)``; the frames whose t is a key of `display` leave
+    their ``ngff.display_plane`` there (for the channels' display windows, from the frame
+    in memory rather than read back).
     """
+    from spheroseg.ngff import display_plane
+
     offset = 0
     for layout in layouts:
         for t, frame in iter_frames(layout):
             frame = _finite_frame(frame, offset + t, layout.path, fill_nonfinite)
             if blank is not None and frame.size and _is_constant(frame):
                 blank.append((offset + t, float(frame.flat[0])))
+            if display is not None and offset + t in display:
+                display[offset + t] = display_plane(frame)
             yield offset + t, frame
         offset += layout.shape[0]
 
@@ -148,7 +155,8 @@ def ingest_position(
     -------
     ImageMetadata
         What was written (`spheroseg.ngff.read_metadata` of the output). Constant frames
-        are listed in the group attribute ``spheroseg.blank_frames``.
+        are listed in the group attribute ``spheroseg.blank_frames``; the ``omero``
+        metadata names the channels (where the file does) and gives each a display window.
 
     Raises
     ------
@@ -187,7 +195,8 @@ def ingest_position(
         )
         levels = ngff.create_levels(tmp) if pyramid else []
         blank: list[tuple[int, float]] = []
-        frames = progress(_stream_frames(layouts, fill_nonfinite=fill_nonfinite, blank=blank),
+        display: dict[int, Any] = dict.fromkeys(ngff.display_times(shape[0]))
+        frames = progress(_stream_frames(layouts, fill_nonfinite=fill_nonfinite, blank=blank, display=display),
                           total=shape[0], description=f"{label}: frames", unit="frame",
                           pixels_per_item=math.prod(shape[1:]))
         written = write_frames([level0, *levels], frames, workers=workers)
@@ -196,6 +205,8 @@ def ingest_position(
                               f"(in {first.path})")
         if blank:
             ngff.update_attributes(tmp, {"spheroseg": {"blank_frames": [t for t, _ in blank]}})
+        # ingest's axes are always tc[z]yx
+        ngff.write_channels(tmp, ngff.display_windows(list(display.values()), channels=True), first.channel_names)
         seal_arrays(tmp)
     _report_blank_frames(blank, label)
     LOG.info("%s: wrote %d frame(s) of shape %s %s to %s", label, shape[0], shape[1:],
