@@ -45,8 +45,8 @@ def _measure(folder: Path, image: Path) -> pd.DataFrame:
     from spheroseg.tiling import write_plan
 
     plan = folder / "tiles.json"
-    write_plan(plan_for_image(image, MODEL, tile_size=256, overlap=0.25), plan)
-    predict_tiles(image, plan, MODEL, folder / "tiles.zarr", device="cpu", batch_size=8)
+    write_plan(plan_for_image(image, MODEL), plan)  # the workflow's tiles: fitted, with the card's halo
+    predict_tiles(image, plan, MODEL, folder / "tiles.zarr", device="cpu")
     stitch_tiles(plan, folder / "tiles.zarr", folder / "probabilities.ome.zarr")
     segment_store(folder / "probabilities.ome.zarr", folder / "labels.ome.zarr",
                   SegmentationOptions(threshold=0.5, fill_holes=True, min_area_um2=2000))
