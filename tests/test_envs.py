@@ -47,6 +47,31 @@ def test_environment_pins_python_and_pip_and_installs_spheroseg(env_file):
     assert len(specs) == 1 and PIP_ENTRY.match(specs[0]), specs
 
 
+# conda-forge names of the package's pip dependencies (where they differ)
+CONDA_NAMES = {"pytorch": "torch", "pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
+
+
+def declared_dependencies(extras: list[str]) -> set[str]:
+    """Distribution names (lower case) of pyproject's dependencies and of `extras`."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [spec for extra in extras for spec in project["optional-dependencies"][extra]]
+    return {re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0].lower() for spec in specs}
+
+
+@pytest.mark.parametrize("env_file", ENVS, ids=[path.stem for path in ENVS])
+def test_every_conda_package_is_a_declared_dependency(env_file):
+    """An environment carries only what the package needs: envs/torch.yaml kept dask after
+    the package stopped using it (issue 17 moved it to the bench extra)."""
+    env = yaml.safe_load(env_file.read_text())
+    extras = (PIP_ENTRY.match(pip_specs(env_file)[0]).group(1) or "[]").strip("[]").split(",")
+    declared = declared_dependencies([extra for extra in extras if extra])
+    conda = {CONDA_NAMES.get(name, name) for item in env["dependencies"] if isinstance(item, str)
+             for name in [item.split("=")[0]] if name not in ("python", "pip")}
+    assert conda <= declared, f"not dependencies of spheroseg{extras}: {sorted(conda - declared)}"
+
+
 def test_every_rule_uses_an_environment_that_installs_spheroseg():
     used = rule_envs()
     assert used and used <= {path.resolve() for path in ENVS}

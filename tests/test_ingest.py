@@ -484,3 +484,8 @@ def test_ingested_image_names_its_channels_and_gives_display_windows_for_viewers
     assert "label" not in plain.model_extra
     assert 100 <= plain.window.start < plain.window.end <= 200
     np.testing.assert_array_equal(np.asarray(ngff.open_array(tmp_path / "named.ome.zarr")), data)
+    # ome-zarr-py, the reader under napari-ome-zarr, turns them into layer names and contrast limits
+    reader, io = pytest.importorskip("ome_zarr.reader"), pytest.importorskip("ome_zarr.io")
+    node = list(reader.Reader(io.parse_url(str(tmp_path / "named.ome.zarr")))())[0]
+    assert node.metadata["channel_names"] == ["BF", "H2B-GFP"]
+    assert node.metadata["contrast_limits"] == [[c.window.start, c.window.end] for c in named.channels]
