@@ -38,6 +38,7 @@ WRITE_INTO_TEMPORARY = {
     "write_pyramid": "ngff: fills the pyramid levels of the store being written",
     "_write_files": "modelzoo: stages a package in a private folder inside export's atomic_path block",
     "update_attributes": "ngff: adds group attributes to the store being written",
+    "write_channels": "ngff: adds the omero channels to the store being written",
     "seal_arrays": "zarrio: records the chunk file counts in the store being written, last in its atomic_path block",
 }
 # Deserialisers that can run code from the file they read.
