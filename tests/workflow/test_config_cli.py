@@ -30,7 +30,8 @@ def test_a_results_path_that_is_a_file_is_refused_before_any_job(tmp_path, run_s
                              "strings, got -1 (config key 'ingest.channel')"),
     ("segment={treshold: 0.6}", "segment must have only the keys ["),
     ("measure={smoothing: gauss}", "measure.smoothing must be one of ['auto', 'none'] or a number >= 0 and < 50, got 'gauss'"),
-], ids=["range", "misspelt-key", "one-of"])
+    ("segment={threshold: 1.5}", "segment.threshold must be < 1, got 1.5 (config key 'segment.threshold')"),
+], ids=["range", "misspelt-key", "one-of", "readme-example"])
 def test_a_bad_value_is_one_line_naming_the_key(tmp_path, run_snakemake, value, line):
     """Snakemake's own validation says the same as a 10-20-line jsonschema dump (workflow audit F25)."""
     result = run_snakemake(tmp_path, "-n", "--config", value, check=False)
