@@ -489,3 +489,12 @@ def test_ingested_image_names_its_channels_and_gives_display_windows_for_viewers
     node = list(reader.Reader(io.parse_url(str(tmp_path / "named.ome.zarr")))())[0]
     assert node.metadata["channel_names"] == ["BF", "H2B-GFP"]
     assert node.metadata["contrast_limits"] == [[c.window.start, c.window.end] for c in named.channels]
+
+
+def test_a_blank_stack_gets_a_display_window_of_nonzero_width(tmp_path):
+    """A shutter that never opened: every pixel 0. A window with start == end makes viewers
+    refuse the contrast limits, so the window is one grey level wide."""
+    tifffile.imwrite(tmp_path / "blank.tif", np.zeros((3, 40, 40), np.uint16), photometric="minisblack")
+    ingest.ingest_position([tmp_path / "blank.tif"], tmp_path / "blank.ome.zarr")
+    (channel,) = ngff.read_attributes(tmp_path / "blank.ome.zarr")["ome"]["omero"]["channels"]
+    assert channel["window"] == {"min": 0.0, "max": 65535.0, "start": 0.0, "end": 1.0}

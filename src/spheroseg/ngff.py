@@ -920,6 +920,8 @@ def display_windows(planes: Sequence[np.ndarray], *, channels: bool) -> list[dic
     >>> ramp = (np.arange(64 * 64).reshape(64, 64) % 200).astype(np.uint8)
     >>> display_windows([np.zeros_like(ramp), ramp], channels=False)
     [{'min': 0.0, 'max': 255.0, 'start': 0.0, 'end': 197.0}]
+    >>> display_windows([np.full((4, 4), 0.5, np.float32)], channels=False)
+    [{'min': 0.5, 'max': 1.5, 'start': 0.5, 'end': 1.5}]
     """
     from spheroseg.normalization import integer_percentiles
 
@@ -933,7 +935,8 @@ def display_windows(planes: Sequence[np.ndarray], *, channels: bool) -> list[dic
             low, high = float(np.iinfo(values.dtype).min), float(np.iinfo(values.dtype).max)
         else:
             low, high = float(np.min(values)), float(np.max(values))
-        windows.append({"min": low, "max": high, "start": start, "end": max(end, start)})
+        end = end if end > start else start + 1.0  # blank frames: viewers need a window of width > 0
+        windows.append({"min": low, "max": max(high, end), "start": start, "end": end})
     return windows
 
 
