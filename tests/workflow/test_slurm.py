@@ -183,11 +183,13 @@ def test_demo_completes_on_slurm(experiment_runs):
 
 def test_cpu_rules_are_grouped_per_position(experiment_runs):
     jobs = experiment_runs["first"].jobs
+    # the experiment-wide end (aggregate, report_qc -> report_experiment) is one job, not two rounds
     assert _pipeline(name for name in jobs.values() if not name.startswith("rule_report_")) == [
+        "group_experiment_aggregate_report_experiment_report_qc",
         "group_post_measure_report_position_report_position_qc_segment_stitch", "group_prep_ingest_tile",
-        "rule_aggregate", "rule_demo", "rule_predict", "rule_predict"]
+        "rule_demo", "rule_predict", "rule_predict"]
     for job, name in jobs.items():
-        if name.startswith("group_"):  # both positions in one job (group-components 2): CPUs add up
+        if name.startswith(("group_prep", "group_post")):  # both positions in one job (group-components 2)
             assert scheduler_record(job)["NumCPUs"] == "2", (name, scheduler_record(job))
 
 
