@@ -909,25 +909,24 @@ def display_plane(frame: np.ndarray) -> np.ndarray:
     return np.array(frame[..., ::step, ::step])
 
 
-def display_windows(planes: Sequence[np.ndarray], *, channels: bool) -> list[dict[str, float]]:
-    """A display window per channel from sampled frames (:func:`display_plane` of the
-    :func:`display_times` frames): ``start``/``end`` at :data:`DISPLAY_PERCENTILES`,
-    ``min``/``max`` the dtype's range (a float image's sampled range). With `channels`, the
-    planes' first axis is c.
+def display_windows(planes: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    """A display window per channel from sampled frames, each ``c, [z,] y, x``
+    (:func:`display_plane` of the :func:`display_times` frames): ``start``/``end`` at
+    :data:`DISPLAY_PERCENTILES`, ``min``/``max`` the dtype's range (a float image's sampled
+    range).
 
     Examples
     --------
-    >>> ramp = (np.arange(64 * 64).reshape(64, 64) % 200).astype(np.uint8)
-    >>> display_windows([np.zeros_like(ramp), ramp], channels=False)
+    >>> ramp = (np.arange(64 * 64).reshape(1, 64, 64) % 200).astype(np.uint8)
+    >>> display_windows([np.zeros_like(ramp), ramp])
     [{'min': 0.0, 'max': 255.0, 'start': 0.0, 'end': 197.0}]
-    >>> display_windows([np.full((4, 4), 0.5, np.float32)], channels=False)
+    >>> display_windows([np.full((1, 4, 4), 0.5, np.float32)])
     [{'min': 0.5, 'max': 1.5, 'start': 0.5, 'end': 1.5}]
     """
     from spheroseg.normalization import integer_percentiles
 
-    sample = np.stack(planes)  # t, [c,] [z,] y, x
     windows = []
-    for values in (np.moveaxis(sample, 1, 0) if channels else sample[np.newaxis]):
+    for values in np.moveaxis(np.stack(planes), 1, 0):  # per channel: t, [z,] y, x
         small_integers = values.dtype.kind in "ui" and values.dtype.itemsize <= 2  # from a histogram
         start, end = (float(v) for v in (integer_percentiles(values, DISPLAY_PERCENTILES) if small_integers
                                          else np.percentile(values, DISPLAY_PERCENTILES)))

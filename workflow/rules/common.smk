@@ -49,6 +49,18 @@ def enum_kind(choice):
     return "number" if isinstance(choice, (int, float)) else "string"
 
 
+def schema_kinds(spec):
+    """Schema type names a value of `spec` may have: its type, else its enum choices' types
+    (e.g. rescale: [auto, "off", false]), else those of its oneOf alternatives (e.g.
+    ingest.channel: a number or names)."""
+    kinds = spec.get("type", [])
+    if kinds:
+        return [kinds] if isinstance(kinds, str) else list(kinds)
+    if "enum" in spec:
+        return [enum_kind(choice) for choice in spec["enum"]]
+    return [kind for form in spec.get("oneOf", []) for kind in schema_kinds(form)]
+
+
 def coerce_cli_values(values, schema):
     """Turn strings from nested `--config key='{a: 1}'` overrides (parsed by Snakemake as
     strings) into the numbers, booleans or nulls that the schema asks for."""
@@ -56,20 +68,7 @@ def coerce_cli_values(values, schema):
         spec = schema.get("properties", {}).get(
             key, schema.get("additionalProperties") or {}
         )
-        kinds = spec.get("type", [])
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not kinds and "enum" in spec:  # e.g. rescale: [auto, "off", false]
-            kinds = [enum_kind(choice) for choice in spec["enum"]]
-        if not kinds and "oneOf" in spec:  # e.g. ingest.channel: a number or names
-            kinds = [
-                kind
-                for form in spec["oneOf"]
-                for kind in (
-                    [form["type"]]
-                    if isinstance(form.get("type"), str)
-                    else form.get("type") or map(enum_kind, form.get("enum", []))
-                )
-            ]
+        kinds = schema_kinds(spec)
         if isinstance(value, dict):
             coerce_cli_values(value, spec)
         elif isinstance(value, list) and isinstance(spec.get("items"), dict):

@@ -205,8 +205,7 @@ def ingest_position(
                               f"(in {first.path})")
         if blank:
             ngff.update_attributes(tmp, {"spheroseg": {"blank_frames": [t for t, _ in blank]}})
-        # ingest's axes are always tc[z]yx
-        ngff.write_channels(tmp, ngff.display_windows(list(display.values()), channels=True), first.channel_names)
+        ngff.write_channels(tmp, ngff.display_windows(list(display.values())), first.channel_names)
         seal_arrays(tmp)
     _report_blank_frames(blank, label)
     LOG.info("%s: wrote %d frame(s) of shape %s %s to %s", label, shape[0], shape[1:],
